@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Creates the virtual environment VENV (default .venv) with every dependency pinned.
+# torch goes first: any looser torch spec resolved on a fresh machine pulls a multi-GB CUDA build.
+set -euo pipefail
+VENV=${1:-.venv}
+cd "$(dirname "$0")/.."
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+PIP="$VENV/bin/python -m pip --disable-pip-version-check -q"
+$PIP install torch==2.13.0
+$PIP install -c constraints.txt -e ".[dev]"
+# mediapipe 0.10.21 (last release with its models inside) declares numpy<2 and jax, yet its legacy
+# `solutions` API runs with numpy 2; insightface 2.1 declares the GUI opencv-python. Both go in without
+# their declared dependencies; their real runtime needs are in pyproject.toml.
+$PIP install --no-deps -c constraints.txt mediapipe==0.10.21 insightface==2.1 tqdm requests
+$VENV/bin/python -c "import torch, decord, mediapipe, insightface, prefect, duckdb; print('lessonlens environment ready:', torch.__version__, prefect.__version__)"
+touch "$VENV/.installed"
