@@ -1,0 +1,167 @@
+"""``lessonlens``: run the corpus flow, query the store, inspect models.
+
+Exit codes: 0 success; 1 the run finished but some videos failed (see ``failures``); 2 bad arguments
+or input (the message names the parameter or file).
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import flows  # noqa: F401  (offline Prefect defaults)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from flows.engine import prefect_api, task_runner
+    from flows.nightly_corpus import nightly_corpus
+
+    corpus = Path(args.corpus)
+    if not corpus.exists():
+        raise UsageError(f"corpus {corpus} does not exist")
+    runner = task_runner(args.dask_address, args.workers)
+    with prefect_api():
+        summary = nightly_corpus.with_options(task_runner=runner)(
+            corpus=str(corpus.resolve()),
+            store=str(Path(args.store).resolve()),
+            fps=args.fps,
+            face_backend=args.face_backend,
+            face_model_dir=args.face_model_dir,
+            body_fps=args.body_fps,
+            chunk_seconds=args.chunk_seconds,
+        )
+    print(
+        f"{summary['found']} videos: {summary['extracted']} extracted, {summary['skipped']} already done, "
+        f"{summary['failed']} failed; store {Path(args.store).resolve()}"
+    )
+    if summary["failed"]:
+        print(f"see failures: lessonlens query --store {args.store} \"select * from failures\"")
+    return 1 if summary["failed"] else 0
+
+
+def _print_table(table, fmt: str) -> None:
+    frame = table.to_pandas()
+    if fmt == "csv":
+        sys.stdout.write(frame.to_csv(index=False))
+    elif fmt == "json":
+        sys.stdout.write(frame.to_json(orient="records", date_format="iso") + "\n")
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.max_rows", 200, "display.max_columns", 50, "display.width", 200):
+            print(frame.to_string(index=False) if len(frame) else "(no rows)")
+
+
+def _query(args: argparse.Namespace) -> int:
+    from tasks.query import run_query
+
+    _print_table(run_query(args.store, args.sql), args.format)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from tasks.query import run_query
+
+    sections = {
+        "videos": "select status, count(*) as videos, sum(sampled_frames) as frames, "
+        "sum(face_rows) as face_rows, sum(body_rows) as body_rows from videos group by status order by status",
+        "last run": "select run_id, started_at, finished_at, videos_found, videos_skipped, videos_extracted, "
+        "videos_failed, frames_analysed from runs order by started_at desc limit 1",
+        "failures of the last run": "select path, stage, reason, message from failures "
+        "where run_id = (select run_id from runs order by started_at desc limit 1)",
+    }
+    for title, sql in sections.items():
+        print(f"== {title}")
+        _print_table(run_query(args.store, sql), "table")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from tasks.query import run_query
+    from tasks.synthetic import make_demo_corpus
+
+    clips = make_demo_corpus(Path(args.corpus))
+    print(f"demo corpus: {len(clips)} clips made from face photos shipped in pip packages, in {args.corpus}")
+    run_args = build_parser().parse_args(["run", args.corpus, "--store", args.store])
+    run_args.workers = args.workers
+    code = _run(run_args)
+    print("\nper-video summary:")
+    summary = run_query(
+        args.store,
+        "select v.path, v.sampled_frames, v.face_tracks, v.frames_with_face, "
+        "round(avg(f.AU12_r), 2) as mean_AU12_r, round(avg(f.pose_Ry), 3) as mean_yaw "
+        "from videos v left join frames f using (video_id) group by all order by v.path",
+    )
+    _print_table(summary, "table")
+    print(f'\nquery it yourself: lessonlens query --store {args.store} "select * from frames limit 5"')
+    return code
+
+
+def _models_info(args: argparse.Namespace) -> int:
+    from models.info import collect, format_table
+
+    rows = collect(latency=not args.no_latency)
+    print(json.dumps(rows, indent=2) if args.json else format_table(rows))
+    return 0
+
+
+class UsageError(ValueError):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lessonlens", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="extract per-frame features of a video corpus into a store")
+    run.add_argument("corpus", help="folder of videos (recursively), optionally with manifest.csv")
+    _add_run_options(run)
+    run.set_defaults(func=_run)
+
+    query = sub.add_parser("query", help="read-only SQL over the store's views")
+    query.add_argument("--store", required=True)
+    query.add_argument("sql", help="views: videos, frames, body, failures, runs")
+    query.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    query.set_defaults(func=_query)
+
+    status = sub.add_parser("status", help="what the store holds and how the last run went")
+    status.add_argument("--store", required=True)
+    status.set_defaults(func=_status)
+
+    demo = sub.add_parser("demo", help="generate a demo corpus and run the pipeline on it")
+    demo.add_argument("--corpus", default="demo-corpus")
+    demo.add_argument("--store", default="demo-store")
+    demo.add_argument("--workers", type=int, default=None)
+    demo.set_defaults(func=_demo)
+
+    models = sub.add_parser("models", help="the papers' models")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    info = models_sub.add_parser("info", help="parameters, GFLOPs per clip and CPU latency of every variant")
+    info.add_argument("--json", action="store_true")
+    info.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
+    info.set_defaults(func=_models_info)
+    return parser
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", required=True, help="output folder (created if needed)")
+    parser.add_argument("--fps", type=float, default=5.0, help="face sampling rate (default 5)")
+    parser.add_argument("--body-fps", type=float, default=1.0, help="body keypoint rate, 0 = off (default 1)")
+    parser.add_argument("--chunk-seconds", type=int, default=10, help="seconds of video per Dask task")
+    parser.add_argument("--workers", type=int, default=None, help="local Dask worker processes")
+    parser.add_argument("--dask-address", default=None, help="use an existing Dask scheduler")
+    parser.add_argument("--face-backend", default="mediapipe", help="mediapipe (default) or insightface")
+    parser.add_argument("--face-model-dir", default=None, help="model pack directory (insightface)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (UsageError, FileNotFoundError, PermissionError, ValueError) as exc:
+        print(f"lessonlens {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""The ``nightly-corpus`` flow: discover → extract (Dask) → publish, resumable and idempotent.
+
+Prefect tasks stay coarse: one for discovery (in the flow process) and one per video, which runs on a
+Dask worker and fans the video's chunks out over the cluster with ``worker_client`` (a Prefect task
+per chunk costs ~0.2 s each here: PLATFORM.md). Only paths and small summaries cross task boundaries.
+The catalog is written by the flow process alone, after each video, so a crash loses at most the
+videos in flight, whose finished chunks are reused by the next run.
+"""
+
+import time
+import uuid
+from dataclasses import asdict
+from datetime import UTC, datetime
+
+import pandas as pd
+from prefect import flow, get_run_logger, task
+from prefect.futures import as_completed
+
+import flows  # noqa: F401  (offline Prefect defaults)
+from tasks.discover import MANIFEST_COLUMNS, VideoRef, discover
+from tasks.extract import ChunkJob, ExtractParams, VideoResult, extract_chunk, extract_video
+from tasks.store import Store
+
+
+@task(name="discover")
+def discover_task(corpus: str, store: Store) -> list[VideoRef]:
+    refs, files = discover(corpus, store.read_catalog("files"))
+    store.upsert_catalog("files", files, key="path")
+    unique: dict[str, VideoRef] = {}
+    for ref in refs:
+        unique.setdefault(ref.video_id, ref)  # a copy of a video is analysed once
+    return list(unique.values())
+
+
+def _run_chunks_on_dask(jobs: list[ChunkJob]):
+    from distributed import worker_client
+
+    if not jobs:
+        return []
+    with worker_client() as client:  # secedes from the worker's thread pool while it waits
+        return client.gather(client.map(extract_chunk, jobs, pure=False))
+
+
+@task(name="extract-video", task_run_name="extract {ref.video_id}")
+def extract_video_task(ref: VideoRef, params: ExtractParams, store: Store) -> VideoResult:
+    return extract_video(ref, params, store, _run_chunks_on_dask)
+
+
+def done_ids(catalog: pd.DataFrame, params: ExtractParams, store: Store) -> set[str]:
+    """Videos already extracted with exactly these parameters whose partition is in place."""
+    ok = catalog[(catalog["status"] == "ok") & (catalog["params"] == params.to_json())]
+    return {v for v in ok["video_id"] if store.has_partition("frames", v)}
+
+
+def refresh_rows(catalog: pd.DataFrame, refs: list[VideoRef]) -> pd.DataFrame:
+    """Catalog rows of skipped videos with their current path and manifest metadata."""
+    by_id = {r.video_id: r for r in refs}
+    rows = catalog[catalog["video_id"].isin(by_id)].copy()
+    rows["path"] = rows["video_id"].map(lambda v: by_id[v].path)
+    for column in MANIFEST_COLUMNS:
+        rows[column] = rows["video_id"].map(lambda v, c=column: by_id[v].meta.get(c))
+    return rows
+
+
+def video_row(ref: VideoRef, result: VideoResult, params: ExtractParams, run_id: str) -> dict:
+    row = {
+        "video_id": ref.video_id,
+        "path": ref.path,
+        "size_bytes": ref.size_bytes,
+        **ref.meta,
+        "status": result.status,
+        "sampled_frames": result.sampled_frames,
+        "face_rows": result.face_rows,
+        "face_tracks": result.face_tracks,
+        "frames_with_face": result.frames_with_face,
+        "body_rows": result.body_rows,
+        "params": params.to_json() if result.status == "ok" else None,
+        "run_id": run_id,
+        "extracted_at": datetime.now(UTC),
+    }
+    if result.probe is not None:
+        row.update(asdict(result.probe))
+    return row
+
+
+def failure_row(ref: VideoRef, run_id: str, stage: str, reason: str, message: str) -> dict:
+    return {
+        "run_id": run_id,
+        "video_id": ref.video_id,
+        "path": ref.path,
+        "stage": stage,
+        "reason": reason,
+        "message": message,
+        "failed_at": datetime.now(UTC),
+    }
+
+
+@flow(name="nightly-corpus")
+def nightly_corpus(
+    corpus: str,
+    store: str,
+    fps: float = 5.0,
+    face_backend: str = "mediapipe",
+    face_model_dir: str | None = None,
+    body_fps: float = 1.0,
+    chunk_seconds: int = 10,
+    au_model_dir: str | None = None,
+) -> dict:
+    """Extract per-frame features of every new or changed video in ``corpus`` into ``store``.
+
+    Returns counts: found, skipped (already extracted with the same parameters), extracted, failed.
+    """
+    logger = get_run_logger()
+    from prefect.runtime import flow_run
+
+    options = (("model_dir", face_model_dir),) if face_model_dir else ()
+    params = ExtractParams(fps, chunk_seconds, face_backend, options, body_fps, au_model_dir)
+    st = Store(store).ensure()
+    run_id = uuid.uuid4().hex[:12]
+    started = datetime.now(UTC)
+    refs = discover_task(corpus, st)
+    catalog = st.read_catalog("videos")
+    done = done_ids(catalog, params, st)
+    todo = [r for r in refs if r.video_id not in done]
+    skipped = [r for r in refs if r.video_id in done]
+    # renamed or moved files and manifest edits update the catalog without re-extraction
+    st.upsert_catalog("videos", refresh_rows(catalog, skipped), key="video_id")
+    logger.info(
+        "%d videos in %s: %d already extracted, %d to extract (fps=%s, backend=%s)",
+        len(refs), corpus, len(skipped), len(todo), fps, face_backend,
+    )
+    counts = {"found": len(refs), "skipped": len(skipped), "extracted": 0, "failed": 0, "frames": 0}
+    clock = time.perf_counter()
+    futures = {extract_video_task.submit(ref, params, st): ref for ref in todo}
+    for done, future in enumerate(as_completed(list(futures)), start=1):
+        ref = futures[future]
+        try:
+            result = future.result()
+        except Exception as exc:  # a bug or a crashed worker: record it, keep the corpus going
+            result = VideoResult(ref.video_id, ref.path, "failed", stage="extract", reason="internal_error",
+                                 message=f"{type(exc).__name__}: {exc}")
+        st.upsert_catalog("videos", pd.DataFrame([video_row(ref, result, params, run_id)]), key="video_id")
+        if result.status == "ok":
+            counts["extracted"] += 1
+            counts["frames"] += result.sampled_frames
+            logger.info(
+                "[%d/%d] %s: %d frames, %d face rows in %d tracks, %d body rows (%.1f s)",
+                done, len(todo), ref.path, result.sampled_frames, result.face_rows, result.face_tracks,
+                result.body_rows, result.seconds,
+            )
+        else:
+            counts["failed"] += 1
+            st.append_catalog(
+                "failures",
+                pd.DataFrame([failure_row(ref, run_id, result.stage, result.reason, result.message)]),
+            )
+            logger.error("[%d/%d] %s failed at %s (%s): %s", done, len(todo), ref.path, result.stage,
+                         result.reason, result.message)
+        elapsed = time.perf_counter() - clock
+        logger.info(
+            "progress: %d/%d videos, %d frames analysed, %.1f frames/s",
+            done, len(todo), counts["frames"], counts["frames"] / max(elapsed, 1e-9),
+        )
+    run = {
+        "run_id": run_id,
+        "flow_run_id": str(flow_run.id) if flow_run.id else None,
+        "corpus": str(corpus),
+        "started_at": started,
+        "finished_at": datetime.now(UTC),
+        "params": params.to_json(),
+        "videos_found": counts["found"],
+        "videos_skipped": counts["skipped"],
+        "videos_extracted": counts["extracted"],
+        "videos_failed": counts["failed"],
+        "frames_analysed": counts["frames"],
+    }
+    st.append_catalog("runs", pd.DataFrame([run]))
+    logger.info("run %s: %s", run_id, counts)
+    return {"run_id": run_id, **counts}

@@ -1,0 +1,301 @@
+"""Extraction of one video: chunks of sampled frames → faces, landmarks, pose, body → per-video finalize.
+
+``extract_chunk`` is the unit of parallel work (one Dask task): it opens the video itself (paths in,
+paths out: no pixels travel between tasks), decodes its sampled frames with decord, runs the face and
+body backends and writes one Parquet fragment under ``<store>/work/<video_id>/<params>/``. A fragment
+that exists is complete (it was renamed into place), so a rerun after a crash skips it.
+
+``finalize_video`` needs the whole video: it assigns stable ``face_id`` tracks, computes action units
+relative to each track's own neutral baseline, writes the ``frames`` and ``body`` partitions atomically
+and removes the fragments.
+"""
+
+import hashlib
+import json
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tasks.body import KEYPOINT_NAMES, load_body_backend
+from tasks.decode import Chunk, Probe, VideoError, decode_frames, frame_times, open_video, plan_chunks, probe
+from tasks.discover import VideoRef
+from tasks.faces import load_face_backend
+from tasks.store import BODY_SCHEMA, FRAME_SCHEMA, N_LANDMARKS, Store, table_from_columns, write_table_atomic
+
+EXTRACTOR_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class ExtractParams:
+    """What the extracted rows depend on; a change of any field re-extracts the video.
+
+    Args:
+        fps: face sampling rate, frames per second of video.
+        chunk_seconds: whole seconds of video per Dask task.
+        face_backend: face backend name (see ``tasks.faces.FACE_BACKENDS``).
+        face_options: backend options as sorted (name, value) pairs, e.g. (("model_dir", "/packs/x"),).
+        body_fps: body keypoint sampling rate (0 turns body keypoints off); a subset of the face samples.
+        au_model_dir: a user-supplied AU model directory; None uses the geometric AUs.
+    """
+
+    fps: float = 5.0
+    chunk_seconds: int = 10
+    face_backend: str = "mediapipe"
+    face_options: tuple[tuple[str, str], ...] = ()
+    body_fps: float = 1.0
+    au_model_dir: str | None = None
+    version: str = field(default=EXTRACTOR_VERSION)
+
+    def __post_init__(self):
+        if not self.fps > 0:
+            raise ValueError(f"fps must be > 0, got {self.fps}")
+        if self.body_fps < 0 or self.body_fps > self.fps:
+            raise ValueError(f"body_fps must be between 0 and fps ({self.fps}), got {self.body_fps}")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    def key(self) -> str:
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
+
+    @property
+    def body_every(self) -> int:
+        """Body keypoints on every n-th face sample (0: never)."""
+        return 0 if self.body_fps == 0 else max(1, round(self.fps / self.body_fps))
+
+
+@dataclass(frozen=True)
+class ChunkJob:
+    video_id: str
+    path: str
+    chunk: Chunk
+    params: ExtractParams
+    work_dir: str
+
+    @property
+    def faces_path(self) -> Path:
+        return Path(self.work_dir) / f"faces-{self.chunk.index:05d}.parquet"
+
+    @property
+    def body_path(self) -> Path:
+        return Path(self.work_dir) / f"body-{self.chunk.index:05d}.parquet"
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    chunk: int
+    sampled: int
+    faces: int
+    bodies: int
+    seconds: float  # wall time spent, 0 when the fragment already existed
+
+
+@dataclass
+class VideoResult:
+    """What extraction of one video produced, or why it failed."""
+
+    video_id: str
+    path: str
+    status: str  # ok | failed
+    probe: Probe | None = None
+    sampled_frames: int = 0
+    face_rows: int = 0
+    face_tracks: int = 0
+    frames_with_face: int = 0
+    body_rows: int = 0
+    stage: str | None = None
+    reason: str | None = None
+    message: str | None = None
+    seconds: float = 0.0
+    chunks_reused: int = 0
+
+
+# worker-side model pool: backends are loaded once per worker process and never shared by two threads
+_POOL: dict[tuple, list] = {}
+_POOL_LOCK = threading.Lock()
+
+
+@contextmanager
+def pooled(kind: str, name: str, options: tuple[tuple[str, str], ...]) -> Iterator[object]:
+    key = (kind, name, options)
+    with _POOL_LOCK:
+        free = _POOL.setdefault(key, [])
+        backend = free.pop() if free else None
+    if backend is None:
+        backend = load_face_backend(name, **dict(options)) if kind == "face" else load_body_backend(name)
+    try:
+        backend.reset()
+        yield backend
+    finally:
+        with _POOL_LOCK:
+            _POOL[key].append(backend)
+
+
+FACE_FRAGMENT_COLUMNS = [
+    f.name for f in FRAME_SCHEMA if f.name not in {"face_id", "success"} and not f.name.startswith("AU")
+]
+
+
+def extract_chunk(job: ChunkJob) -> ChunkResult:
+    """Decode one chunk's sampled frames, detect faces (and bodies), write its fragments."""
+    if job.faces_path.is_file() and (job.params.body_every == 0 or job.body_path.is_file()):
+        meta = pq.read_schema(job.faces_path).metadata or {}
+        sampled = int(meta.get(b"sampled_frames", b"0"))
+        return ChunkResult(job.chunk.index, sampled, pq.read_metadata(job.faces_path).num_rows, 0, 0.0)
+    start = time.perf_counter()
+    reader = open_video(job.path)
+    faces: dict[str, list] = {name: [] for name in FACE_FRAGMENT_COLUMNS}
+    bodies: dict[str, list] = {f.name: [] for f in BODY_SCHEMA}
+    stamps = dict(zip(job.chunk.frames, job.chunk.timestamps, strict=True))
+    body_every = job.params.body_every
+    with (
+        pooled("face", job.params.face_backend, job.params.face_options) as face_backend,
+        pooled("body", "mediapipe", ()) if body_every else _nothing() as body_backend,
+    ):
+        for i, (frame, pixels) in enumerate(decode_frames(reader, job.chunk.frames)):
+            for face in face_backend.detect(pixels):
+                _append_face(faces, frame, stamps[frame], face)
+            if body_every and i % body_every == 0:
+                for person, body in enumerate(body_backend.detect(pixels)):
+                    _append_body(bodies, frame, stamps[frame], person, body)
+    del reader
+    sampled = {b"sampled_frames": str(len(job.chunk.frames)).encode()}
+    if body_every:
+        write_table_atomic(table_from_columns(bodies, BODY_SCHEMA), job.body_path)
+    face_schema = pa.schema([FRAME_SCHEMA.field(n) for n in FACE_FRAGMENT_COLUMNS], metadata=sampled)
+    write_table_atomic(table_from_columns(faces, face_schema), job.faces_path)
+    return ChunkResult(
+        job.chunk.index, len(job.chunk.frames), len(faces["frame"]), len(bodies["frame"]),
+        time.perf_counter() - start,
+    )
+
+
+@contextmanager
+def _nothing():
+    yield None
+
+
+def _append_face(cols: dict[str, list], frame: int, timestamp: float, face) -> None:
+    x1, y1, x2, y2 = (float(v) for v in face.bbox)
+    cols["frame"].append(frame)
+    cols["timestamp"].append(timestamp)
+    cols["confidence"].append(float(face.score))
+    cols["bbox_x"].append(x1)
+    cols["bbox_y"].append(y1)
+    cols["bbox_w"].append(x2 - x1)
+    cols["bbox_h"].append(y2 - y1)
+    for i in range(N_LANDMARKS):
+        cols[f"x_{i}"].append(float(face.landmarks[i, 0]))
+        cols[f"y_{i}"].append(float(face.landmarks[i, 1]))
+    for axis, value in zip(("pose_Rx", "pose_Ry", "pose_Rz"), face.pose, strict=True):
+        cols[axis].append(float(value))
+
+
+def _append_body(cols: dict[str, list], frame: int, timestamp: float, person: int, body) -> None:
+    cols["frame"].append(frame)
+    cols["timestamp"].append(timestamp)
+    cols["person_id"].append(person)
+    cols["confidence"].append(float(body.score))
+    for k, name in enumerate(KEYPOINT_NAMES):
+        for j, axis in enumerate(("x", "y", "v")):
+            cols[f"{name}_{axis}"].append(float(body.keypoints[k, j]))
+
+
+def plan_video(ref: VideoRef, params: ExtractParams) -> tuple[Probe, list[Chunk]]:
+    reader = open_video(ref.path)
+    info = probe(reader)
+    return info, plan_chunks(frame_times(reader), params.fps, params.chunk_seconds)
+
+
+def extract_video(
+    ref: VideoRef,
+    params: ExtractParams,
+    store: Store,
+    run_chunks: Callable[[list[ChunkJob]], Sequence[ChunkResult]],
+) -> VideoResult:
+    """Probe, plan, extract all chunks (through ``run_chunks``, e.g. a Dask ``client.map``) and finalize.
+
+    Problems with the video itself (missing, empty, not a video, undecodable) come back as a failed
+    ``VideoResult`` naming the stage and reason; they never raise.
+    """
+    start = time.perf_counter()
+    result = VideoResult(ref.video_id, ref.path, "failed")
+    work = store.work_dir(ref.video_id, params.key())
+    stage = "probe"
+    try:
+        result.probe, chunks = plan_video(ref, params)
+        stage = "decode"
+        jobs = [ChunkJob(ref.video_id, ref.path, chunk, params, str(work)) for chunk in chunks]
+        work.mkdir(parents=True, exist_ok=True)
+        chunk_results = list(run_chunks(jobs))
+        stage = "finalize"
+        finalize_video(ref.video_id, jobs, params, store, result)
+    except VideoError as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        result.stage, result.reason, result.message = stage, exc.reason, str(exc)
+        return result
+    result.status = "ok"
+    result.chunks_reused = sum(r.seconds == 0 for r in chunk_results)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def finalize_video(
+    video_id: str, jobs: list[ChunkJob], params: ExtractParams, store: Store, result: VideoResult
+) -> None:
+    """Tracks, action units, and the atomic write of the video's ``frames`` and ``body`` partitions."""
+    from tasks.action_units import load_au_estimator
+    from tasks.tracking import assign_face_ids
+
+    fragments = [pq.read_table(job.faces_path) for job in jobs]
+    result.sampled_frames = sum(int((t.schema.metadata or {})[b"sampled_frames"]) for t in fragments)
+    faces = pa.concat_tables([t.replace_schema_metadata(None) for t in fragments]) if fragments else None
+    columns: dict[str, np.ndarray] = {}
+    if faces is not None and faces.num_rows:
+        faces = faces.sort_by([("frame", "ascending"), ("bbox_x", "ascending")])
+        columns = {name: faces[name].to_numpy() for name in faces.column_names}
+        landmarks = np.stack(
+            [
+                np.stack([columns[f"x_{i}"] for i in range(N_LANDMARKS)], axis=1),
+                np.stack([columns[f"y_{i}"] for i in range(N_LANDMARKS)], axis=1),
+            ],
+            axis=2,
+        ).astype(np.float32)  # (N, 68, 2)
+        bboxes = np.stack(
+            [
+                columns["bbox_x"],
+                columns["bbox_y"],
+                columns["bbox_x"] + columns["bbox_w"],
+                columns["bbox_y"] + columns["bbox_h"],
+            ],
+            axis=1,
+        )
+        pose = np.stack([columns["pose_Rx"], columns["pose_Ry"], columns["pose_Rz"]], axis=1)
+        face_id = assign_face_ids(columns["frame"], bboxes, landmarks)
+        columns["face_id"] = face_id
+        columns["success"] = np.ones(len(face_id), dtype=bool)
+        columns.update(load_au_estimator(params.au_model_dir).predict(landmarks, pose, face_id))
+        result.face_tracks = int(len(np.unique(face_id)))
+        result.frames_with_face = int(len(np.unique(columns["frame"])))
+    else:
+        columns = {f.name: [] for f in FRAME_SCHEMA}
+    table = table_from_columns(columns, FRAME_SCHEMA)
+    result.face_rows = table.num_rows
+    write_table_atomic(table, store.partition("frames", video_id))
+    if params.body_every:
+        body = pa.concat_tables([pq.read_table(job.body_path) for job in jobs]) if jobs else None
+        if body is None:
+            body = table_from_columns({f.name: [] for f in BODY_SCHEMA}, BODY_SCHEMA)
+        result.body_rows = body.num_rows
+        write_table_atomic(body.sort_by("frame"), store.partition("body", video_id))
+    else:
+        store.partition("body", video_id).unlink(missing_ok=True)
+    shutil.rmtree(store.root / "work" / video_id, ignore_errors=True)
