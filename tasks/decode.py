@@ -54,7 +54,7 @@ def open_video(path: str | Path):
         raise VideoError("empty_file", f"{path}: file is empty (0 bytes)")
     try:
         reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
-    except decord.DECORDError as exc:
+    except (decord.DECORDError, RuntimeError) as exc:  # decord reports unreadable input as RuntimeError
         raise VideoError("not_a_video", f"{path}: no decodable video stream ({first_line(exc)})") from exc
     if len(reader) == 0:
         raise VideoError("not_a_video", f"{path}: video stream has no frames")

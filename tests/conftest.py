@@ -1,11 +1,16 @@
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
+# Prefect state of the test session lives in a throw-away home, never in the user's ~/.prefect
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="lessonlens-prefect-")
+os.environ.pop("PREFECT_API_URL", None)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 
@@ -27,3 +32,12 @@ def media_dir() -> Path:
     if not MEDIA.is_dir():
         pytest.skip(f"sample media folder {MEDIA} not present")
     return MEDIA
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """One real local Prefect API (temporary server) for the session; Dask workers inherit its URL."""
+    from flows.engine import prefect_api as start
+
+    with start() as url:
+        yield url

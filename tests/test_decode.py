@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+
+from tasks.decode import VideoError, decode_frames, frame_times, open_video, plan_chunks, probe
+from tests.videos import presentation_times, truncated_copy, write_vfr
+
+
+def test_plan_takes_the_frame_on_screen_at_each_grid_time():
+    times = np.array([0.0, 0.04, 0.2, 0.21, 0.5, 1.0, 1.04, 1.5, 2.3, 2.31, 2.9])
+    chunks = plan_chunks(times, fps=4, chunk_seconds=1)
+    # grid 0 .25 .5 .75 | 1 1.25 1.5 1.75 | 2 2.25 2.5 2.75 (the grid ends at the last frame, 2.9)
+    # on screen:  0  3  4  4 | 5  6    7   7    | 7 7    9   9   → each frame once, in its first chunk
+    assert [c.frames for c in chunks] == [(0, 3, 4), (5, 6, 7), (9,)]
+    assert chunks[0].timestamps == (0.0, 0.21, 0.5)
+    assert chunks[2].timestamps == (2.31,)
+
+
+def test_plan_skips_edit_list_preroll_and_validates_arguments():
+    times = np.array([np.nan, np.nan, 0.0, 0.5, 1.0])
+    (chunk,) = plan_chunks(times, fps=2, chunk_seconds=10)
+    assert chunk.frames == (2, 3, 4)
+    with pytest.raises(ValueError, match="fps"):
+        plan_chunks(times, fps=0, chunk_seconds=1)
+    with pytest.raises(ValueError, match="chunk_seconds"):
+        plan_chunks(times, fps=1, chunk_seconds=0.5)
+
+
+def test_variable_frame_rate_video_gets_true_presentation_times(tmp_path):
+    times_ms = [0, 40, 200, 210, 500, 1000, 1040, 1500, 2300, 2310, 2900]
+    path = write_vfr(tmp_path / "vfr.mp4", times_ms)
+    reader = open_video(path)
+    np.testing.assert_allclose(frame_times(reader), np.array(times_ms) / 1000, atol=1e-6)
+    chunks = plan_chunks(frame_times(reader), fps=10, chunk_seconds=1)
+    frames = [f for c in chunks for f in c.frames]
+    stamps = [t for c in chunks for t in c.timestamps]
+    assert stamps == pytest.approx([times_ms[f] / 1000 for f in frames], abs=1e-6)
+    # the decoded pixels are those of the frame shown at that time (frame i has grey level 10 i)
+    for frame, pixels in decode_frames(reader, tuple(frames)):
+        assert abs(float(pixels.mean()) - 10 * frame) < 4
+
+
+def test_timestamps_match_an_independent_decoder_on_real_vfr_clip(media_dir):
+    path = media_dir / "pyfeat_no_face.mp4"
+    reader = open_video(path)
+    shown = presentation_times(path)
+    info = probe(reader)
+    assert info.n_frames == len(shown) and (info.width, info.height) == (960, 540)
+    chunks = plan_chunks(frame_times(reader), fps=5, chunk_seconds=1)
+    stamps = np.array([t for c in chunks for t in c.timestamps])
+    assert np.abs(stamps[:, None] - np.array(shown)[None, :]).min(axis=1).max() < 1e-5
+
+
+def test_bad_files_raise_video_error_with_reason_and_name(tmp_path, media_dir):
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video\n" * 100)
+    for path, reason in ((empty, "empty_file"), (text, "not_a_video"), (tmp_path / "gone.mp4", "missing_file")):
+        with pytest.raises(VideoError, match=path.name) as info:
+            open_video(path)
+        assert info.value.reason == reason
+    truncated = truncated_copy(media_dir / "pyfeat_WolfgangLanger_Pexels.mp4", tmp_path / "cut.mp4")
+    try:
+        reader = open_video(truncated)
+        chunks = plan_chunks(frame_times(reader), fps=5, chunk_seconds=60)
+        list(decode_frames(reader, chunks[0].frames))
+    except VideoError as exc:
+        assert exc.reason in {"not_a_video", "decode_error"}
+    else:  # decord indexed only the frames present: then they must all be real frames
+        assert probe(reader).duration_s < 19.7 * 0.6

@@ -1,0 +1,39 @@
+"""Real video files for tests, written with PyAV: variable frame rate, damaged and non-video files."""
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+
+def write_vfr(path: Path, times_ms: list[int], size: tuple[int, int] = (64, 48)) -> Path:
+    """An H.264 MP4 whose frame i is shown at ``times_ms[i]`` and has uniform grey level 10 * i."""
+    import av
+
+    width, height = size
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for i, t in enumerate(times_ms):
+            frame = av.VideoFrame.from_ndarray(np.full((height, width, 3), 10 * i, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = t, Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def presentation_times(path: Path) -> list[float]:
+    """Presentation times of the frames a player shows, read independently of decord (PyAV)."""
+    import av
+
+    with av.open(str(path)) as container:
+        return [float(frame.time) for frame in container.decode(video=0)]
+
+
+def truncated_copy(source: Path, target: Path, keep: float = 0.4) -> Path:
+    data = Path(source).read_bytes()
+    target.write_bytes(data[: int(len(data) * keep)])
+    return target
