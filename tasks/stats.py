@@ -22,6 +22,7 @@ from scipy import stats
 TABLE_COLUMNS = ["source", "ss", "df", "ms", "F", "p", "np2"]
 MEANS_COLUMNS = ["factor", "level", "mean", "se", "n"]
 RESIDUAL = "Residual"
+ESTIMABLE_TOL = 1e-8  # relative distance from the row space of X above which a mean is not estimable
 
 
 class DegenerateDesignWarning(UserWarning):
@@ -266,12 +267,9 @@ class _Design:
         self.y = used[dv].to_numpy(dtype=float)
         self.levels = {f: _levels(used[f]) for f in between}
         self.codes = {f: pd.Categorical(used[f], categories=self.levels[f]).codes for f in between}
-        self.factor_terms = [
-            ":".join(combo)
-            for size in range(1, len(between) + 1)
-            for combo in itertools.combinations(between, size)
-        ]
-        self.term_factors = {t: tuple(t.split(":")) for t in self.factor_terms}
+        combos = [c for size in range(1, len(between) + 1) for c in itertools.combinations(between, size)]
+        self.term_factors = {":".join(combo): combo for combo in combos}
+        self.factor_terms = list(self.term_factors)
         self._warn_single_levels()
         self._warn_empty_cells()
         self.constant_covariates = [c for c in covariates if used[c].nunique() == 1]
@@ -413,15 +411,7 @@ def _row(source: str, ss: float, df: int, nominal: int, error: _Error, warn: boo
                 SingularDesignWarning,
                 stacklevel=4,
             )
-        return {
-            "source": source,
-            "ss": np.nan,
-            "df": df,
-            "ms": np.nan,
-            "F": np.nan,
-            "p": np.nan,
-            "np2": np.nan,
-        }
+        return {"source": source, "df": df, **dict.fromkeys(["ss", "ms", "F", "p", "np2"], np.nan)}
     ms = ss / df
     f_value = ms / error.ms
     return {
@@ -444,7 +434,7 @@ def _adjusted_means(design: _Design, model: _Fit, error: _Error) -> pd.DataFrame
     grid = np.array(list(itertools.product(*(range(len(design.levels[f])) for f in design.between))))
     grid_codes = {f: grid[:, i] for i, f in enumerate(design.between)}
     blocks = design.factor_blocks(grid_codes)
-    covariate_zeros = np.zeros((len(grid), len(design.covariates)))
+    covariate_zeros = np.zeros((len(grid), len(design.covariates)))  # centred covariates at their grand mean
     rows_x = np.hstack([np.ones((len(grid), 1)), covariate_zeros, *blocks.values()])
     records = []
     for f in design.between:
@@ -459,7 +449,7 @@ def _adjusted_means(design: _Design, model: _Fit, error: _Error) -> pd.DataFrame
 def _estimate(model: _Fit, weights: np.ndarray, error: _Error) -> tuple[float, float]:
     """Estimate of weights @ beta and its se; NaN when weights are not in the row space of X."""
     projected = model.vt.T @ (model.vt @ weights)
-    if np.linalg.norm(weights - projected) > 1e-8 * max(np.linalg.norm(weights), 1.0):
+    if np.linalg.norm(weights - projected) > ESTIMABLE_TOL * max(np.linalg.norm(weights), 1.0):
         return np.nan, np.nan
     scaled = (model.vt @ weights) / model.s
     return float(scaled @ model.uty), float(np.sqrt(error.ms) * np.linalg.norm(scaled))
