@@ -23,8 +23,10 @@ Departures from the paper (it leaves most sizes unspecified; what we chose and w
 4. "Spatial attention with temporal and spatial compression" is read as one sigmoid gate per RoI
    computed by an FC layer from the RoI feature averaged over time and space; "channel compression" as a
    two-layer FC (1x1 convolutions, ReLU) shared by all RoIs, 2048 -> 512 -> 256 channels at paper size.
-5. One ConvLSTM per face part (upper, middle, lower), 3x3 kernels, without the peephole terms of
-   Shi et al. (2015); the three outputs are concatenated on channels to give G in eq 1.
+5. Each part's RoIs are concatenated on channels and reduced by a 1x1 convolution followed by BatchNorm
+   and ReLU (the paper names only the 1x1 convolution) to 256 channels. One ConvLSTM per face part
+   (upper, middle, lower), 256 hidden channels, 3x3 kernels, without the peephole terms of Shi et al.
+   (2015); the three outputs are concatenated on channels to give G in eq 1.
 6. Eqs 3 and 4 use ReLU between the two FC layers; the hidden size of Q1/Q2 is channels / 16 and of
    Q3/Q4 is S. Eq 4 acts on the vector of S frame scores, so ``num_frames`` (S) is fixed by the config.
 7. The head pools the attended map of eq 5 globally and applies one FC layer (the paper only says
@@ -38,7 +40,10 @@ Departures from the paper (it leaves most sizes unspecified; what we chose and w
 10. Without temporal attention (Table 2) the ConvLSTM outputs are averaged over time (uniform weights),
     so only the attention differs between the two rows.
 11. 7 classes (six basic emotions + neutral), 16-frame clips and 224 px faces by default: the paper
-    gives none of these. No ImageNet initialisation (see ``models.se_resnet``).
+    gives none of these (the pipeline's 112 px crops are resized to ``image_size``; any size that
+    leaves stage 3 a map of at least 1x1 runs). No ImageNet initialisation (see ``models.se_resnet``).
+12. The paper does not say when re-labelling starts or how corrected labels persist; ``relabel`` is a
+    plain function and the trainer owns that schedule (the self-cure network starts after ~10 epochs).
 """
 
 from dataclasses import dataclass
