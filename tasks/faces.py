@@ -174,7 +174,7 @@ def _suppress_overlaps(faces: list[Face], iou: float = 0.5) -> list[Face]:
     return kept
 
 
-def _import_mediapipe() -> Any:
+def import_mediapipe() -> Any:
     try:
         import mediapipe as mp
     except ImportError as error:
@@ -207,7 +207,7 @@ class MediaPipeFaceBackend:
     ) -> None:
         if max_num_faces < 1:
             raise ValueError(f"max_num_faces must be >= 1, got {max_num_faces}")
-        mp = _import_mediapipe()
+        mp = import_mediapipe()
         self.max_num_faces = max_num_faces
         self.crop_scale = crop_scale
         self._detector = mp.solutions.face_detection.FaceDetection(
@@ -225,7 +225,7 @@ class MediaPipeFaceBackend:
         self._previous = []
 
     def detect(self, frame: np.ndarray) -> list[Face]:
-        _check_frame(frame)
+        check_frame(frame)
         candidates = self._candidates(frame)
         faces = [face for c in candidates if (face := self._mesh_face(frame, c)) is not None]
         faces = _suppress_overlaps(faces)[: self.max_num_faces]
@@ -270,7 +270,7 @@ class MediaPipeFaceBackend:
         return Face(bbox=bbox, score=score, landmarks=points[:, :2].copy(), pose=head_pose(points))
 
 
-def _check_frame(frame: np.ndarray) -> None:
+def check_frame(frame: np.ndarray) -> None:
     if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
         raise ValueError(f"frame must be HxWx3 uint8 RGB, got shape {frame.shape} dtype {frame.dtype}")
 
@@ -356,7 +356,7 @@ class InsightFaceBackend:
         """Stateless: every frame is analysed on its own."""
 
     def detect(self, frame: np.ndarray) -> list[Face]:
-        _check_frame(frame)
+        check_frame(frame)
         bgr = np.ascontiguousarray(frame[:, :, ::-1])  # insightface expects OpenCV's BGR
         faces = []
         for found in self._app.get(bgr, max_num=self.max_num_faces):

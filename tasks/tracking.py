@@ -49,7 +49,7 @@ def landmark_shape(landmarks: np.ndarray) -> np.ndarray:
         [cos * centred[..., 0] - sin * centred[..., 1], sin * centred[..., 0] + cos * centred[..., 1]], -1
     )
     radius = np.sqrt((rotated**2).sum(axis=2).mean(axis=1))
-    return (rotated / np.maximum(radius, 1e-9)[:, None, None]).reshape(len(landmarks), -1)
+    return (rotated / np.maximum(radius, 1e-9)[:, None, None]).reshape(len(landmarks), 136)
 
 
 def assign_face_ids(frame: np.ndarray, bboxes: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
@@ -64,6 +64,8 @@ def assign_face_ids(frame: np.ndarray, bboxes: np.ndarray, landmarks: np.ndarray
         (N,) int32 ids 0..K-1, numbered in order of first appearance.
     """
     frame, bboxes, landmarks = _validated(frame, bboxes, landmarks)
+    if len(frame) == 0:
+        return np.zeros(0, np.int32)
     shapes = landmark_shape(landmarks.astype(np.float64))
     ids = np.empty(len(frame), np.int32)
     tracks: list[_Track] = []
