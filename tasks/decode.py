@@ -43,8 +43,11 @@ class Chunk:
     timestamps: tuple[float, ...]  # their presentation times, seconds
 
 
-def open_video(path: str | Path):
-    """A decord VideoReader, or VideoError(reason) naming the file."""
+def open_video(path: str | Path, threads: int = 1):
+    """A decord VideoReader, or VideoError(reason) naming the file.
+
+    One decoding thread by default: parallelism comes from Dask running chunks side by side.
+    """
     import decord
 
     path = Path(path)
@@ -53,7 +56,7 @@ def open_video(path: str | Path):
     if path.stat().st_size == 0:
         raise VideoError("empty_file", f"{path}: file is empty (0 bytes)")
     try:
-        reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+        reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=threads)
     except (decord.DECORDError, RuntimeError) as exc:  # decord reports unreadable input as RuntimeError
         raise VideoError("not_a_video", f"{path}: no decodable video stream ({first_line(exc)})") from exc
     if len(reader) == 0:

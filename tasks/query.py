@@ -68,4 +68,4 @@ def run_query(store: Store | str, sql: str) -> pa.Table:
     statements = con.extract_statements(sql)
     for statement in statements[:-1]:
         con.execute(statement)
-    return con.execute(statements[-1]).to_arrow_table()
+    return con.sql(statements[-1].query).to_arrow_table()

@@ -68,17 +68,17 @@ BODY_SCHEMA = pa.schema(
 VIDEO_COLUMNS = {
     "video_id": "string",
     "path": "string",
-    "size_bytes": "int64",
+    "size_bytes": "Int64",
     "duration_s": "float64",
     "fps": "float64",
-    "n_frames": "int64",
-    "width": "int32",
-    "height": "int32",
-    "sampled_frames": "int64",
-    "face_rows": "int64",
-    "face_tracks": "int32",
-    "frames_with_face": "int64",
-    "body_rows": "int64",
+    "n_frames": "Int64",
+    "width": "Int32",
+    "height": "Int32",
+    "sampled_frames": "Int64",
+    "face_rows": "Int64",
+    "face_tracks": "Int32",
+    "frames_with_face": "Int64",
+    "body_rows": "Int64",
     "status": "string",  # ok | failed
     "params": "string",  # JSON of the extraction parameters the rows were made with
     "run_id": "string",
@@ -89,7 +89,7 @@ VIDEO_COLUMNS = {
     "role": "string",
     "lesson_type": "string",
 }
-FILE_COLUMNS = {"path": "string", "size_bytes": "int64", "mtime_ns": "int64", "video_id": "string"}
+FILE_COLUMNS = {"path": "string", "size_bytes": "Int64", "mtime_ns": "Int64", "video_id": "string"}
 FAILURE_COLUMNS = {
     "run_id": "string",
     "video_id": "string",
@@ -106,11 +106,11 @@ RUN_COLUMNS = {
     "started_at": "datetime64[us, UTC]",
     "finished_at": "datetime64[us, UTC]",
     "params": "string",
-    "videos_found": "int64",
-    "videos_skipped": "int64",
-    "videos_extracted": "int64",
-    "videos_failed": "int64",
-    "frames_analysed": "int64",
+    "videos_found": "Int64",
+    "videos_skipped": "Int64",
+    "videos_extracted": "Int64",
+    "videos_failed": "Int64",
+    "frames_analysed": "Int64",
 }
 CATALOG_TABLES = {
     "videos": VIDEO_COLUMNS,
@@ -193,7 +193,10 @@ def empty_frame(columns: dict[str, str]) -> pd.DataFrame:
 
 
 def conform(df: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
-    """The columns of a catalog table, in order and with their dtypes; missing ones are null."""
+    """The columns of a catalog table, in order and with their dtypes; missing ones are null.
+
+    Integer columns are pandas' nullable ``Int64``/``Int32``: a failed video has no frame count.
+    """
     out = pd.DataFrame(index=df.index)
     for name, dtype in columns.items():
         out[name] = df[name].astype(dtype) if name in df else pd.Series(index=df.index, dtype=dtype)

@@ -1,0 +1,80 @@
+"""Decode benchmark: our decoding (decord through tasks.decode) vs `ffmpeg -threads 2 -f null`.
+
+Both decode every frame of the same file on 2 cores. Ours decodes the way the pipeline does: the video
+split into chunks, decoded by 2 worker processes with one decoding thread each, frames converted to RGB
+arrays in memory; ffmpeg's null muxer discards its YUV frames. Runs alternate (ours, ffmpeg, ours, ...)
+so machine noise hits both; the ratio of medians is reported.
+
+    python bench/decode.py [VIDEO ...] [--repeats 5]
+"""
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from tasks.decode import decode_frames, open_video
+
+MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
+DEFAULT_VIDEOS = [MEDIA / "pyfeat_WolfgangLanger_Pexels.mp4", MEDIA / "metaloom_pexels-kindel-media-8164110.mp4"]
+
+
+def decode_range(path: Path, start: int, stop: int) -> int:
+    reader = open_video(path)
+    return sum(1 for _ in decode_frames(reader, tuple(range(start, stop)), batch=32))
+
+
+def ours(pool: ProcessPoolExecutor, path: Path, n_frames: int) -> tuple[int, float]:
+    start = time.perf_counter()
+    half = n_frames // 2
+    parts = pool.map(decode_range, [path, path], [0, half], [half, n_frames])
+    return sum(parts), time.perf_counter() - start
+
+
+def ffmpeg(path: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-threads", "2", "-i", str(path), "-map", "0:v:0", "-f", "null", "-"],
+        check=True,
+    )
+    return time.perf_counter() - start
+
+
+def bench(pool: ProcessPoolExecutor, path: Path, repeats: int) -> dict:
+    n_frames = len(open_video(path))
+    ours(pool, path, n_frames)  # warm the page cache and the worker processes
+    ours_s, ffmpeg_s = [], []
+    for _ in range(repeats):
+        ours_s.append(ours(pool, path, n_frames)[1])
+        ffmpeg_s.append(ffmpeg(path))
+    o, f = statistics.median(ours_s), statistics.median(ffmpeg_s)
+    return {
+        "video": path.name,
+        "frames": n_frames,
+        "ours_fps": round(n_frames / o, 1),
+        "ffmpeg_fps": round(n_frames / f, 1),
+        "ratio_ours_over_ffmpeg": round(f / o, 3),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("videos", nargs="*", type=Path, default=DEFAULT_VIDEOS)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args(argv)
+    if shutil.which("ffmpeg") is None:
+        print("ffmpeg not found: apt-get update && apt-get install -y ffmpeg", file=sys.stderr)
+        return 2
+    with ProcessPoolExecutor(2) as pool:
+        for path in args.videos:
+            print(json.dumps(bench(pool, path, args.repeats)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
