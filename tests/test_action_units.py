@@ -1,0 +1,152 @@
+"""Action units: output contract, each AU's direction on synthetic landmark edits, invariances, a real
+smile, and the user-model (ONNX + JSON) format."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import skimage.data
+from onnx import TensorProto, helper, numpy_helper
+
+from tasks.action_units import AU_NAMES, load_au_estimator
+from tasks.faces import load_face_backend
+from tests.test_faces import sample
+
+N, EDITED = 40, slice(30, 40)  # a 40-frame track whose last 10 frames carry the edit
+
+
+@pytest.fixture(scope="module")
+def neutral() -> tuple[np.ndarray, np.ndarray]:
+    """Landmarks and pose of the near-frontal astronaut face from scikit-image, lips closed by hand."""
+    face = load_face_backend("mediapipe").detect(np.ascontiguousarray(skimage.data.astronaut()))[0]
+    landmarks = face.landmarks.astype(np.float64)
+    landmarks[[67, 66, 65]] = landmarks[[61, 62, 63]]
+    return landmarks, face.pose.astype(np.float64)
+
+
+def _track(neutral, edit: dict[int, tuple[float, float]] | None = None, seed: int = 0):
+    """N jittered copies of the neutral face; ``edit`` moves points by (du, dv) IOD units (v: down)."""
+    landmarks, pose = neutral
+    iod = np.linalg.norm(landmarks[42:48].mean(0) - landmarks[36:42].mean(0))
+    rng = np.random.default_rng(seed)
+    track = landmarks[None] + rng.normal(0, 0.002 * iod, (N, 68, 2))
+    for point, (du, dv) in (edit or {}).items():
+        track[EDITED, point] += np.array([du, dv]) * iod
+    return track, np.repeat(pose[None], N, 0), np.zeros(N, int)
+
+
+def _mean_change(result: dict[str, np.ndarray], au: str) -> float:
+    values = result[f"{au}_r"]
+    return float(values[EDITED].mean() - values[:30].mean())
+
+
+def test_output_contract(neutral):
+    result = load_au_estimator().predict(*_track(neutral))
+    assert set(result) == {f"{au}_{kind}" for au in AU_NAMES for kind in "rc"}
+    for au in AU_NAMES:
+        assert result[f"{au}_r"].dtype == np.float32 and result[f"{au}_r"].shape == (N,)
+        assert result[f"{au}_c"].dtype == np.int8
+        assert np.all((result[f"{au}_r"] >= 0) & (result[f"{au}_r"] <= 5))
+        assert result[f"{au}_r"].mean() < 0.5, au  # an unedited face is neutral
+
+
+BROW_INNER, BROW_OUTER = (20, 21, 22, 23), (17, 18, 25, 26)
+EDITS = {
+    "AU01": ({p: (0, -0.06) for p in BROW_INNER}, "AU12"),
+    "AU02": ({p: (0, -0.06) for p in BROW_OUTER}, "AU12"),
+    "AU04": ({p: (0.03 if p < 22 else -0.03, 0.05) for p in range(17, 27)}, "AU01"),
+    "AU05": ({p: (0, -0.02) for p in (37, 38, 43, 44)}, "AU12"),
+    "AU06": ({p: (0, -0.02) for p in (40, 41, 46, 47)}, "AU12"),
+    "AU09": ({p: (0, -0.05) for p in range(31, 36)}, "AU12"),
+    "AU10": ({p: (0, -0.05) for p in (49, 50, 51, 52, 53, 61, 62, 63)}, "AU01"),
+    "AU12": ({48: (-0.05, -0.06), 54: (0.05, -0.06), 60: (-0.04, -0.05), 64: (0.04, -0.05)}, "AU01"),
+    "AU15": ({48: (0, 0.05), 54: (0, 0.05), 60: (0, 0.04), 64: (0, 0.04)}, "AU12"),
+    "AU17": ({p: (0, -0.05) for p in (55, 56, 57, 58, 59)}, "AU12"),
+    "AU20": ({48: (-0.06, 0), 54: (0.06, 0), 60: (-0.05, 0), 64: (0.05, 0)}, "AU01"),
+    "AU25": ({p: (0, 0.12) for p in (55, 56, 57, 58, 59, 65, 66, 67)}, "AU01"),
+    "AU26": ({p: (0, 0.2) for p in (5, 6, 7, 8, 9, 10, 11, 55, 56, 57, 58, 59, 65, 66, 67)}, "AU01"),
+    "AU45": ({p: (0, 0.08) for p in (37, 38, 43, 44)}, "AU12"),
+}
+
+
+@pytest.mark.parametrize("au", sorted(EDITS))
+def test_each_au_follows_its_facs_movement(neutral, au):
+    edit, unrelated = EDITS[au]
+    result = load_au_estimator().predict(*_track(neutral, edit))
+    assert _mean_change(result, au) > 1.0
+    assert abs(_mean_change(result, unrelated)) < 0.3
+    assert result[f"{au}_c"][EDITED].mean() > 0.5
+
+
+def test_scale_rotation_and_translation_do_not_change_aus(neutral):
+    landmarks, pose, face_id = _track(neutral, EDITS["AU12"][0])
+    estimator = load_au_estimator()
+    reference = estimator.predict(landmarks, pose, face_id)
+    angle = np.radians(10)
+    turn = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    for moved in (landmarks * 2, landmarks @ turn.T * 0.7 + 40):
+        result = estimator.predict(moved, pose, face_id)
+        for key in reference:
+            np.testing.assert_allclose(result[key], reference[key], atol=1e-4, err_msg=key)
+
+
+def test_baselines_are_per_track(neutral):
+    """A second person whose face is always 'smiling' relative to the first is neutral to themself."""
+    a = _track(neutral)
+    b = _track(neutral, seed=1)
+    b_marks = b[0].copy()
+    iod = np.linalg.norm(b_marks[0, 42:48].mean(0) - b_marks[0, 36:42].mean(0))
+    b_marks[:, [48, 54], 1] -= 0.06 * iod
+    landmarks = np.concatenate([a[0], b_marks + 500])
+    result = load_au_estimator().predict(landmarks, np.concatenate([a[1], b[1]]), np.r_[a[2], b[2] + 1])
+    assert result["AU12_r"].max() < 0.5
+
+
+def test_smile_raises_au12_and_au06(media_dir):
+    backend = load_face_backend("mediapipe")
+    faces = [backend.detect(frame)[0] for frame in sample(media_dir / "pyfeat_single_face.mp4", fps=30)]
+    landmarks = np.stack([f.landmarks for f in faces])
+    pose = np.stack([f.pose for f in faces])
+    result = load_au_estimator().predict(landmarks, pose, np.zeros(len(faces), int))
+    neutral_part, smile_part = slice(0, 15), slice(30, None)  # neutral first, then a broad smile
+    for au, margin in (("AU12", 2.0), ("AU06", 0.5)):
+        values = result[f"{au}_r"]
+        assert values[smile_part].mean() > values[neutral_part].mean() + margin, au
+
+
+def _user_model(directory, au_names: list[str]) -> None:
+    """A linear ONNX model on the documented (N, 139) input: a zero weight matrix plus a bias of 2.5."""
+    k = len(au_names)
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["features", "w", "b"], ["intensity"])],
+        "user_au",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, 139])],
+        [helper.make_tensor_value_info("intensity", TensorProto.FLOAT, [None, k])],
+        [
+            numpy_helper.from_array(np.zeros((139, k), np.float32), "w"),
+            numpy_helper.from_array(np.full(k, 2.5, np.float32), "b"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(directory / "au_model.onnx"))
+    spec = {"input": "features", "intensity": "intensity", "au_names": au_names, "person_normalisation": True}
+    (directory / "au_model.json").write_text(json.dumps(spec))
+
+
+def test_user_supplied_onnx_model(tmp_path, neutral):
+    _user_model(tmp_path, ["AU01", "AU12"])
+    estimator = load_au_estimator(tmp_path)
+    result = estimator.predict(*_track(neutral))
+    np.testing.assert_allclose(result["AU12_r"], 2.5)
+    assert result["AU12_c"].tolist() == [1] * N
+    assert np.isnan(result["AU04_r"]).all() and not result["AU04_c"].any()
+
+
+def test_user_model_directory_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="au_model.onnx"):
+        load_au_estimator(tmp_path)
+    _user_model(tmp_path, ["AU99"])
+    with pytest.raises(ValueError, match="AU99"):
+        load_au_estimator(tmp_path)
