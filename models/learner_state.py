@@ -16,22 +16,24 @@ Widths the paper does not state, and how they were chosen
 ---------------------------------------------------------
 The paper gives 19.10 M parameters and 5.98 GFLOPs per clip (§4.5.4); it never states the number of
 encoder layers M, the MLP width, the kernel sizes of the ACA convolutions or of the DTFormer convolution,
-nor the shape of GCA's "global convolution". The reading chosen here (``Config()``) is:
-DTFormer width = ResNet18's 512 channels (C' = C / heads in eq 23), 8 heads of 64, M = 2 layers, MLP
-hidden 1024 (the T-Former width of Former-DFER [26], which the paper builds on), a 3×3 convolution for
-the "local context modelling" before pooling, ACA 1-D kernels of 3, and GCA's global convolution as
-full-extent 1×k and k×1 convolutions (k = the stage's feature size: 14 at stage 2, 7 at stage 3 for
-112×112 input), which is what the paper's output shape T×C×1×1 for eq 12 requires. This gives
-19.22 M parameters (+0.6 % on 19.10 M); the other common readings land at 17.8 M or 19.9 M.
+nor the shape of GCA's "global convolution". The reading chosen here (``Config()``) is: DTFormer width =
+ResNet18's 512 channels (C' = C / heads in eq 23), 8 heads of 64, M = 2 layers, MLP hidden 1024 (2× the
+width), a 3×3 convolution for the "local context modelling" before pooling, ACA 1-D kernels of 3, and
+GCA's global convolution as full-extent 1×k and k×1 convolutions (k = the stage's feature size: 14 at
+stage 2, 7 at stage 3 for 112×112 input), which gives eq 12's output shape T×C×1×1 and keeps the position
+information the GCA text claims. This gives 19.22 M parameters (+0.6% on 19.10 M). Reading eq 12 instead
+as a small convolution over the T×C map of pooled features drops 1.38 M: 17.8 M with this DTFormer
+(-6.6%), 19.9 M with an MLP of 2048.
 
 FLOPs gap (not closable by any width choice): ``models.info`` counts multiply-accumulates (MACs, reported
-as "GFLOPs" like the paper and most of this field; 2×MACs would be 16.9 G). ResNet18 alone costs
-0.485 GMACs per 112×112 frame (1.814 G at 224×224, the textbook number), so 16 frames cost 7.76 GMACs
-before any AGA or DTFormer operation - already 30 % above the paper's 5.98 G. This model counts 8.46 G
-(+41 %): backbone 7.76, the DTFormer 3×3 convolution 0.60, AGA 0.03, encoder 0.07. The paper's 5.98 G is
-consistent with this architecture at about 11 frames per clip (the paper never states the clip length
-U×V; 16 is the common DFER setting and this project's choice), or with a backbone cut after stage 3; the
-text describes neither, so this implementation keeps the full ResNet18 and 16 frames and reports the gap.
+as "GFLOPs" like the paper and most of this field; 2×MACs would be 16.9 G). ResNet18 alone costs 0.485
+GMACs per 112×112 frame (1.814 G at 224×224, the textbook number), so 16 frames cost 7.76 GMACs before
+any AGA or DTFormer operation - already 30% above the paper's 5.98 G. This model counts 8.46 G (+41%):
+backbone 7.76, the DTFormer 3×3 convolution 0.60, AGA 0.03, encoder 0.07. The paper's 5.98 G is
+consistent with this architecture at about 11 frames per clip (5.82 G at 11, 6.35 G at 12; the paper
+never states the clip length U×V, 16 is the common DFER setting and this project's choice), or with a
+backbone cut after stage 3 (stem and stages 1-3: 5.61 G); the text describes neither, so this
+implementation keeps the full ResNet18 and 16 frames and reports the gap.
 
 Departures from the paper (and readings of ambiguous text), numbered
 --------------------------------------------------------------------
@@ -66,7 +68,11 @@ Departures from the paper (and readings of ambiguous text), numbered
     mentions LN only before the MLP (eq 25). Eq 24's "B" is read as the attention matrix D of eq 23.
 12. SE (Hu et al.) and CBAM (Woo et al. [40]) ablation modules use reduction 16 (at least 1 channel)
     and CBAM's 7×7 spatial kernel, at the same places as AGA; they have no residual (as published).
-13. No pretrained weights; ImageNet mean/std in the config (the paper does not give its normalisation).
+13. DTFormer's "convolution layer ... for local context modelling" is a 3×3 C→C convolution with BN and
+    ReLU before the per-frame average pooling; the paper gives no kernel, normalisation or activation.
+14. The classifier is LayerNorm + one linear layer on the class token; dropout (``dropout``) defaults to
+    0 because the paper states none. cls token and e_pos start truncated-normal (std 0.02).
+15. No pretrained weights; ImageNet mean/std in the config (the paper does not give its normalisation).
 """
 
 import math

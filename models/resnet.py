@@ -13,14 +13,16 @@ the same shape; ``num_frames`` (T) lets temporal attention (AGA) regroup the fra
 per-frame modules (SE, CBAM) ignore it.
 
 Departures from the paper:
-1. Batch normalisation follows He et al. as published in torchvision-style ResNets: BN after every
-   convolution, ReLU after the addition, stride on the first 3×3 convolution of a stage (the paper
-   does not say where the stride goes in a BasicBlock). Initialisation is Kaiming-normal (fan-out) for
-   convolutions and BN weight 1 / bias 0, not the paper's initialisation from "[13]" of He et al.
-2. No pretrained weights are shipped: the model starts from random initialisation. Loading weights
+1. Shortcuts that change shape are 1×1/2 projections with BN ("option B" of He et al. §3.3), not the
+   zero-padded identity ("option A") used for the paper's own 18-layer results (its Table 2). Option B
+   is what the common ImageNet ResNet18 uses and gives its 11.69 M parameters / 1.81 GMACs at 224².
+2. Choices the paper leaves open: the stride sits on the first 3×3 convolution of a stage, BN follows
+   every convolution, ReLU comes after the addition; weights start Kaiming-normal (fan-out mode, the
+   paper's "[13]") and BN at weight 1 / bias 0.
+3. No pretrained weights are shipped: the model starts from random initialisation. Loading weights
    is the caller's business (a state dict with this module's own key names).
-3. ``num_classes=0`` (the default) builds no classifier, so the backbone can serve as a feature
-   extractor; ``forward_head`` then returns the pooled 512-d features.
+4. ``num_classes=0`` (the default) builds no classifier, so the backbone can serve as a feature
+   extractor; ``forward_head`` then returns the pooled features. The attention slots are an addition.
 """
 
 from collections.abc import Mapping
