@@ -21,7 +21,8 @@ pose in radians). Backends are chosen by name through :func:`load_face_backend`:
   The only temporal state is step 2 (the previous frame's faces); :meth:`MediaPipeFaceBackend.reset` drops
   it. Measured on this 2-core machine, 640 x 360 frames of ``pyfeat_WolfgangLanger_Pexels.mp4`` sampled
   at 5 fps, one face (``python -m tasks.faces /work/shared/media/pyfeat_WolfgangLanger_Pexels.mp4``):
-  full-range detection 4.5 ms, FaceMesh on a crop 4.3 ms, whole ``detect()`` 9-11 ms per frame
+  full-range detection 4.5 ms, FaceMesh on a crop 4.3 ms, whole ``detect()`` 9-11 ms per frame (19 ms
+  while other jobs shared the 2 cores)
   with one face (+ about 4.5 ms per extra face); decoding with decord costs about 5 ms per sampled frame
   on top. The mesh alone in its own tracking mode on the full frame was 2.5 ms, but its internal
   short-range detector misses small faces, which is why the full-range detector runs first.
