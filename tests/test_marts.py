@@ -1,0 +1,284 @@
+"""The marts over a generated store: grains, thresholds, model choice, gestures.
+
+`write_lesson_store` writes a small store straight with pyarrow (no video, no models): 8 teacher
+sessions in a 2 × 2 design (facial: happiness share 0.5 or 0.1; body: 12 or 3 gestures per minute), 4
+teachers with 2 sessions each, plus one students' video that the analysis marts leave out. The other
+test modules import it from here.
+"""
+
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+import tasks.query
+from tasks import marts
+from tasks.action_units import AU_NAMES
+from tasks.body import KEYPOINT_NAMES
+from tasks.store import BODY_SCHEMA, FRAME_SCHEMA, Store, table_from_columns, write_table_atomic
+
+EMOTIONS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
+LEARNER_STATES = ("boredom", "engagement", "confusion", "frustration")
+SECONDS = 60  # length of every generated video
+WINDOW_S = 2.0  # emotion window length
+SHOULDER_PX = 100.0  # shoulder width of the generated person, pixels
+STEP_PX = 80.0  # wrist displacement of a gesture step: 0.8 shoulder widths in 1 s
+
+# staging view for predictions, used only until sql/staging/predictions.sql is in the repository
+PREDICTIONS_VIEW = """\
+create or replace view predictions as
+select
+    cast(task as varchar) as task,
+    cast(model_version as varchar) as model_version,
+    cast(video_id as varchar) as video_id,
+    * exclude (task, model_version, video_id)
+from read_parquet(
+    '${store}/predictions/*/*/*/*.parquet', hive_partitioning = true, union_by_name = true,
+    hive_types = {'task': varchar, 'model_version': varchar, 'video_id': varchar}
+);
+"""
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    """One generated teacher video: its session, teacher and what its predictions and body show."""
+
+    session: str
+    teacher: str
+    happiness_share: float
+    gestures_per_min: int
+
+
+def design() -> list[SessionSpec]:
+    """8 sessions, 2 per cell of facial (0.5 / 0.1 happiness) × body (12 / 3 gestures per minute)."""
+    cells = [(0.5, 12), (0.5, 3), (0.1, 12), (0.1, 3)]
+    return [
+        SessionSpec(f"s{2 * c + k + 1:02d}", f"t{c + 1}", share, rate)
+        for c, (share, rate) in enumerate(cells)
+        for k in range(2)
+    ]
+
+
+def use_predictions_staging(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Point `tasks.query` at a copy of sql/ with a predictions view when the repository has none yet."""
+    staging = tasks.query.SQL_DIR / "staging"
+    if (staging / "predictions.sql").is_file():
+        return
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(staging, sql_dir / "staging")
+    (sql_dir / "staging" / "predictions.sql").write_text(PREDICTIONS_VIEW)
+    monkeypatch.setattr(tasks.query, "SQL_DIR", sql_dir)
+
+
+def write_lesson_store(root: Path, specs: list[SessionSpec] | None = None) -> Store:
+    """A store with videos, frames, body and predictions for ``specs`` (default `design`), plus a
+    students' video."""
+    specs = design() if specs is None else specs
+    store = Store(root).ensure()
+    rows = []
+    for index, spec in enumerate(specs):
+        video_id = f"v{index:02d}"
+        rows.append(_video_row(video_id, spec.session, spec.teacher, "teacher"))
+        _write_video_tables(store, video_id, spec.happiness_share, spec.gestures_per_min, seed=index)
+    rows.append(_video_row("vstudents", specs[0].session, specs[0].teacher, "students"))
+    _write_video_tables(store, "vstudents", 0.9, 30, seed=99)
+    store.write_catalog("videos", pd.DataFrame(rows))
+    return store
+
+
+def _video_row(video_id: str, session: str, teacher: str, role: str) -> dict:
+    return {
+        "video_id": video_id,
+        "path": f"{session}/{video_id}.mp4",
+        "duration_s": float(SECONDS),
+        "fps": 25.0,
+        "n_frames": SECONDS * 25,
+        "sampled_frames": SECONDS * 5,
+        "frames_with_face": SECONDS * 4,
+        "status": "ok",
+        "course": "c1",
+        "session": session,
+        "teacher": teacher,
+        "role": role,
+        "lesson_type": "lecture",
+    }
+
+
+def _write_video_tables(store: Store, video_id: str, happiness: float, gestures_per_min: int, seed: int):
+    rng = np.random.default_rng(seed)
+    write_table_atomic(_frames(rng), store.partition("frames", video_id))
+    write_table_atomic(_body(gestures_per_min), store.partition("body", video_id))
+    predictions = store.root / "predictions"
+    trained = _windows(EMOTIONS, happiness, "teacher-expression", rng)
+    baseline = _windows(EMOTIONS, 1.0, "au-rules (rule baseline)", rng)
+    learner = _windows(LEARNER_STATES, 0.0, "learner-state", rng)
+    for task, version, table in (
+        ("emotion", "2", trained),
+        ("emotion", "rules-1", baseline),
+        ("learner_state", "1", learner),
+    ):
+        path = predictions / f"task={task}" / f"model_version={version}" / f"video_id={video_id}"
+        write_table_atomic(table, path / "part-0.parquet")
+
+
+def _frames(rng: np.random.Generator) -> pa.Table:
+    """Face 0 in every sampled frame (5 fps), face 1 in the first quarter: face 0 is the primary face."""
+    times = np.arange(SECONDS * 5) / 5.0
+    face_ids = np.r_[np.zeros(len(times)), np.ones(len(times) // 4)].astype(np.int32)
+    stamps = np.r_[times, times[: len(times) // 4]]
+    n = len(stamps)
+    columns: dict[str, np.ndarray] = {
+        field.name: np.zeros(n, dtype=field.type.to_pandas_dtype()) for field in FRAME_SCHEMA
+    }
+    columns.update(frame=np.round(stamps * 25).astype(np.int32), timestamp=stamps, face_id=face_ids)
+    columns.update(confidence=np.full(n, 0.9, np.float32), success=np.ones(n, bool))
+    for k, au in enumerate(AU_NAMES):
+        columns[f"{au}_r"] = (k / 4 + rng.uniform(0, 0.5, n)).astype(np.float32)
+    return table_from_columns(columns, FRAME_SCHEMA)
+
+
+def _body(gestures_per_min: int) -> pa.Table:
+    """One person at 1 fps; both wrists step by `STEP_PX` (moving) at ``gestures_per_min`` evenly spaced
+    samples."""
+    n = SECONDS + 1
+    columns = {field.name: np.full(n, 0.9, np.float32) for field in BODY_SCHEMA}
+    columns.update(frame=np.arange(n, dtype=np.int32) * 25, timestamp=np.arange(n, dtype=float))
+    columns["person_id"] = np.zeros(n, np.int32)
+    for name in KEYPOINT_NAMES:
+        columns[f"{name}_x"] = np.full(n, 300.0, np.float32)
+        columns[f"{name}_y"] = np.full(n, 200.0, np.float32)
+    columns["left_shoulder_x"] = np.full(n, 300.0 - SHOULDER_PX / 2, np.float32)
+    columns["right_shoulder_x"] = np.full(n, 300.0 + SHOULDER_PX / 2, np.float32)
+    moving = np.zeros(n, bool)
+    moving[np.arange(gestures_per_min) * (SECONDS // gestures_per_min) + 1] = True  # one-sample gestures
+    for side in ("left", "right"):
+        columns[f"{side}_wrist_y"] = (300.0 + STEP_PX * np.cumsum(moving)).astype(np.float32)
+    return table_from_columns(columns, BODY_SCHEMA)
+
+
+def _windows(classes: tuple[str, ...], first_share: float, model_name: str, rng) -> pa.Table:
+    """2-s windows of faces 0 and 1. Face 0: the first ``first_share`` of its windows labelled happiness
+    (classes[0] for learner states), the others the last class (neutral); face 1: all classes[0]."""
+    n = int(SECONDS / WINDOW_S)
+    happy = "happiness" if "happiness" in classes else classes[0]
+    labels = [happy if w < round(first_share * n) else classes[-1] for w in range(n)] + [classes[0]] * n
+    probs = rng.dirichlet(np.ones(len(classes)), size=2 * n).astype(np.float32)
+    starts = np.tile(np.arange(n) * WINDOW_S, 2)
+    table = {
+        "face_id": pa.array(np.repeat([0, 1], n), pa.int32()),
+        "window": pa.array(np.tile(np.arange(n), 2), pa.int32()),
+        "start_time": pa.array(starts, pa.float64()),
+        "end_time": pa.array(starts + WINDOW_S, pa.float64()),
+        "n_frames": pa.array(np.full(2 * n, 10), pa.int32()),
+        "model_name": pa.array([model_name] * (2 * n), pa.string()),
+        "label": pa.array(labels, pa.string()),
+        "confidence": pa.array(probs.max(axis=1), pa.float32()),
+    }
+    table.update({f"p_{c}": pa.array(probs[:, k], pa.float32()) for k, c in enumerate(classes)})
+    return pa.table(table)
+
+
+@pytest.fixture
+def lesson_store(tmp_path, monkeypatch) -> Store:
+    use_predictions_staging(monkeypatch, tmp_path)
+    return write_lesson_store(tmp_path / "store")
+
+
+def test_every_mart_file_states_grain_keys_and_depends_and_is_ordered():
+    order = [m.name for m in marts.mart_files()]
+    assert set(order) >= {"expression_windows", "video_summary", "teacher_summary", "session_analysis"}
+    for position, mart in enumerate(marts.mart_files()):
+        assert mart.grain.startswith("one row per"), mart.path
+        assert all(dep in marts.STAGING_VIEWS or order.index(dep) < position for dep in mart.depends)
+        text = mart.path.read_text()
+        assert text.rstrip().endswith("select * from final"), mart.path
+        assert _views_read(text) == set(mart.depends), mart.name
+
+
+def _views_read(text: str) -> set[str]:
+    """Names after ``from`` / ``join`` outside comments that are not CTEs of the file."""
+    code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
+    ctes = set(re.findall(r"^([a-z_]+) as \($", code, flags=re.MULTILINE))
+    return set(re.findall(r"\b(?:from|join)\s+([a-z_]+)\b", code)) - ctes
+
+
+def test_every_mart_has_unique_keys_on_a_generated_store(lesson_store):
+    con = marts.connect(lesson_store)
+    for mart in marts.mart_files():
+        keys = ", ".join(f'"{k}"' for k in mart.keys)
+        any_null = " or ".join(f'"{k}" is null' for k in mart.keys)
+        rows, distinct, null_keys = con.execute(
+            f"select count(*), count(distinct ({keys})), count(*) filter (where {any_null}) from {mart.name}"
+        ).fetchone()
+        assert rows > 0, f"{mart.name} is empty"
+        assert distinct == rows, f"{mart.name}: keys ({keys}) are not unique"
+        assert null_keys == 0, f"{mart.name}: null keys"
+
+
+def test_expression_windows_use_the_trained_model_and_the_video_metadata(lesson_store):
+    con = marts.connect(lesson_store)
+    models = con.execute("select distinct model_name, model_version from expression_windows").fetchall()
+    assert models == [("teacher-expression", "2")]
+    row = con.execute(
+        "select session, teacher, role, count(*) from expression_windows where video_id = 'v00' group by all"
+    ).fetchone()
+    assert row == ("s01", "t1", "teacher", 2 * SECONDS / WINDOW_S)
+
+
+def test_video_summary_measures_match_the_generated_data(lesson_store):
+    con = marts.connect(lesson_store)
+    summary = con.execute("select * from video_summary order by video_id").df().set_index("video_id")
+    for index, spec in enumerate(design()):
+        video = summary.loc[f"v{index:02d}"]
+        assert video["happiness_share"] == pytest.approx(spec.happiness_share)
+        assert video["gesture_rate"] == pytest.approx(spec.gestures_per_min)
+        assert video["dominant_expression"] == ("happiness" if spec.happiness_share >= 0.5 else "neutral")
+        assert video["primary_face_id"] == 0
+        assert video["face_visible_s"] == pytest.approx(SECONDS * 4 / 5)
+        assert video["expression_s"] == pytest.approx(SECONDS)
+    au = summary.loc["v00", [f"{a}_r" for a in AU_NAMES]].to_numpy(float)
+    assert np.all(np.diff(au) > 0)  # AU k has mean k/4 + 0.25 in the generated frames
+
+
+def test_groups_follow_the_thresholds(lesson_store):
+    con = marts.connect(lesson_store)
+    groups = marts.analysis_table(con).set_index("session_id")
+    expected = {s.session: ("positive" if s.happiness_share > 0.25 else "neutral") for s in design()}
+    assert groups["facial_group"].to_dict() == expected
+    assert groups["body_group"].value_counts().to_dict() == {"expressive": 4, "still": 4}
+    assert groups["teacher_id"].to_dict()["s01"] == "t1"  # the students' video adds nothing
+
+    marts.set_thresholds(con, {"positive_happiness_share": 0.05, "expressive_gesture_rate": 2})
+    groups = marts.analysis_table(con)
+    assert set(groups["facial_group"]) == {"positive"} and set(groups["body_group"]) == {"expressive"}
+
+    marts.set_thresholds(con, {"gesture_min_speed": 1.0})  # the generated steps are 0.8 shoulder widths/s
+    groups = marts.analysis_table(con)
+    assert set(groups["body_group"]) == {"still"} and set(groups["facial_group"]) == {"positive", "neutral"}
+
+    teachers = marts.analysis_table(marts.connect(lesson_store), "teacher_id")
+    assert list(teachers["teacher_id"]) == ["t1", "t2", "t3", "t4"]
+    assert list(zip(teachers["facial_group"], teachers["body_group"], strict=True)) == [
+        ("positive", "expressive"),
+        ("positive", "still"),
+        ("neutral", "expressive"),
+        ("neutral", "still"),
+    ]
+
+
+def test_thresholds_are_parsed_and_checked():
+    assert marts.parse_thresholds(["positive_happiness_share=0.4"])["positive_happiness_share"] == 0.4
+    assert marts.parse_thresholds(None) == {n: t.default for n, t in marts.THRESHOLDS.items()}
+    with pytest.raises(ValueError, match="unknown threshold 'nope'.*positive_happiness_share"):
+        marts.parse_thresholds(["nope=1"])
+    with pytest.raises(ValueError, match="'abc' is not a number"):
+        marts.parse_thresholds(["gesture_min_speed=abc"])
+    with pytest.raises(ValueError, match="not name=value"):
+        marts.parse_thresholds(["gesture_min_speed"])
+    for name, threshold in marts.THRESHOLDS.items():  # the module docstring documents every default
+        assert f"``{name}``" in marts.__doc__ and str(threshold.default) in marts.__doc__
