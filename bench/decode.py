@@ -21,7 +21,10 @@ from pathlib import Path
 from tasks.decode import decode_frames, open_video
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
-DEFAULT_VIDEOS = [MEDIA / "pyfeat_WolfgangLanger_Pexels.mp4", MEDIA / "metaloom_pexels-kindel-media-8164110.mp4"]
+DEFAULT_VIDEOS = [
+    MEDIA / "pyfeat_WolfgangLanger_Pexels.mp4",
+    MEDIA / "metaloom_pexels-kindel-media-8164110.mp4",
+]
 
 
 def decode_range(path: Path, start: int, stop: int) -> int:

@@ -35,7 +35,7 @@ def _run(args: argparse.Namespace) -> int:
         f"{summary['failed']} failed; store {Path(args.store).resolve()}"
     )
     if summary["failed"]:
-        print(f"see failures: lessonlens query --store {args.store} \"select * from failures\"")
+        print(f'see failures: lessonlens query --store {args.store} "select * from failures"')
     return 1 if summary["failed"] else 0
 
 

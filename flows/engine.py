@@ -6,6 +6,7 @@ would be invisible). ``prefect_api()`` therefore starts Prefect's local temporar
 process when no server is configured and exports its URL before any worker starts.
 """
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +31,9 @@ def prefect_api() -> Iterator[str]:
     try:
         yield server.api_url
     finally:
+        from prefect.logging.handlers import APILogHandler
+
+        APILogHandler.flush()  # send the last run logs before the API goes away
         os.environ.pop("PREFECT_API_URL", None)
         server.stop()
 
@@ -55,5 +59,6 @@ def task_runner(dask_address: str | None = None, workers: int | None = None):
             "threads_per_worker": 1,
             "processes": True,
             "dashboard_address": ":0",
+            "silence_logs": logging.WARNING,  # Dask's INFO chatter would drown the run's progress lines
         }
     )

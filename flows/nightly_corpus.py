@@ -127,7 +127,12 @@ def nightly_corpus(
     st.upsert_catalog("videos", refresh_rows(catalog, skipped), key="video_id")
     logger.info(
         "%d videos in %s: %d already extracted, %d to extract (fps=%s, backend=%s)",
-        len(refs), corpus, len(skipped), len(todo), fps, face_backend,
+        len(refs),
+        corpus,
+        len(skipped),
+        len(todo),
+        fps,
+        face_backend,
     )
     counts = {"found": len(refs), "skipped": len(skipped), "extracted": 0, "failed": 0, "frames": 0}
     clock = time.perf_counter()
@@ -137,16 +142,28 @@ def nightly_corpus(
         try:
             result = future.result()
         except Exception as exc:  # a bug or a crashed worker: record it, keep the corpus going
-            result = VideoResult(ref.video_id, ref.path, "failed", stage="extract", reason="internal_error",
-                                 message=f"{type(exc).__name__}: {exc}")
+            result = VideoResult(
+                ref.video_id,
+                ref.path,
+                "failed",
+                stage="extract",
+                reason="internal_error",
+                message=f"{type(exc).__name__}: {exc}",
+            )
         st.upsert_catalog("videos", pd.DataFrame([video_row(ref, result, params, run_id)]), key="video_id")
         if result.status == "ok":
             counts["extracted"] += 1
             counts["frames"] += result.sampled_frames
             logger.info(
                 "[%d/%d] %s: %d frames, %d face rows in %d tracks, %d body rows (%.1f s)",
-                done, len(todo), ref.path, result.sampled_frames, result.face_rows, result.face_tracks,
-                result.body_rows, result.seconds,
+                done,
+                len(todo),
+                ref.path,
+                result.sampled_frames,
+                result.face_rows,
+                result.face_tracks,
+                result.body_rows,
+                result.seconds,
             )
         else:
             counts["failed"] += 1
@@ -154,12 +171,22 @@ def nightly_corpus(
                 "failures",
                 pd.DataFrame([failure_row(ref, run_id, result.stage, result.reason, result.message)]),
             )
-            logger.error("[%d/%d] %s failed at %s (%s): %s", done, len(todo), ref.path, result.stage,
-                         result.reason, result.message)
+            logger.error(
+                "[%d/%d] %s failed at %s (%s): %s",
+                done,
+                len(todo),
+                ref.path,
+                result.stage,
+                result.reason,
+                result.message,
+            )
         elapsed = time.perf_counter() - clock
         logger.info(
             "progress: %d/%d videos, %d frames analysed, %.1f frames/s",
-            done, len(todo), counts["frames"], counts["frames"] / max(elapsed, 1e-9),
+            done,
+            len(todo),
+            counts["frames"],
+            counts["frames"] / max(elapsed, 1e-9),
         )
     run = {
         "run_id": run_id,

@@ -106,7 +106,11 @@ def plan_chunks(times: np.ndarray, fps: float, chunk_seconds: int) -> list[Chunk
     stamps = shown[picked]
     chunk_of = np.floor(grid[keep][first] / chunk_seconds + 1e-9).astype(int)
     return [
-        Chunk(int(c), tuple(int(f) for f in frames[chunk_of == c]), tuple(float(t) for t in stamps[chunk_of == c]))
+        Chunk(
+            int(c),
+            tuple(int(f) for f in frames[chunk_of == c]),
+            tuple(float(t) for t in stamps[chunk_of == c]),
+        )
         for c in np.unique(chunk_of)
     ]
 

@@ -173,7 +173,10 @@ def extract_chunk(job: ChunkJob) -> ChunkResult:
     face_schema = pa.schema([FRAME_SCHEMA.field(n) for n in FACE_FRAGMENT_COLUMNS], metadata=sampled)
     write_table_atomic(table_from_columns(faces, face_schema), job.faces_path)
     return ChunkResult(
-        job.chunk.index, len(job.chunk.frames), len(faces["frame"]), len(bodies["frame"]),
+        job.chunk.index,
+        len(job.chunk.frames),
+        len(faces["frame"]),
+        len(bodies["frame"]),
         time.perf_counter() - start,
     )
 

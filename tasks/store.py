@@ -57,11 +57,7 @@ BODY_SCHEMA = pa.schema(
         ("timestamp", pa.float64()),
         ("person_id", pa.int32()),
         ("confidence", pa.float32()),
-        *[
-            (f"{name}_{axis}", pa.float32())
-            for name in KEYPOINT_NAMES
-            for axis in ("x", "y", "v")
-        ],
+        *[(f"{name}_{axis}", pa.float32()) for name in KEYPOINT_NAMES for axis in ("x", "y", "v")],
     ]
 )
 

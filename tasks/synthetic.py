@@ -69,8 +69,9 @@ def side_by_side(left: np.ndarray, right: np.ndarray, height: int = 360) -> np.n
 
 def write_video(path: Path, frames: Iterable[np.ndarray], fps: float, codec: str = "libx264") -> Path:
     """Encode RGB frames to ``path`` (H.264, yuv420p) with PyAV."""
-    import av
     from fractions import Fraction
+
+    import av
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,7 +83,9 @@ def write_video(path: Path, frames: Iterable[np.ndarray], fps: float, codec: str
                 stream.height, stream.width = frame.shape[0] // 2 * 2, frame.shape[1] // 2 * 2
                 stream.pix_fmt = "yuv420p"
             frame = frame[: stream.height, : stream.width]
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+            for packet in stream.encode(
+                av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+            ):
                 container.mux(packet)
         if stream is not None:
             for packet in stream.encode():
@@ -116,8 +119,16 @@ def make_demo_corpus(folder: Path, fps: float = 25.0) -> list[Path]:
             tmp = write_video(folder / f".{name}", animate(photo, seconds, fps, seed=index), fps)
             tmp.rename(path)
         written.append(path)
-        manifest.append({"path": name, "course": "demo", "session": f"s{index + 1:02d}",
-                         "teacher": teacher, "role": role, "lesson_type": "lecture"})
+        manifest.append(
+            {
+                "path": name,
+                "course": "demo",
+                "session": f"s{index + 1:02d}",
+                "teacher": teacher,
+                "role": role,
+                "lesson_type": "lecture",
+            }
+        )
     with open(folder / "manifest.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(manifest[0]))
         writer.writeheader()

@@ -29,11 +29,19 @@ def scheduler(prefect_api, tmp_path):
 
     address = f"tcp://127.0.0.1:{_free_port()}"
     logs = open(tmp_path / "dask.log", "w")
-    procs = [subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1],
-                               "--no-dashboard"], stdout=logs, stderr=logs)]
+    procs = [
+        subprocess.Popen(
+            [DASK, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1], "--no-dashboard"],
+            stdout=logs,
+            stderr=logs,
+        )
+    ]
     procs += [
-        subprocess.Popen([DASK, "worker", address, "--nthreads", "1", "--no-dashboard", "--name", f"w{i}"],
-                         stdout=logs, stderr=logs)
+        subprocess.Popen(
+            [DASK, "worker", address, "--nthreads", "1", "--no-dashboard", "--name", f"w{i}"],
+            stdout=logs,
+            stderr=logs,
+        )
         for i in range(2)
     ]
     try:
@@ -57,8 +65,11 @@ def scheduler(prefect_api, tmp_path):
 
 
 def _frames(store: Path):
-    return run_query(store, "select v.path, f.* exclude (video_id) from frames f join videos v using (video_id) "
-                            "order by v.path, f.frame, f.face_id").to_pandas()
+    return run_query(
+        store,
+        "select v.path, f.* exclude (video_id) from frames f join videos v using (video_id) "
+        "order by v.path, f.frame, f.face_id",
+    ).to_pandas()
 
 
 def test_existing_scheduler_gives_the_same_outputs_as_local_cluster(scheduler, media_dir, tmp_path):
@@ -67,7 +78,12 @@ def test_existing_scheduler_gives_the_same_outputs_as_local_cluster(scheduler, m
     shutil.copy(media_dir / "pyfeat_single_face.mp4", corpus / "selfie.mp4")
     shutil.copy(media_dir / "metaloom_pexels-kindel-media-8164110.mp4", corpus / "closeup.mp4")
     remote, local = tmp_path / "remote", tmp_path / "local"
-    assert main(["run", str(corpus), "--store", str(remote), "--dask-address", scheduler, "--chunk-seconds", "2"]) == 0
+    assert (
+        main(
+            ["run", str(corpus), "--store", str(remote), "--dask-address", scheduler, "--chunk-seconds", "2"]
+        )
+        == 0
+    )
     assert main(["run", str(corpus), "--store", str(local), "--workers", "2", "--chunk-seconds", "2"]) == 0
     a, b = _frames(remote), _frames(local)
     assert len(a) > 0 and a["path"].nunique() == 2

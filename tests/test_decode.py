@@ -55,7 +55,11 @@ def test_bad_files_raise_video_error_with_reason_and_name(tmp_path, media_dir):
     empty.write_bytes(b"")
     text = tmp_path / "notes.mp4"
     text.write_text("this is not a video\n" * 100)
-    for path, reason in ((empty, "empty_file"), (text, "not_a_video"), (tmp_path / "gone.mp4", "missing_file")):
+    for path, reason in (
+        (empty, "empty_file"),
+        (text, "not_a_video"),
+        (tmp_path / "gone.mp4", "missing_file"),
+    ):
         with pytest.raises(VideoError, match=path.name) as info:
             open_video(path)
         assert info.value.reason == reason

@@ -42,15 +42,21 @@ def test_faces_are_found_and_tracked_on_a_real_clip(store):
     assert video["status"] == "ok" and video["teacher"] == "t01"
     assert video["sampled_frames"] == 99  # 19.7 s at 5 fps: grid 0, 0.2, …, 19.6
     assert video["frames_with_face"] >= 0.95 * video["sampled_frames"]
-    ids = q(store, "select distinct face_id from frames where video_id = (select video_id from videos "
-                   "where path like '%wolfgang.mp4')")
+    ids = q(
+        store,
+        "select distinct face_id from frames where video_id = (select video_id from videos "
+        "where path like '%wolfgang.mp4')",
+    )
     assert ids == [{"face_id": 0}]
 
 
 def test_timestamps_are_the_decoded_frames_presentation_times(store, corpus):
     shown = np.array(presentation_times(corpus / "wolfgang.mp4"))
-    rows = q(store, "select f.frame, f.timestamp from frames f join videos v using (video_id) "
-                    "where v.path like '%wolfgang.mp4' order by frame")
+    rows = q(
+        store,
+        "select f.frame, f.timestamp from frames f join videos v using (video_id) "
+        "where v.path like '%wolfgang.mp4' order by frame",
+    )
     stamps = np.array([r["timestamp"] for r in rows])
     assert np.abs(stamps[:, None] - shown[None, :]).min(axis=1).max() < 1e-5
     assert all(r["timestamp"] == pytest.approx(shown[r["frame"]], abs=1e-5) for r in rows)
@@ -92,7 +98,9 @@ def test_second_run_extracts_nothing_and_follows_renames(store, corpus, capsys):
 
 
 def test_query_cli_formats_and_refuses_writes(store, capsys):
-    assert main(["query", "--store", str(store), "--format", "csv", "select status from videos order by 1"]) == 0
+    assert (
+        main(["query", "--store", str(store), "--format", "csv", "select status from videos order by 1"]) == 0
+    )
     assert capsys.readouterr().out.splitlines()[0] == "status"
     assert main(["query", "--store", str(store), "copy videos to 'x.csv'"]) == 2
     assert "read-only" in capsys.readouterr().err

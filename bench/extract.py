@@ -1,0 +1,108 @@
+"""Extraction benchmark: analysed frames per second on 2 Dask workers, single-face 360p video at 5 fps.
+
+The input is a real single-face 640×360 clip (``pyfeat_WolfgangLanger_Pexels.mp4``) played forwards
+and backwards into a longer video (``--seconds``, default 120 s) so that the rate is measured over
+hundreds of frames. Three measurements in one run, on the same machine:
+
+- ``face path``: decode + detection + landmarks + pose + tracking + AUs + Parquet (body off), chunks
+  mapped over a 2-worker LocalCluster with plain Dask (workers warmed up first);
+- ``face + body``: the same with body keypoints at ``--body-fps`` (default 1);
+- ``lessonlens run``: the whole CLI (Prefect API start, cluster start, discovery, catalog) on the same
+  video, body at 1 fps, wall time end to end.
+
+    python bench/extract.py [--seconds 120] [--body-fps 1]
+"""
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from distributed import Client, LocalCluster
+
+from tasks.decode import open_video
+from tasks.discover import VideoRef, content_id
+from tasks.extract import ExtractParams, extract_chunk, extract_video
+from tasks.store import Store
+from tasks.synthetic import write_video
+
+MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
+SOURCE = MEDIA / "pyfeat_WolfgangLanger_Pexels.mp4"
+
+
+def ping_pong(source: Path, target: Path, seconds: float) -> Path:
+    """A longer real video: the source's frames forwards, backwards, forwards… at its frame rate."""
+    reader = open_video(source)
+    fps = reader.get_avg_fps()
+    frames = reader.get_batch(list(range(len(reader)))).asnumpy()
+    order = list(range(len(frames))) + list(range(len(frames) - 2, 0, -1))
+    n = int(seconds * fps)
+    return write_video(target, (frames[order[i % len(order)]] for i in range(n)), fps)
+
+
+def dask_rate(client: Client, video: Path, params: ExtractParams, root: Path) -> dict:
+    store = Store(root / f"store-{params.key()}").ensure()
+    ref = VideoRef(content_id(video), str(video), video.stat().st_size, 0)
+    start = time.perf_counter()
+    result = extract_video(ref, params, store, lambda jobs: client.gather(client.map(extract_chunk, jobs)))
+    seconds = time.perf_counter() - start
+    assert result.status == "ok", result.message
+    return {
+        "frames": result.sampled_frames,
+        "seconds": round(seconds, 2),
+        "frames_per_s": round(result.sampled_frames / seconds, 1),
+        "face_rows": result.face_rows,
+    }
+
+
+def cli_rate(video: Path, root: Path) -> dict:
+    from flows.cli import main
+
+    corpus = root / "corpus"
+    corpus.mkdir(exist_ok=True)
+    shutil.copy(video, corpus / video.name)
+    start = time.perf_counter()
+    code = main(["run", str(corpus), "--store", str(root / "cli-store"), "--workers", "2"])
+    seconds = time.perf_counter() - start
+    assert code == 0
+    from tasks.query import run_query
+
+    frames = run_query(root / "cli-store", "select sum(sampled_frames) as n from videos").to_pylist()[0]["n"]
+    return {"frames": frames, "seconds": round(seconds, 2), "frames_per_s": round(frames / seconds, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=120.0)
+    parser.add_argument("--body-fps", type=float, default=1.0)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        video = ping_pong(SOURCE, root / "single_face_360p.mp4", args.seconds)
+        with LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster:
+            with Client(cluster) as client:
+                dask_rate(
+                    client, ping_pong(SOURCE, root / "warmup.mp4", 20), ExtractParams(), root
+                )  # load models
+                results = {
+                    "face_path": dask_rate(client, video, ExtractParams(body_fps=0), root),
+                    f"face_plus_body_{args.body_fps:g}fps": dask_rate(
+                        client, video, ExtractParams(body_fps=args.body_fps), root
+                    ),
+                }
+        results["lessonlens_run_end_to_end"] = cli_rate(video, root)
+    print(
+        json.dumps(
+            {"video": f"{SOURCE.name} ping-pong {args.seconds:g} s, 640x360, 5 fps", **results}, indent=2
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
