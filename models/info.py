@@ -108,9 +108,7 @@ def measure(name: str, variant: str = "paper", *, latency: bool = True, runs: in
     """
     module = model_module(name)
     if variant not in module.VARIANTS:
-        raise ValueError(
-            f"unknown variant {variant!r} of {name}; valid variants: {', '.join(module.VARIANTS)}"
-        )
+        raise ValueError(f"unknown variant {variant!r} of {name}; valid variants: {', '.join(module.VARIANTS)}")
     config = replace(module.VARIANTS[variant], **overrides)
     inputs = example_inputs(name, config)
     model = _build(module, config, "meta")
@@ -170,8 +168,7 @@ def format_table(rows: list[dict]) -> str:
 
     def line(cells) -> str:
         return "  ".join(
-            c.rjust(w) if i in numeric else c.ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+            c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         )
 
     out = [line(header), "  ".join("-" * w for w in widths), *(line(b) for b in body)]

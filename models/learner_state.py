@@ -300,9 +300,7 @@ class SE(nn.Module):
     def __init__(self, *, channels: int, reduction: int = 16):
         super().__init__()
         hidden = max(1, channels // reduction)
-        self.fc = nn.Sequential(
-            nn.Linear(channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, channels)
-        )
+        self.fc = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, channels))
 
     def forward(self, x: Tensor, num_frames: int = 1) -> Tensor:
         """
@@ -496,9 +494,7 @@ class DTFormer(nn.Module):
             nn.BatchNorm2d(dim),
             nn.ReLU(inplace=True),
         )
-        self.enhance = (
-            DifferentialEnhancement(dim=dim, shift=shift, kernel_size=diff_kernel) if differential else None
-        )
+        self.enhance = DifferentialEnhancement(dim=dim, shift=shift, kernel_size=diff_kernel) if differential else None
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, num_frames + 1, dim))
         nn.init.trunc_normal_(self.cls_token, std=0.02)
@@ -547,9 +543,7 @@ def _stage_attention(config: Config) -> dict[int, nn.Module]:
         elif config.attention == "se":
             modules[stage] = SE(channels=channels, reduction=config.reduction)
         else:
-            modules[stage] = CBAM(
-                channels=channels, reduction=config.reduction, spatial_kernel=config.spatial_kernel
-            )
+            modules[stage] = CBAM(channels=channels, reduction=config.reduction, spatial_kernel=config.spatial_kernel)
     return modules
 
 
