@@ -175,3 +175,18 @@ def outcome_columns(students: pd.DataFrame) -> list[str]:
     """The outcome columns of a `join_outcomes` table: every outcomes-file column but ids and pretest."""
     skip = {STUDENT_ID, PRETEST, *LINK_COLUMNS, "happiness_share", "gesture_rate", *GROUP_COLUMNS}
     return [c for c in students.columns if c not in skip]
+
+
+def expression_timeline(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """The primary faces' emotion windows for the report: ``video`` (path), ``start_time``, ``end_time``, ``label``."""
+    return con.execute(
+        "select path as video, start_time, end_time, label from expression_windows "
+        "where is_primary_face order by path, start_time"
+    ).df()
+
+
+def au_means(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Mean AU intensity of each video's primary face: ``video`` (path) and the ``AUxx_r`` columns."""
+    return con.execute(
+        "select path as video, columns('^AU\\d+_r$') from video_summary where primary_face_id is not null order by path"
+    ).df()
