@@ -105,6 +105,41 @@ def _models_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _analyse(args: argparse.Namespace) -> int:
+    from flows.analyse import analyse_store
+    from tasks.marts import parse_thresholds
+    from tasks.report import formatted_paper_table
+
+    thresholds = parse_thresholds(args.threshold)
+    analysis = analyse_store(args.store, args.outcomes, args.report, args.link, args.ss_type, thresholds)
+    for dv, result in analysis.results.items():
+        print(f"== {dv} (n = {result.n_used})")
+        print(formatted_paper_table(result).to_string(index=False))
+    print(f"report: {analysis.report}")
+    return 0
+
+
+def _ancova(args: argparse.Namespace) -> int:
+    from tasks.stats import ancova, read_table
+
+    try:
+        result = ancova(read_table(args.data), args.dv, args.between, args.covariate, args.ss_type)
+    except TypeError as exc:
+        raise UsageError(str(exc)) from exc
+    if args.format == "json":
+        print(json.dumps(result.to_dict(), indent=2))
+    elif args.format == "csv":
+        sys.stdout.write(result.table.to_csv(index=False))
+    else:
+        print(f"== ANCOVA of {args.dv} (type {result.ss_type} SS; n = {result.n_used}, {result.n_dropped} dropped)")
+        print(result.table.to_string(index=False))
+        print("== adjusted means")
+        print(result.adjusted_means.to_string(index=False))
+        print("== homogeneity of regression slopes")
+        print(result.slopes.to_string(index=False))
+    return 0
+
+
 class UsageError(ValueError):
     pass
 
@@ -140,6 +175,34 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true")
     info.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
     info.set_defaults(func=_models_info)
+
+    analyse = sub.add_parser("analyse", help="ANCOVA of student outcomes by teacher expression groups, with a report")
+    analyse.add_argument("--store", required=True)
+    analyse.add_argument("--outcomes", required=True, help="student outcomes .csv/.parquet (see tasks/outcomes.py)")
+    analyse.add_argument("--report", default=None, help="report folder (default <store>/reports/<run id>)")
+    analyse.add_argument("--link", choices=["session_id", "teacher_id"], default="session_id")
+    analyse.add_argument("--ss-type", type=int, choices=[2, 3], default=2)
+    analyse.add_argument(
+        "--threshold",
+        action="append",
+        metavar="NAME=VALUE",
+        help="set a mart threshold (repeatable; names and defaults in tasks/marts.py)",
+    )
+    analyse.set_defaults(func=_analyse)
+
+    ancova = sub.add_parser("ancova", help="ANCOVA of any table (.csv or .parquet)")
+    ancova.add_argument("--data", required=True)
+    ancova.add_argument("--dv", required=True, help="dependent variable column")
+    ancova.add_argument("--between", nargs="+", required=True, help="factor columns (all interactions)")
+    ancova.add_argument("--covariate", nargs="+", required=True, help="covariate columns")
+    ancova.add_argument("--ss-type", type=int, choices=[2, 3], default=2)
+    ancova.add_argument(
+        "--format",
+        choices=["table", "json", "csv"],
+        default="table",
+        help="csv: the ANCOVA table only; json: every table",
+    )
+    ancova.set_defaults(func=_ancova)
     return parser
 
 
