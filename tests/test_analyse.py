@@ -1,0 +1,165 @@
+"""`lessonlens analyse` and `lessonlens ancova` end to end on a generated store and outcomes file."""
+
+import json
+import logging
+import warnings
+from io import StringIO
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import flows.analyse
+from flows.cli import main
+from tasks.stats import SingleLevelWarning, ancova
+from tests.test_marts import design, use_predictions_staging, write_lesson_store
+
+STUDENTS_PER_SESSION = 6
+FACIAL_EFFECT = 5.0  # points added to classroom_performance in sessions with a positive facial group
+
+
+def outcomes_frame(seed: int = 7) -> pd.DataFrame:
+    """Students of the generated sessions: performance = 10 + 0.3 pretest + 5 (positive face) + noise."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for spec in design():
+        for k in range(STUDENTS_PER_SESSION):
+            pretest = round(float(rng.normal(50, 5)), 2)
+            positive = spec.happiness_share > 0.25
+            rows.append(
+                {
+                    "student_id": f"{spec.session}-{k}",
+                    "session_id": spec.session,
+                    "teacher_id": spec.teacher,
+                    "pretest": pretest,
+                    "classroom_performance": round(10 + 0.3 * pretest + FACIAL_EFFECT * positive + rng.normal(), 3),
+                    "learning_motivation": round(float(rng.normal(3, 1)), 3),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def expected_groups() -> pd.DataFrame:
+    """The generated sessions' groups at the default thresholds, from the design (not from the marts)."""
+    return pd.DataFrame(
+        {
+            "session_id": [s.session for s in design()],
+            "facial_group": ["positive" if s.happiness_share > 0.25 else "neutral" for s in design()],
+            "body_group": ["expressive" if s.gestures_per_min >= 6 else "still" for s in design()],
+        }
+    )
+
+
+@pytest.fixture
+def study(tmp_path, monkeypatch):
+    use_predictions_staging(monkeypatch, tmp_path)
+    store = write_lesson_store(tmp_path / "store")
+    outcomes = tmp_path / "outcomes.csv"
+    outcomes_frame().to_csv(outcomes, index=False)
+    return store, outcomes
+
+
+def test_analyse_writes_paper_tables_and_a_self_contained_report(study, tmp_path, capsys):
+    store, outcomes = study
+    report = tmp_path / "report"
+    assert main(["analyse", "--store", str(store.root), "--outcomes", str(outcomes), "--report", str(report)]) == 0
+    printed = capsys.readouterr().out
+    assert "Facial expression × Body expression" in printed and str(report / "report.html") in printed
+
+    joined = outcomes_frame().merge(expected_groups(), on="session_id")
+    tables = pd.read_csv(report / "ancova.csv")
+    html = (report / "report.html").read_text()
+    for dv in ("classroom_performance", "learning_motivation"):
+        expected = ancova(joined, dv, ["facial_group", "body_group"], ["pretest"], 2).table
+        written = tables[tables["outcome"] == dv].reset_index(drop=True)
+        assert list(written["source"]) == list(expected["source"])
+        for column in ("ss", "df", "ms", "F", "p", "np2"):
+            np.testing.assert_allclose(written[column], expected[column], rtol=1e-9, equal_nan=True)
+        assert f"<h2>{dv}</h2>" in html
+        facial = expected.set_index("source").loc["facial_group"]
+        assert f"<td>{facial['F']:.2f}</td>" in html and f"<td>{facial['ms']:.2f}</td>" in html
+    facial = tables.set_index(["outcome", "source"]).loc[("classroom_performance", "facial_group")]
+    assert facial["p"] < 1e-6 and facial["np2"] > 0.5  # the generated effect is found
+
+    means = pd.read_csv(report / "adjusted_means.csv")
+    assert {"outcome", "factor", "level", "mean", "se", "n"} <= set(means.columns)
+    assert html.count('src="data:image/png;base64,') == 4  # 2 adjusted-means plots, timeline, AU heatmap
+    assert "http://" not in html and "https://" not in html
+    for heading in ("Groups", "Expression timeline", "AU heatmap"):
+        assert f"<h2>{heading}</h2>" in html
+    markdown = (report / "report.md").read_text()
+    assert "| Facial expression | 1 |" in markdown
+    assert (report / "adjusted_means_classroom-performance.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_default_report_folder_is_under_the_store_and_teacher_link_works(study, capsys):
+    store, outcomes = study
+    assert main(["analyse", "--store", str(store.root), "--outcomes", str(outcomes), "--link", "teacher_id"]) == 0
+    (report,) = (store.root / "reports").iterdir()
+    units = pd.read_csv(report / "units.csv")
+    assert list(units["teacher_id"]) == ["t1", "t2", "t3", "t4"]
+    assert (report / "report.html").is_file()
+
+
+def test_threshold_option_changes_the_groups(study, tmp_path):
+    store, outcomes = study
+    report = tmp_path / "report"
+    args = ["analyse", "--store", str(store.root), "--outcomes", str(outcomes), "--report", str(report)]
+    with pytest.warns(SingleLevelWarning, match="body_group"):
+        assert main([*args, "--threshold", "expressive_gesture_rate=20"]) == 0
+    assert set(pd.read_csv(report / "units.csv")["body_group"]) == {"still"}
+    assert main([*args, "--threshold", "nope=1"]) == 2
+
+
+def test_unknown_session_in_outcomes_exits_2_naming_row_and_column(study, tmp_path, capsys):
+    store, _ = study
+    students = outcomes_frame()
+    students.loc[3, "session_id"] = "s99"
+    outcomes = tmp_path / "bad.csv"
+    students.to_csv(outcomes, index=False)
+    assert main(["analyse", "--store", str(store.root), "--outcomes", str(outcomes)]) == 2
+    error = capsys.readouterr().err
+    assert "row 5" in error and "'session_id'" in error and "'s99'" in error
+    assert not (store.root / "reports").exists()
+
+
+def test_the_flow_publishes_the_tables_as_artifacts(study, tmp_path, monkeypatch):
+    store, outcomes = study
+    tables, markdowns = [], []
+    monkeypatch.setattr(flows.analyse, "create_table_artifact", lambda **kw: tables.append(kw))
+    monkeypatch.setattr(flows.analyse, "create_markdown_artifact", lambda **kw: markdowns.append(kw))
+    monkeypatch.setattr(flows.analyse, "get_run_logger", lambda: logging.getLogger("test"))
+    path = flows.analyse.analyse.fn(str(store.root), str(outcomes), str(tmp_path / "report"))
+    assert path.endswith("report.html")
+    assert [t["key"] for t in tables] == ["ancova-classroom-performance", "ancova-learning-motivation"]
+    assert tables[0]["table"][1]["Effect"] == "Facial expression"
+    assert markdowns[0]["key"] == "analysis-report" and "| Effect |" in markdowns[0]["markdown"]
+
+
+def test_ancova_command_prints_the_table_in_every_format(tmp_path, capsys):
+    data = outcomes_frame().merge(expected_groups(), on="session_id")
+    path = tmp_path / "data.csv"
+    data.to_csv(path, index=False)
+    base = ["ancova", "--data", str(path), "--dv", "classroom_performance"]
+    base += ["--between", "facial_group", "body_group", "--covariate", "pretest", "--ss-type", "3"]
+    expected = ancova(data, "classroom_performance", ["facial_group", "body_group"], ["pretest"], 3)
+
+    assert main([*base, "--format", "json"]) == 0
+    parsed = json.loads(capsys.readouterr().out)
+    assert parsed["ss_type"] == 3 and parsed["n_used"] == len(data)
+    assert [row["source"] for row in parsed["table"]] == list(expected.table["source"])
+    assert parsed["table"][1]["F"] == pytest.approx(expected.table["F"][1], rel=1e-12)
+
+    assert main([*base, "--format", "csv"]) == 0
+    table = pd.read_csv(StringIO(capsys.readouterr().out))
+    np.testing.assert_allclose(table["ss"], expected.table["ss"], rtol=1e-9)
+
+    assert main(base) == 0
+    out = capsys.readouterr().out
+    assert "facial_group:body_group" in out and "adjusted means" in out
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        args = ["ancova", "--data", str(path), "--dv", "student_id"]
+        assert main([*args, "--between", "facial_group", "--covariate", "pretest"]) == 2
+    assert "must be numeric" in capsys.readouterr().err
