@@ -31,9 +31,9 @@ def prefect_api() -> Iterator[str]:
     try:
         yield server.api_url
     finally:
-        from prefect.logging.handlers import APILogHandler
+        from prefect.logging.handlers import APILogWorker
 
-        APILogHandler.flush()  # send the last run logs before the API goes away
+        APILogWorker.drain_all(timeout=5)  # send the last run logs before the API goes away
         os.environ.pop("PREFECT_API_URL", None)
         server.stop()
 
