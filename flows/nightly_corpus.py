@@ -11,6 +11,7 @@ import time
 import uuid
 from dataclasses import asdict
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
@@ -95,6 +96,41 @@ def failure_row(ref: VideoRef, run_id: str, stage: str, reason: str, message: st
     }
 
 
+def validate_parameters(corpus: str, store: str, face_backend: str, face_model_dir: str | None) -> Store:
+    """Fail the run at once, naming the parameter, before any work starts."""
+    from tasks.faces import FACE_BACKENDS
+
+    if not Path(corpus).exists():
+        raise ValueError(f"parameter corpus: {corpus} does not exist")
+    if face_backend not in FACE_BACKENDS:
+        raise ValueError(f"parameter face_backend: {face_backend!r} is not one of {', '.join(FACE_BACKENDS)}")
+    if face_model_dir is not None and not Path(face_model_dir).is_dir():
+        raise ValueError(f"parameter face_model_dir: {face_model_dir} is not a directory")
+    try:
+        return Store(store).ensure()
+    except PermissionError as exc:
+        raise ValueError(f"parameter store: {exc}") from exc
+
+
+def publish_artifacts(counts: dict, failures: list[dict], run_id: str) -> None:
+    """Counts per stage and the run's failures, visible in the Prefect UI next to the flow run."""
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    create_markdown_artifact(
+        key="nightly-corpus-summary",
+        markdown=(
+            f"### nightly-corpus run `{run_id}`\n\n| stage | videos |\n|---|---|\n"
+            f"| found | {counts['found']} |\n| already extracted | {counts['skipped']} |\n"
+            f"| extracted | {counts['extracted']} |\n| failed | {counts['failed']} |\n\n"
+            f"{counts['frames']} frames analysed."
+        ),
+        description="videos per stage",
+    )
+    if failures:
+        rows = [{k: f[k] for k in ("path", "stage", "reason", "message")} for f in failures]
+        create_table_artifact(key="nightly-corpus-failures", table=rows, description="videos that failed")
+
+
 @flow(name="nightly-corpus")
 def nightly_corpus(
     corpus: str,
@@ -108,15 +144,21 @@ def nightly_corpus(
 ) -> dict:
     """Extract per-frame features of every new or changed video in ``corpus`` into ``store``.
 
-    Returns counts: found, skipped (already extracted with the same parameters), extracted, failed.
+    Returns counts: found, skipped (already extracted with the same parameters), extracted, failed,
+    frames (analysed), and the run id. One run at a time may write a store (a second one fails at once).
     """
     logger = get_run_logger()
+    st = validate_parameters(corpus, store, face_backend, face_model_dir)
+    options = (("model_dir", str(Path(face_model_dir).resolve())),) if face_model_dir else ()
+    params = ExtractParams(fps, chunk_seconds, face_backend, options, body_fps, au_model_dir)
+    run_id = uuid.uuid4().hex[:12]
+    with st.writer_lock(f"nightly-corpus run {run_id}"):
+        return _extract_corpus(corpus, st, params, run_id, logger)
+
+
+def _extract_corpus(corpus: str, st: Store, params: ExtractParams, run_id: str, logger) -> dict:
     from prefect.runtime import flow_run
 
-    options = (("model_dir", face_model_dir),) if face_model_dir else ()
-    params = ExtractParams(fps, chunk_seconds, face_backend, options, body_fps, au_model_dir)
-    st = Store(store).ensure()
-    run_id = uuid.uuid4().hex[:12]
     started = datetime.now(UTC)
     refs = discover_task(corpus, st)
     catalog = st.read_catalog("videos")
@@ -127,67 +169,36 @@ def nightly_corpus(
     st.upsert_catalog("videos", refresh_rows(catalog, skipped), key="video_id")
     logger.info(
         "%d videos in %s: %d already extracted, %d to extract (fps=%s, backend=%s)",
-        len(refs),
-        corpus,
-        len(skipped),
-        len(todo),
-        fps,
-        face_backend,
-    )
+        len(refs), corpus, len(skipped), len(todo), params.fps, params.face_backend,
+    )  # fmt: skip
     counts = {"found": len(refs), "skipped": len(skipped), "extracted": 0, "failed": 0, "frames": 0}
+    failures: list[dict] = []
     clock = time.perf_counter()
     futures = {extract_video_task.submit(ref, params, st): ref for ref in todo}
-    for done, future in enumerate(as_completed(list(futures)), start=1):
+    for n_done, future in enumerate(as_completed(list(futures)), start=1):
         ref = futures[future]
         try:
             result = future.result()
         except Exception as exc:  # a bug or a crashed worker: record it, keep the corpus going
-            result = VideoResult(
-                ref.video_id,
-                ref.path,
-                "failed",
-                stage="extract",
-                reason="internal_error",
-                message=f"{type(exc).__name__}: {exc}",
-            )
+            message = f"{type(exc).__name__}: {exc}"
+            result = VideoResult(ref.video_id, ref.path, "failed", stage="extract", reason="internal_error",
+                                 message=message)  # fmt: skip
         st.upsert_catalog("videos", pd.DataFrame([video_row(ref, result, params, run_id)]), key="video_id")
+        prefix = f"[{n_done}/{len(todo)}] {ref.path}"
         if result.status == "ok":
             counts["extracted"] += 1
             counts["frames"] += result.sampled_frames
             logger.info(
-                "[%d/%d] %s: %d frames, %d face rows in %d tracks, %d body rows (%.1f s)",
-                done,
-                len(todo),
-                ref.path,
-                result.sampled_frames,
-                result.face_rows,
-                result.face_tracks,
-                result.body_rows,
-                result.seconds,
-            )
+                "%s: %d frames, %d face rows in %d tracks, %d body rows (%.1f s)",
+                prefix, result.sampled_frames, result.face_rows, result.face_tracks, result.body_rows, result.seconds,
+            )  # fmt: skip
         else:
             counts["failed"] += 1
-            st.append_catalog(
-                "failures",
-                pd.DataFrame([failure_row(ref, run_id, result.stage, result.reason, result.message)]),
-            )
-            logger.error(
-                "[%d/%d] %s failed at %s (%s): %s",
-                done,
-                len(todo),
-                ref.path,
-                result.stage,
-                result.reason,
-                result.message,
-            )
-        elapsed = time.perf_counter() - clock
-        logger.info(
-            "progress: %d/%d videos, %d frames analysed, %.1f frames/s",
-            done,
-            len(todo),
-            counts["frames"],
-            counts["frames"] / max(elapsed, 1e-9),
-        )
+            failures.append(failure_row(ref, run_id, result.stage, result.reason, result.message))
+            st.append_catalog("failures", pd.DataFrame(failures[-1:]))
+            logger.error("%s failed at %s (%s): %s", prefix, result.stage, result.reason, result.message)
+        rate = counts["frames"] / max(time.perf_counter() - clock, 1e-9)
+        logger.info("progress: %d/%d videos, %d frames, %.1f frames/s", n_done, len(todo), counts["frames"], rate)
     run = {
         "run_id": run_id,
         "flow_run_id": str(flow_run.id) if flow_run.id else None,
@@ -202,5 +213,6 @@ def nightly_corpus(
         "frames_analysed": counts["frames"],
     }
     st.append_catalog("runs", pd.DataFrame([run]))
+    publish_artifacts(counts, failures, run_id)
     logger.info("run %s: %s", run_id, counts)
     return {"run_id": run_id, **counts}

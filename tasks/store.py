@@ -15,9 +15,13 @@ never leaves a half-written file where a reader (DuckDB) looks. Partition files 
 ``video_id`` column: it is the hive partition key (``hive_partitioning`` in DuckDB and pyarrow).
 """
 
+import fcntl
 import os
+import socket
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -116,6 +120,10 @@ CATALOG_TABLES = {
 }
 
 
+class StoreBusy(RuntimeError):
+    """Another run is writing the same store."""
+
+
 class Store:
     """A LessonLens store rooted at a local folder."""
 
@@ -136,6 +144,36 @@ class Store:
         except OSError as exc:
             raise PermissionError(f"store {self.root} is not writable: {exc}") from exc
         return self
+
+    @contextmanager
+    def writer_lock(self, owner: str) -> Iterator[None]:
+        """Hold the store's single-writer lock for the duration of a run, or raise StoreBusy.
+
+        An exclusive ``flock`` on ``<store>/.lock``: the operating system releases it when the holding
+        process ends, even by ``kill -9``, so a crashed run never leaves a stale lock. (flock is reliable on
+        local disks; on network file systems use one store per writer.)
+        """
+        path = self.root / ".lock"
+        with open(path, "a+") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.seek(0)
+                holder = fh.read().strip() or "another process"
+                raise StoreBusy(
+                    f"store {self.root} is being written by {holder}; wait for that run to finish or use another store"
+                ) from None
+            fh.seek(0)
+            fh.truncate()
+            since = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+            fh.write(f"{owner} (pid {os.getpid()} on {socket.gethostname()}, since {since})")
+            fh.flush()
+            try:
+                yield
+            finally:
+                fh.seek(0)
+                fh.truncate()
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     # partitions -------------------------------------------------------------------------------
     def partition(self, table: str, video_id: str) -> Path:
