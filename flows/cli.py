@@ -1,7 +1,7 @@
 """``lessonlens``: run the corpus flow, query the store, inspect models.
 
 Exit codes: 0 success; 1 the run finished but some videos failed (see ``failures``); 2 bad arguments
-or input (the message names the parameter or file).
+or input (the message names the parameter or file); 3 another run is writing the same store.
 """
 
 import argparse
@@ -13,15 +13,14 @@ import flows  # noqa: F401  (offline Prefect defaults)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from flows.engine import prefect_api, task_runner
+    from flows.engine import prefect_api
     from flows.nightly_corpus import nightly_corpus
 
     corpus = Path(args.corpus)
     if not corpus.exists():
         raise UsageError(f"corpus {corpus} does not exist")
-    runner = task_runner(args.dask_address, args.workers)
     with prefect_api():
-        summary = nightly_corpus.with_options(task_runner=runner)(
+        summary = nightly_corpus(
             corpus=str(corpus.resolve()),
             store=str(Path(args.store).resolve()),
             fps=args.fps,
@@ -29,6 +28,8 @@ def _run(args: argparse.Namespace) -> int:
             face_model_dir=args.face_model_dir,
             body_fps=args.body_fps,
             chunk_seconds=args.chunk_seconds,
+            dask_address=args.dask_address,
+            workers=args.workers,
         )
     print(
         f"{summary['found']} videos: {summary['extracted']} extracted, {summary['skipped']} already done, "
@@ -219,8 +220,13 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from tasks.store import StoreBusy
+
     try:
         return args.func(args)
+    except StoreBusy as exc:
+        print(f"lessonlens {args.command}: {exc}", file=sys.stderr)
+        return 3
     except (UsageError, FileNotFoundError, PermissionError, ValueError) as exc:
         print(f"lessonlens {args.command}: error: {exc}", file=sys.stderr)
         return 2

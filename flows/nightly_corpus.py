@@ -141,19 +141,37 @@ def nightly_corpus(
     body_fps: float = 1.0,
     chunk_seconds: int = 10,
     au_model_dir: str | None = None,
+    dask_address: str | None = None,
+    workers: int | None = None,
 ) -> dict:
     """Extract per-frame features of every new or changed video in ``corpus`` into ``store``.
 
+    The work runs in the subflow ``extract-corpus`` on a Dask cluster: the scheduler at ``dask_address``,
+    or a new LocalCluster of ``workers`` processes (default: one per core). One run at a time may write a
+    store; a second one fails at once naming the run that holds it.
+
     Returns counts: found, skipped (already extracted with the same parameters), extracted, failed,
-    frames (analysed), and the run id. One run at a time may write a store (a second one fails at once).
+    frames (analysed), and the run id.
     """
-    logger = get_run_logger()
+    from flows.engine import task_runner
+
     st = validate_parameters(corpus, store, face_backend, face_model_dir)
     options = (("model_dir", str(Path(face_model_dir).resolve())),) if face_model_dir else ()
-    params = ExtractParams(fps, chunk_seconds, face_backend, options, body_fps, au_model_dir)
+    try:
+        params = ExtractParams(fps, chunk_seconds, face_backend, options, body_fps, au_model_dir)
+        runner = task_runner(dask_address, workers)
+    except ValueError as exc:
+        raise ValueError(f"parameters: {exc}") from exc
     run_id = uuid.uuid4().hex[:12]
     with st.writer_lock(f"nightly-corpus run {run_id}"):
-        return _extract_corpus(corpus, st, params, run_id, logger)
+        extract = extract_corpus.with_options(task_runner=runner)
+        return extract(str(Path(corpus).resolve()), str(st.root), params, run_id)
+
+
+@flow(name="extract-corpus")
+def extract_corpus(corpus: str, store: str, params: ExtractParams, run_id: str) -> dict:
+    """Discover, extract on Dask, record: the body of ``nightly-corpus`` (which holds the store lock)."""
+    return _extract_corpus(corpus, Store(store), params, run_id, get_run_logger())
 
 
 def _extract_corpus(corpus: str, st: Store, params: ExtractParams, run_id: str, logger) -> dict:

@@ -97,6 +97,29 @@ def test_second_run_extracts_nothing_and_follows_renames(store, corpus, capsys):
     assert "2 already done" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "named"),
+    [
+        ("--fps", "0", "fps"),
+        ("--face-backend", "opencv", "face_backend"),
+        ("--face-model-dir", "/no/pack", "face_model_dir"),
+    ],
+)
+def test_bad_parameters_fail_at_once_naming_them(store, corpus, capsys, option, value, named):
+    runs_before = len(q(store, "select * from runs"))
+    assert main(["run", str(corpus), "--store", str(store), option, value]) == 2
+    assert named in capsys.readouterr().err
+    assert len(q(store, "select * from runs")) == runs_before
+
+
+def test_a_second_writer_is_refused_while_a_run_holds_the_store(store, corpus, capsys):
+    from tasks.store import Store
+
+    with Store(store).writer_lock("a test run"):
+        assert main(["run", str(corpus), "--store", str(store)]) == 3
+    assert "being written by a test run" in capsys.readouterr().err
+
+
 def test_query_cli_formats_and_refuses_writes(store, capsys):
     assert (
         main(["query", "--store", str(store), "--format", "csv", "select status from videos order by 1"]) == 0
