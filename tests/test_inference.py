@@ -1,0 +1,332 @@
+import os
+import shutil
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from models import build_model
+from models.registry import TASK_CLASSES, promote, register
+from tasks import inference
+from tasks.crops import CROP_SCHEMA, align_face, encode_jpeg
+from tasks.inference import (
+    gpu_resources_available,
+    infer_on_dask,
+    infer_videos,
+    plan_windows,
+    prediction_path,
+    prediction_schema,
+    rules_version,
+    stale_videos,
+)
+from tasks.store import FRAME_SCHEMA, N_LANDMARKS, Store, table_from_columns, write_table_atomic
+
+SQL = Path(__file__).resolve().parents[1] / "sql" / "staging" / "predictions.sql"
+TINY = dict(num_frames=4, image_size=32, layers=(1, 1, 1, 1), widths=(8, 16, 32, 64), heads=2, mlp_dim=32,
+            depth=1, reduction=4, num_classes=4)  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def no_prefect_api(monkeypatch):
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+
+
+def write_frames(store: Store, video_id: str, tracks: dict[int, tuple[int, dict[str, float]]]) -> None:
+    """A frames partition: per face_id, (number of 5 fps samples, AU intensities held constant)."""
+    rows = []
+    for face_id, (n, aus) in tracks.items():
+        for k in range(n):
+            row = {f.name: 0 for f in FRAME_SCHEMA}
+            row.update(frame=6 * k, timestamp=0.2 * k, face_id=face_id, confidence=0.9, success=True, **aus)
+            rows.append(row)
+    columns = {f.name: [r[f.name] for r in rows] for f in FRAME_SCHEMA}
+    write_table_atomic(table_from_columns(columns, FRAME_SCHEMA), store.partition("frames", video_id))
+
+
+def read_predictions(store: Store, task: str, version: str, video_id: str) -> pd.DataFrame:
+    return pq.read_table(prediction_path(store.root, task, version, video_id)).to_pandas()
+
+
+def test_windows_are_per_track_with_a_short_track_kept_whole():
+    face_id = np.array([1] * 40 + [0] * 5)
+    frame = np.r_[np.arange(40)[::-1], np.arange(5)]  # unsorted input
+    windows = plan_windows(face_id, frame, frame * 0.2, window=16, stride=8)
+    assert [(w.face_id, w.index, len(w.rows)) for w in windows] == [(0, 0, 5)] + [(1, k, 16) for k in range(4)]
+    third = windows[3]
+    assert frame[third.rows].tolist() == list(range(16, 32))
+    assert (third.start_time, third.end_time) == pytest.approx((3.2, 6.2))
+    with pytest.raises(ValueError, match="stride"):
+        plan_windows(face_id, frame, frame * 0.2, window=16, stride=0)
+
+
+def test_rule_baseline_writes_one_row_per_face_window(tmp_path):
+    store = Store(tmp_path)
+    write_frames(store, "vid1", {0: (40, {"AU06_r": 4.0, "AU12_r": 4.5}), 1: (20, {}), 2: (5, {"AU04_r": 3.0})})
+    write_frames(store, "empty", {})
+    summaries = infer_videos(tmp_path, ["vid1", "empty", "missing"], "emotion")
+    version = rules_version("emotion")
+    assert [(s["video_id"], s["status"], s["windows"]) for s in summaries] == [
+        ("vid1", "ok", 6),
+        ("empty", "ok", 0),
+        ("missing", "skipped", 0),
+    ]
+    assert summaries[0]["model_version"] == version and version.startswith("rules-")
+    assert "rule baseline" in summaries[0]["model_name"]
+
+    path = prediction_path(tmp_path, "emotion", version, "vid1")
+    assert path == tmp_path / "predictions" / "task=emotion" / f"model_version={version}" / "video_id=vid1" / (
+        "part-0.parquet"
+    )
+    schema = pq.read_schema(path)
+    assert schema.remove_metadata() == prediction_schema("emotion")
+    assert not {"task", "model_version", "video_id"} & set(schema.names)
+    assert schema.metadata[b"window"] == b"16" and schema.metadata[b"stride"] == b"8"
+    df = read_predictions(store, "emotion", version, "vid1")
+    assert df.groupby("face_id").size().to_dict() == {0: 4, 1: 1, 2: 1}
+    p = df[[f"p_{c}" for c in TASK_CLASSES["emotion"]]].to_numpy()
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
+    assert df.loc[df.face_id == 0, "label"].eq("happiness").all()
+    assert df.loc[df.face_id == 1, "label"].eq("neutral").all()
+    assert (df["confidence"] == p.max(axis=1)).all()
+    assert df["model_name"].str.contains("rule baseline").all()
+    assert df.loc[df.face_id == 2, "n_frames"].tolist() == [5]
+    assert df.loc[df.face_id == 0, ["start_time", "end_time"]].to_numpy()[1].tolist() == pytest.approx([1.6, 4.6])
+
+    empty = pq.read_table(prediction_path(tmp_path, "emotion", version, "empty"))
+    assert empty.num_rows == 0 and empty.schema.remove_metadata() == prediction_schema("emotion")
+    assert not prediction_path(tmp_path, "emotion", version, "missing").parent.exists()
+
+
+def test_stale_videos_follow_predictions_frames_and_promotion(tmp_path):
+    store = Store(tmp_path)
+    for video_id in ("a", "b"):
+        write_frames(store, video_id, {0: (20, {})})
+    assert stale_videos(tmp_path, "learner_state") == ["a", "b"]
+    infer_videos(tmp_path, ["a"], "learner_state")
+    assert stale_videos(tmp_path, "learner_state") == ["b"]
+    assert stale_videos(tmp_path, "emotion") == ["a", "b"]
+    earlier = store.partition("frames", "a").stat().st_mtime_ns - 10**9
+    predictions = prediction_path(tmp_path, "learner_state", rules_version("learner_state"), "a")
+    os.utime(predictions, ns=(earlier, earlier))  # the video was re-extracted after its predictions
+    assert stale_videos(tmp_path, "learner_state") == ["a", "b"]
+    infer_videos(tmp_path, ["a", "b"], "learner_state")
+    assert stale_videos(tmp_path, "learner_state") == []
+    promote(tmp_path, "learner_state", register_tiny(tmp_path))
+    assert stale_videos(tmp_path, "learner_state") == ["a", "b"]
+
+
+def test_staging_view_unions_tasks_with_their_own_columns(tmp_path):
+    store = Store(tmp_path)
+    write_frames(store, "v", {0: (16, {"AU06_r": 4.0, "AU12_r": 4.0})})
+    infer_videos(tmp_path, ["v"], "emotion")
+    infer_videos(tmp_path, ["v"], "learner_state")
+    con = duckdb.connect()
+    con.execute(SQL.read_text().replace("${store}", str(store.root)))
+    rows = con.sql(
+        "select task, model_version, video_id, label, p_happiness, p_boredom from predictions order by task"
+    ).fetchall()
+    assert [(r[0], r[2]) for r in rows] == [("emotion", "v"), ("learner_state", "v")]
+    assert rows[0][1] == rules_version("emotion") and rows[0][3] == "happiness"
+    assert rows[0][5] is None and rows[1][4] is None  # each task has only its own classes
+    types = dict(con.sql("select column_name, column_type from (describe predictions)").fetchall())
+    assert types["video_id"] == types["task"] == types["model_version"] == "VARCHAR"
+
+
+# registry models on a real clip -------------------------------------------------------------------------
+def register_tiny(store_root, seed: int = 0) -> str:
+    torch.manual_seed(seed)
+    model = build_model("learner_state", "paper", **TINY)
+    return register(store_root, "learner_state", model, variant="paper", metrics={}, data_fingerprint="test",
+                    task="learner_state", classes=list(TASK_CLASSES["learner_state"])[::-1])  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def extracted(tmp_path_factory, media_dir):
+    """pyfeat_single_face.mp4 extracted at 5 fps (12 samples of one face), its catalog row and crops."""
+    from tasks.discover import VideoRef
+    from tasks.extract import ExtractParams, extract_chunk, extract_video
+
+    root = tmp_path_factory.mktemp("store")
+    store = Store(root).ensure()
+    clip = root / "clip.mp4"
+    shutil.copy(media_dir / "pyfeat_single_face.mp4", clip)
+    ref = VideoRef("clip", str(clip), clip.stat().st_size, 0, {})
+    result = extract_video(ref, ExtractParams(body_fps=0), store, lambda jobs: list(map(extract_chunk, jobs)))
+    assert result.status == "ok" and result.face_rows == 12
+    store.upsert_catalog("videos", pd.DataFrame([{"video_id": "clip", "path": str(clip), "status": "ok"}]), "video_id")
+    return store
+
+
+def write_crops(store: Store, video_id: str, video_path: Path) -> None:
+    """The crops partition of a video, aligned from its frames partition as extraction would write it."""
+    from tasks.decode import decode_frames, open_video
+
+    frames = pq.read_table(store.partition("frames", video_id)).to_pandas()
+    columns = {f.name: [] for f in CROP_SCHEMA}
+    by_frame = dict(decode_frames(open_video(video_path), tuple(sorted(frames["frame"].unique()))))
+    for _, row in frames.sort_values("frame").iterrows():
+        landmarks = np.stack([[row[f"x_{i}"], row[f"y_{i}"]] for i in range(N_LANDMARKS)])
+        crop = align_face(by_frame[row["frame"]], landmarks)
+        values = dict(frame=row["frame"], timestamp=row["timestamp"], face_index=0, jpeg=encode_jpeg(crop))
+        values.update({c: row[c] for c in ("bbox_x", "bbox_y", "bbox_w", "bbox_h")})
+        for name, value in values.items():
+            columns[name].append(value)
+    write_table_atomic(table_from_columns(columns, CROP_SCHEMA), store.partition("crops", video_id))
+
+
+def set_path(store: Store, video_id: str, path: str) -> None:
+    store.upsert_catalog("videos", pd.DataFrame([{"video_id": video_id, "path": path, "status": "ok"}]), "video_id")
+
+
+def copy_video(store: Store, source: str, target: str, path: str) -> None:
+    for table in ("frames", "crops"):
+        if store.has_partition(table, source):
+            store.partition(table, target).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(store.partition(table, source), store.partition(table, target))
+    set_path(store, target, path)
+
+
+def test_promoted_model_on_decoded_then_stored_crops(extracted, tmp_path):
+    store = Store(tmp_path)
+    shutil.copytree(extracted.root, tmp_path, dirs_exist_ok=True)
+    clip = str(tmp_path / "clip.mp4")
+    set_path(store, "clip", clip)
+    version = register_tiny(tmp_path)
+    promote(tmp_path, "learner_state", version)
+
+    (decoded,) = infer_videos(tmp_path, ["clip"], "learner_state", window=8, stride=4)
+    assert (decoded["status"], decoded["windows"], decoded["model_version"]) == ("ok", 2, "v0001")
+    df = read_predictions(store, "learner_state", version, "clip")
+    assert df["model_name"].eq("learner_state v0001").all() and df["window"].tolist() == [0, 1]
+    p = df[[f"p_{c}" for c in TASK_CLASSES["learner_state"]]].to_numpy()
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
+    assert df["label"].isin(TASK_CLASSES["learner_state"]).all() and df["n_frames"].eq(8).all()
+
+    write_crops(store, "clip", Path(clip))
+    set_path(store, "clip", str(tmp_path / "moved-away.mp4"))  # stored crops: no decoding needed
+    (stored,) = infer_videos(tmp_path, ["clip"], "learner_state", window=8, stride=4)
+    assert stored["status"] == "ok"
+    again = read_predictions(store, "learner_state", version, "clip")
+    np.testing.assert_allclose(again[[f"p_{c}" for c in TASK_CLASSES["learner_state"]]].to_numpy(), p, atol=0.02)
+
+    store.partition("crops", "clip").unlink()
+    (failed,) = infer_videos(tmp_path, ["clip"], "learner_state", window=8, stride=4)
+    assert (failed["status"], failed["reason"]) == ("failed", "missing_file")
+    assert len(inference._MODELS) >= 1 and all(not m.training for m in inference._MODELS.values())
+
+
+def test_windows_are_batched_across_videos_with_the_same_results(extracted, tmp_path):
+    store = Store(tmp_path)
+    shutil.copytree(extracted.root, tmp_path, dirs_exist_ok=True)
+    clip = str(tmp_path / "clip.mp4")
+    for video_id in ("a", "b", "c"):
+        copy_video(store, "clip", video_id, clip)
+    promote(tmp_path, "learner_state", register_tiny(tmp_path))
+    summaries = infer_videos(tmp_path, ["a", "b", "c"], "learner_state", window=4, stride=2, batch_windows=4)
+    assert [s["windows"] for s in summaries] == [5, 5, 5]  # 15 windows in batches of 4 span the videos
+    results = [read_predictions(store, "learner_state", "v0001", v).drop(columns="model_name") for v in "abc"]
+    for other in results[1:]:
+        pd.testing.assert_frame_equal(other, results[0], atol=1e-5)
+
+
+def test_windows_get_the_crops_of_their_own_rows(tmp_path):
+    promote(tmp_path, "learner_state", register_tiny(tmp_path))
+    predictor = inference.load_predictor(tmp_path, "learner_state", "cpu")
+    face_id = np.array([0, 1] * 10)  # two interleaved tracks, one row per face per frame
+    frame = np.repeat(np.arange(10), 2)
+    columns = {"face_id": face_id, "frame": frame, "timestamp": frame * 0.2}
+    for i in range(N_LANDMARKS):
+        columns[f"x_{i}"] = np.full(20, 50.0 + i % 7)
+        columns[f"y_{i}"] = np.full(20, 60.0 + i % 5)
+    video = inference.VideoWindows("v", columns, plan_windows(face_id, frame, frame * 0.2, 6, 3))
+
+    def crops_by_row(video, needed, landmarks):  # crop pixel value = its row, so windows can be checked
+        for f in sorted(set(frame[needed].tolist())):
+            yield f, {int(r): np.full((112, 112, 3), r, np.uint8) for r in needed if frame[r] == f}
+
+    predictor._decoded_crops = crops_by_row
+    pending = list(predictor._clips(video))
+    assert len(pending) == len(video.windows) == 4
+    for item in pending:
+        rows = video.windows[item.window].rows
+        picked = rows[np.linspace(0, len(rows) - 1, 4).round().astype(int)]
+        assert item.crops[:, 0, 0, 0].tolist() == picked.tolist()
+        assert item.landmarks.shape == (4, N_LANDMARKS, 2)
+
+
+def test_logits_are_mapped_to_the_task_class_order(tmp_path):
+    promote(tmp_path, "learner_state", register_tiny(tmp_path))  # registered with the classes reversed
+    predictor = inference.load_predictor(tmp_path, "learner_state", "cpu")
+    predictor.model = lambda x: torch.arange(4.0).repeat(len(x), 1)  # logit k favours registered class k
+    video = inference.VideoWindows("v", {}, [], probs=np.zeros((1, 4), np.float32))
+    crops = np.zeros((4, 112, 112, 3), np.uint8)
+    predictor._run([inference._Pending(video, 0, crops, np.zeros((4, N_LANDMARKS, 2), np.float32))])
+    expected = torch.softmax(torch.arange(4.0).flip(0), dim=0).numpy()  # boredom was registered last
+    np.testing.assert_allclose(video.probs[0], expected, rtol=1e-6)
+
+
+def test_models_that_take_landmarks_get_them_in_resized_crop_pixels(extracted, tmp_path):
+    from tasks.crops import TEMPLATE
+
+    store = Store(tmp_path)
+    shutil.copytree(extracted.root, tmp_path, dirs_exist_ok=True)
+    set_path(store, "clip", str(tmp_path / "clip.mp4"))
+    small = dict(num_frames=4, image_size=64, layers=(1, 1, 1, 1), base_width=4, roi_hidden=8, roi_channels=8,
+                 part_channels=8, lstm_channels=8, se_reduction=4)  # fmt: skip
+    model = build_model("teacher_expression", "paper", **small)
+    version = register(tmp_path, "teacher_expression", model, variant="paper", metrics={}, data_fingerprint="test",
+                       task="emotion", classes=list(TASK_CLASSES["emotion"]))  # fmt: skip
+    promote(tmp_path, "teacher_expression", version)
+    seen = []
+    cached = inference.cached_model(tmp_path, "teacher_expression", version, torch.device("cpu"))
+    hook = cached.register_forward_pre_hook(lambda module, args: seen.append(args))
+    try:
+        (summary,) = infer_videos(tmp_path, ["clip"], "emotion", window=8, stride=4, device="cpu")
+    finally:
+        hook.remove()
+    assert (summary["status"], summary["windows"]) == ("ok", 2)
+    ((x, landmarks),) = seen
+    assert x.shape == (2, 4, 3, 64, 64) and landmarks.shape == (2, 4, N_LANDMARKS, 2)
+    eyes = torch.stack([landmarks[..., 36:42, :].mean(-2), landmarks[..., 42:48, :].mean(-2)], dim=-2)
+    torch.testing.assert_close(eyes, torch.tensor(TEMPLATE[:2] * 64 / 112).float().expand_as(eyes), atol=2.0, rtol=0)
+    df = read_predictions(store, "emotion", version, "clip")
+    np.testing.assert_allclose(df[[f"p_{c}" for c in TASK_CLASSES["emotion"]]].sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_dask_batches_ask_for_a_gpu_only_when_workers_have_one(tmp_path):
+    from distributed import Client, LocalCluster
+
+    store = Store(tmp_path)
+    for video_id in "abc":
+        write_frames(store, video_id, {0: (16, {})})
+    for resources, expected in (({"GPU": 1}, True), (None, False)):
+        with (
+            LocalCluster(
+                n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0", resources=resources
+            ) as cluster,  # fmt: skip
+            Client(cluster) as client,
+        ):
+            assert gpu_resources_available(client) is expected
+            summaries = infer_on_dask(client, tmp_path, ["a", "b", "c", "a"], "emotion", videos_per_task=2)
+        assert [(s["video_id"], s["status"]) for s in summaries] == [("a", "ok"), ("b", "ok"), ("c", "ok")]
+
+
+@pytest.mark.requires_cuda
+def test_cuda_bf16_path_matches_cpu(extracted, tmp_path):
+    store = Store(tmp_path)
+    shutil.copytree(extracted.root, tmp_path, dirs_exist_ok=True)
+    set_path(store, "clip", str(tmp_path / "clip.mp4"))
+    promote(tmp_path, "learner_state", register_tiny(tmp_path))
+    columns = [f"p_{c}" for c in TASK_CLASSES["learner_state"]]
+    (cpu,) = infer_videos(tmp_path, ["clip"], "learner_state", window=8, stride=4, device="cpu")
+    on_cpu = read_predictions(store, "learner_state", "v0001", "clip")[columns].to_numpy()
+    (gpu,) = infer_videos(tmp_path, ["clip"], "learner_state", window=8, stride=4, device="auto")
+    on_gpu = read_predictions(store, "learner_state", "v0001", "clip")[columns].to_numpy()
+    assert cpu["status"] == gpu["status"] == "ok"
+    assert any(key[3].startswith("cuda") for key in inference._MODELS)
+    np.testing.assert_allclose(on_gpu.sum(axis=1), 1.0, atol=1e-4)
+    np.testing.assert_allclose(on_gpu, on_cpu, atol=0.03)  # bf16 autocast
