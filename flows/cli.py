@@ -28,6 +28,7 @@ def _run(args: argparse.Namespace) -> int:
             face_model_dir=args.face_model_dir,
             body_fps=args.body_fps,
             chunk_seconds=args.chunk_seconds,
+            keep_crops=not args.no_crops,
             dask_address=args.dask_address,
             workers=args.workers,
         )
@@ -216,6 +217,12 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dask-address", default=None, help="use an existing Dask scheduler")
     parser.add_argument("--face-backend", default="mediapipe", help="mediapipe (default) or insightface")
     parser.add_argument("--face-model-dir", default=None, help="model pack directory (insightface)")
+    parser.add_argument(
+        "--no-crops",
+        action="store_true",
+        help="do not keep aligned face crops (~4.5 kB per face per sampled frame); reprocessing after "
+        "retraining then decodes the videos again",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -141,6 +141,7 @@ def nightly_corpus(
     body_fps: float = 1.0,
     chunk_seconds: int = 10,
     au_model_dir: str | None = None,
+    keep_crops: bool = True,
     dask_address: str | None = None,
     workers: int | None = None,
 ) -> dict:
@@ -158,7 +159,7 @@ def nightly_corpus(
     st = validate_parameters(corpus, store, face_backend, face_model_dir)
     options = (("model_dir", str(Path(face_model_dir).resolve())),) if face_model_dir else ()
     try:
-        params = ExtractParams(fps, chunk_seconds, face_backend, options, body_fps, au_model_dir)
+        params = ExtractParams(fps, chunk_seconds, face_backend, options, body_fps, au_model_dir, keep_crops)
         runner = task_runner(dask_address, workers)
     except ValueError as exc:
         raise ValueError(f"parameters: {exc}") from exc

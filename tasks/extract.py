@@ -22,9 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from tasks.body import KEYPOINT_NAMES, load_body_backend
+from tasks.crops import CROP_SCHEMA, append_crop, crop_columns
 from tasks.decode import Chunk, Probe, VideoError, decode_frames, frame_times, open_video, plan_chunks, probe
 from tasks.discover import VideoRef
 from tasks.faces import load_face_backend
@@ -44,6 +46,8 @@ class ExtractParams:
         face_options: backend options as sorted (name, value) pairs, e.g. (("model_dir", "/packs/x"),).
         body_fps: body keypoint sampling rate (0 turns body keypoints off); a subset of the face samples.
         au_model_dir: a user-supplied AU model directory; None uses the geometric AUs.
+        keep_crops: also store aligned 112×112 face crops (``crops`` table) so that predictions can be
+            recomputed after retraining without decoding the video again.
     """
 
     fps: float = 5.0
@@ -52,6 +56,7 @@ class ExtractParams:
     face_options: tuple[tuple[str, str], ...] = ()
     body_fps: float = 1.0
     au_model_dir: str | None = None
+    keep_crops: bool = True
     version: str = field(default=EXTRACTOR_VERSION)
 
     def __post_init__(self):
@@ -87,6 +92,14 @@ class ChunkJob:
     @property
     def body_path(self) -> Path:
         return Path(self.work_dir) / f"body-{self.chunk.index:05d}.parquet"
+
+    @property
+    def crops_path(self) -> Path:
+        return Path(self.work_dir) / f"crops-{self.chunk.index:05d}.parquet"
+
+    def is_done(self) -> bool:
+        """All fragments of this chunk are in place (the faces fragment is renamed into place last)."""
+        return self.faces_path.is_file()
 
 
 @dataclass(frozen=True)
@@ -146,7 +159,7 @@ FACE_FRAGMENT_COLUMNS = [
 
 def extract_chunk(job: ChunkJob) -> ChunkResult:
     """Decode one chunk's sampled frames, detect faces (and bodies), write its fragments."""
-    if job.faces_path.is_file() and (job.params.body_every == 0 or job.body_path.is_file()):
+    if job.is_done():
         meta = pq.read_schema(job.faces_path).metadata or {}
         sampled = int(meta.get(b"sampled_frames", b"0"))
         return ChunkResult(job.chunk.index, sampled, pq.read_metadata(job.faces_path).num_rows, 0, 0.0)
@@ -154,6 +167,7 @@ def extract_chunk(job: ChunkJob) -> ChunkResult:
     reader = open_video(job.path)
     faces: dict[str, list] = {name: [] for name in FACE_FRAGMENT_COLUMNS}
     bodies: dict[str, list] = {f.name: [] for f in BODY_SCHEMA}
+    crops = crop_columns()  # row i of the crops fragment is row i of the faces fragment
     stamps = dict(zip(job.chunk.frames, job.chunk.timestamps, strict=True))
     body_every = job.params.body_every
     with (
@@ -161,8 +175,10 @@ def extract_chunk(job: ChunkJob) -> ChunkResult:
         pooled("body", "mediapipe", ()) if body_every else _nothing() as body_backend,
     ):
         for i, (frame, pixels) in enumerate(decode_frames(reader, job.chunk.frames)):
-            for face in face_backend.detect(pixels):
+            for index, face in enumerate(face_backend.detect(pixels)):
                 _append_face(faces, frame, stamps[frame], face)
+                if job.params.keep_crops:
+                    append_crop(crops, frame, stamps[frame], index, face, pixels)
             if body_every and i % body_every == 0:
                 for person, body in enumerate(body_backend.detect(pixels)):
                     _append_body(bodies, frame, stamps[frame], person, body)
@@ -170,6 +186,8 @@ def extract_chunk(job: ChunkJob) -> ChunkResult:
     sampled = {b"sampled_frames": str(len(job.chunk.frames)).encode()}
     if body_every:
         write_table_atomic(table_from_columns(bodies, BODY_SCHEMA), job.body_path)
+    if job.params.keep_crops:
+        write_table_atomic(table_from_columns(crops, CROP_SCHEMA), job.crops_path)
     face_schema = pa.schema([FRAME_SCHEMA.field(n) for n in FACE_FRAGMENT_COLUMNS], metadata=sampled)
     write_table_atomic(table_from_columns(faces, face_schema), job.faces_path)
     return ChunkResult(
@@ -254,51 +272,52 @@ def extract_video(
 def finalize_video(
     video_id: str, jobs: list[ChunkJob], params: ExtractParams, store: Store, result: VideoResult
 ) -> None:
-    """Tracks, action units, and the atomic write of the video's ``frames`` and ``body`` partitions."""
+    """Tracks, action units, and the atomic writes of the video's partitions.
+
+    ``body`` and ``crops`` are written before ``frames``: a video counts as done only once its ``frames``
+    partition and catalog row exist, so a crash in between just redoes the video.
+    """
+    frames, order = _frames_table(jobs, params, result)
+    if params.body_every:
+        body = pa.concat_tables([pq.read_table(job.body_path) for job in jobs]).sort_by("frame")
+        result.body_rows = body.num_rows
+        write_table_atomic(body, store.partition("body", video_id))
+    else:
+        store.partition("body", video_id).unlink(missing_ok=True)
+    if params.keep_crops:
+        crops = pa.concat_tables([pq.read_table(job.crops_path) for job in jobs]).take(order)
+        crops = crops.append_column("face_id", frames["face_id"])
+        write_table_atomic(crops, store.partition("crops", video_id))
+    else:
+        store.partition("crops", video_id).unlink(missing_ok=True)
+    write_table_atomic(frames, store.partition("frames", video_id))
+    shutil.rmtree(store.root / "work" / video_id, ignore_errors=True)
+
+
+def _frames_table(jobs: list[ChunkJob], params: ExtractParams, result: VideoResult) -> tuple[pa.Table, pa.Array]:
+    """All face rows of the video with face tracks and AUs, and the order taken from the fragments."""
     from tasks.action_units import load_au_estimator
     from tasks.tracking import assign_face_ids
 
     fragments = [pq.read_table(job.faces_path) for job in jobs]
     result.sampled_frames = sum(int((t.schema.metadata or {})[b"sampled_frames"]) for t in fragments)
-    faces = pa.concat_tables([t.replace_schema_metadata(None) for t in fragments]) if fragments else None
-    columns: dict[str, np.ndarray] = {}
-    if faces is not None and faces.num_rows:
-        faces = faces.sort_by([("frame", "ascending"), ("bbox_x", "ascending")])
-        columns = {name: faces[name].to_numpy() for name in faces.column_names}
-        landmarks = np.stack(
-            [
-                np.stack([columns[f"x_{i}"] for i in range(N_LANDMARKS)], axis=1),
-                np.stack([columns[f"y_{i}"] for i in range(N_LANDMARKS)], axis=1),
-            ],
-            axis=2,
-        ).astype(np.float32)  # (N, 68, 2)
-        bboxes = np.stack(
-            [
-                columns["bbox_x"],
-                columns["bbox_y"],
-                columns["bbox_x"] + columns["bbox_w"],
-                columns["bbox_y"] + columns["bbox_h"],
-            ],
-            axis=1,
-        )
-        pose = np.stack([columns["pose_Rx"], columns["pose_Ry"], columns["pose_Rz"]], axis=1)
-        face_id = assign_face_ids(columns["frame"], bboxes, landmarks)
-        columns["face_id"] = face_id
-        columns["success"] = np.ones(len(face_id), dtype=bool)
+    faces = pa.concat_tables([t.replace_schema_metadata(None) for t in fragments])
+    order = pc.sort_indices(faces, [("frame", "ascending"), ("bbox_x", "ascending")])
+    faces = faces.take(order)
+    columns = {name: faces[name].to_numpy() for name in faces.column_names}
+    xy = [np.stack([columns[f"{axis}_{i}"] for i in range(N_LANDMARKS)], axis=1) for axis in ("x", "y")]
+    landmarks = np.stack(xy, axis=2).astype(np.float32)  # (N, 68, 2)
+    x, y, w, h = (columns[f"bbox_{k}"] for k in "xywh")
+    bboxes = np.stack([x, y, x + w, y + h], axis=1)  # (N, 4)
+    pose = np.stack([columns["pose_Rx"], columns["pose_Ry"], columns["pose_Rz"]], axis=1)  # (N, 3)
+    face_id = assign_face_ids(columns["frame"], bboxes, landmarks) if len(x) else np.zeros(0, np.int32)
+    columns["face_id"] = face_id
+    columns["success"] = np.ones(len(face_id), dtype=bool)
+    if len(face_id):
         columns.update(load_au_estimator(params.au_model_dir).predict(landmarks, pose, face_id))
-        result.face_tracks = int(len(np.unique(face_id)))
-        result.frames_with_face = int(len(np.unique(columns["frame"])))
     else:
-        columns = {f.name: [] for f in FRAME_SCHEMA}
-    table = table_from_columns(columns, FRAME_SCHEMA)
-    result.face_rows = table.num_rows
-    write_table_atomic(table, store.partition("frames", video_id))
-    if params.body_every:
-        body = pa.concat_tables([pq.read_table(job.body_path) for job in jobs]) if jobs else None
-        if body is None:
-            body = table_from_columns({f.name: [] for f in BODY_SCHEMA}, BODY_SCHEMA)
-        result.body_rows = body.num_rows
-        write_table_atomic(body.sort_by("frame"), store.partition("body", video_id))
-    else:
-        store.partition("body", video_id).unlink(missing_ok=True)
-    shutil.rmtree(store.root / "work" / video_id, ignore_errors=True)
+        columns.update({f.name: [] for f in FRAME_SCHEMA if f.name.startswith("AU")})
+    result.face_tracks = int(len(np.unique(face_id)))
+    result.frames_with_face = int(len(np.unique(columns["frame"])))
+    result.face_rows = len(face_id)
+    return table_from_columns(columns, FRAME_SCHEMA), order
