@@ -16,10 +16,10 @@ with the same weight as the eyes, so a broad smile shrinks the crop scale by a f
 
 Storage. Crops are JPEG-encoded at quality :data:`JPEG_QUALITY` = 90 (OpenCV's default 4:2:0 chroma).
 Measured with ``python -m tasks.crops VIDEO ...`` on the 162 faces of the three face clips in
-``shared/media`` sampled at 5 fps: quality 80 / 90 /
-95 give 3.5 / 4.8 / 6.6 kB per crop and a mean absolute error of 3.3 / 2.4 / 1.7 grey levels; 90 keeps the
-error near the sensor noise of classroom video at 73 % of the size of 95. In a zstd Parquet file a crop
-row costs 4.3 kB (zstd shares the JPEG headers), i.e. about 73 MiB per face track per hour at 5 fps.
+``shared/media`` sampled at 5 fps: quality 80 / 90 / 95 give 3.5 / 4.8 / 6.6 kB per crop and a mean
+absolute error of 3.3 / 2.4 / 1.7 grey levels; 90 keeps the error near the sensor noise of classroom video
+at 73 % of the size of 95. In a zstd Parquet file a crop row costs 4.3 kB (zstd shares the JPEG headers),
+i.e. about 73 MiB per face track per hour at 5 fps.
 ``<store>/crops/video_id=<id>/part-0.parquet`` holds one row per video × sampled frame × detected face
 (:data:`CROP_SCHEMA`), sorted by frame; the ``video_id`` is the hive key and is not repeated inside the
 file. ``face_id`` is assigned later (tracking needs the whole video), so a crop row carries the face's
