@@ -12,7 +12,6 @@ import torch
 from models import build_model
 from models.registry import TASK_CLASSES, promote, register
 from tasks import inference
-from tasks.crops import CROP_SCHEMA, align_face, encode_jpeg
 from tasks.inference import (
     gpu_resources_available,
     infer_on_dask,
@@ -146,7 +145,7 @@ def register_tiny(store_root, seed: int = 0) -> str:
 
 @pytest.fixture(scope="module")
 def extracted(tmp_path_factory, media_dir):
-    """pyfeat_single_face.mp4 extracted at 5 fps (12 samples of one face), its catalog row and crops."""
+    """pyfeat_single_face.mp4 extracted at 5 fps (12 samples of one face, crops kept), its catalog row."""
     from tasks.discover import VideoRef
     from tasks.extract import ExtractParams, extract_chunk, extract_video
 
@@ -155,27 +154,11 @@ def extracted(tmp_path_factory, media_dir):
     clip = root / "clip.mp4"
     shutil.copy(media_dir / "pyfeat_single_face.mp4", clip)
     ref = VideoRef("clip", str(clip), clip.stat().st_size, 0, {})
-    result = extract_video(ref, ExtractParams(body_fps=0), store, lambda jobs: list(map(extract_chunk, jobs)))
+    params = ExtractParams(body_fps=0, keep_crops=True)
+    result = extract_video(ref, params, store, lambda jobs: list(map(extract_chunk, jobs)))
     assert result.status == "ok" and result.face_rows == 12
     store.upsert_catalog("videos", pd.DataFrame([{"video_id": "clip", "path": str(clip), "status": "ok"}]), "video_id")
     return store
-
-
-def write_crops(store: Store, video_id: str, video_path: Path) -> None:
-    """The crops partition of a video, aligned from its frames partition as extraction would write it."""
-    from tasks.decode import decode_frames, open_video
-
-    frames = pq.read_table(store.partition("frames", video_id)).to_pandas()
-    columns = {f.name: [] for f in CROP_SCHEMA}
-    by_frame = dict(decode_frames(open_video(video_path), tuple(sorted(frames["frame"].unique()))))
-    for _, row in frames.sort_values("frame").iterrows():
-        landmarks = np.stack([[row[f"x_{i}"], row[f"y_{i}"]] for i in range(N_LANDMARKS)])
-        crop = align_face(by_frame[row["frame"]], landmarks)
-        values = dict(frame=row["frame"], timestamp=row["timestamp"], face_index=0, jpeg=encode_jpeg(crop))
-        values.update({c: row[c] for c in ("bbox_x", "bbox_y", "bbox_w", "bbox_h")})
-        for name, value in values.items():
-            columns[name].append(value)
-    write_table_atomic(table_from_columns(columns, CROP_SCHEMA), store.partition("crops", video_id))
 
 
 def set_path(store: Store, video_id: str, path: str) -> None:
@@ -195,6 +178,9 @@ def test_promoted_model_on_decoded_then_stored_crops(extracted, tmp_path):
     shutil.copytree(extracted.root, tmp_path, dirs_exist_ok=True)
     clip = str(tmp_path / "clip.mp4")
     set_path(store, "clip", clip)
+    stored_crops = store.partition("crops", "clip")
+    aside = tmp_path / "crops-aside.parquet"
+    stored_crops.rename(aside)  # first without the crops extraction kept: decode the video
     version = register_tiny(tmp_path)
     promote(tmp_path, "learner_state", version)
 
@@ -206,14 +192,14 @@ def test_promoted_model_on_decoded_then_stored_crops(extracted, tmp_path):
     np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
     assert df["label"].isin(TASK_CLASSES["learner_state"]).all() and df["n_frames"].eq(8).all()
 
-    write_crops(store, "clip", Path(clip))
-    set_path(store, "clip", str(tmp_path / "moved-away.mp4"))  # stored crops: no decoding needed
+    aside.rename(stored_crops)
+    set_path(store, "clip", str(tmp_path / "moved-away.mp4"))  # stored crops: the video is not needed
     (stored,) = infer_videos(tmp_path, ["clip"], "learner_state", window=8, stride=4)
     assert stored["status"] == "ok"
     again = read_predictions(store, "learner_state", version, "clip")
     np.testing.assert_allclose(again[[f"p_{c}" for c in TASK_CLASSES["learner_state"]]].to_numpy(), p, atol=0.02)
 
-    store.partition("crops", "clip").unlink()
+    stored_crops.unlink()
     (failed,) = infer_videos(tmp_path, ["clip"], "learner_state", window=8, stride=4)
     assert (failed["status"], failed["reason"]) == ("failed", "missing_file")
     assert len(inference._MODELS) >= 1 and all(not m.training for m in inference._MODELS.values())
