@@ -34,7 +34,7 @@ def _run(args: argparse.Namespace) -> int:
         )
     print(
         f"{summary['found']} videos: {summary['extracted']} extracted, {summary['skipped']} already done, "
-        f"{summary['failed']} failed; store {Path(args.store).resolve()}"
+        f"{summary['failed']} failed; {summary['windows']} prediction windows; store {Path(args.store).resolve()}"
     )
     if summary["failed"]:
         print(f'see failures: lessonlens query --store {args.store} "select * from failures"')

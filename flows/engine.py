@@ -46,6 +46,7 @@ def task_runner(dask_address: str | None = None, workers: int | None = None):
     """
     from prefect_dask import DaskTaskRunner
 
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # Dask's INFO chatter drowns the run's progress
     if dask_address:
         if workers:
             raise ValueError("--workers applies to the local cluster only; omit it with --dask-address")
@@ -59,6 +60,6 @@ def task_runner(dask_address: str | None = None, workers: int | None = None):
             "threads_per_worker": 1,
             "processes": True,
             "dashboard_address": ":0",
-            "silence_logs": logging.WARNING,  # Dask's INFO chatter would drown the run's progress lines
+            "silence_logs": logging.WARNING,
         }
     )

@@ -18,6 +18,7 @@ from prefect import flow, get_run_logger, task
 from prefect.futures import as_completed
 
 import flows  # noqa: F401  (offline Prefect defaults)
+from models.registry import TASK_CLASSES
 from tasks.discover import MANIFEST_COLUMNS, VideoRef, discover
 from tasks.extract import ChunkJob, ExtractParams, VideoResult, extract_chunk, extract_video
 from tasks.store import Store
@@ -40,6 +41,49 @@ def _run_chunks_on_dask(jobs: list[ChunkJob]):
         return []
     with worker_client() as client:  # secedes from the worker's thread pool while it waits
         return client.gather(client.map(extract_chunk, jobs, pure=False))
+
+
+@task(name="infer", task_run_name="infer {task_name}")
+def infer_task(store: Store, task_name: str, video_ids: list[str]) -> list[dict]:
+    """Predictions of ``task_name`` for ``video_ids``, batched across videos over the cluster's workers."""
+    from distributed import worker_client
+
+    from tasks.inference import infer_on_dask
+
+    with worker_client() as client:
+        return infer_on_dask(client, str(store.root), video_ids, task_name)
+
+
+def run_inference(st: Store, tasks: list[str], run_id: str, logger) -> tuple[int, list[dict]]:
+    """The inference stage: predictions of each of ``tasks`` for every video whose predictions are stale
+    (missing, made by another model version than the one inference uses now, or older than the frames).
+
+    Returns the number of windows predicted and the failures (stage ``infer``) as failure rows.
+    """
+    from tasks.inference import stale_videos
+
+    windows, failures = 0, []
+    for task_name in tasks:
+        todo = stale_videos(st.root, task_name)
+        if not todo:
+            continue
+        summaries = infer_task.submit(st, task_name, todo).result()
+        catalog = st.read_catalog("videos")
+        paths = dict(zip(catalog["video_id"], catalog["path"], strict=True))
+        for s in summaries:
+            windows += s["windows"]
+            if s["status"] == "failed":
+                ref = VideoRef(s["video_id"], paths.get(s["video_id"], ""), 0, 0)
+                failures.append(failure_row(ref, run_id, "infer", s["reason"], f"{task_name}: {s['message']}"))
+        done = [s for s in summaries if s["status"] == "ok"]
+        if done:
+            logger.info(
+                "%s: %d windows in %d videos by %s (%s)", task_name, sum(s["windows"] for s in done), len(done),
+                done[0]["model_name"], done[0]["model_version"],
+            )  # fmt: skip
+    if failures:
+        st.append_catalog("failures", pd.DataFrame(failures))
+    return windows, failures
 
 
 @task(name="extract-video", task_run_name="extract {ref.video_id}")
@@ -112,23 +156,27 @@ def validate_parameters(corpus: str, store: str, face_backend: str, face_model_d
         raise ValueError(f"parameter store: {exc}") from exc
 
 
-def publish_artifacts(counts: dict, failures: list[dict], run_id: str) -> None:
-    """Counts per stage and the run's failures, visible in the Prefect UI next to the flow run."""
+def publish_artifacts(
+    st: Store, counts: dict, failures: list[dict], run_id: str, title: str = "nightly-corpus"
+) -> None:
+    """Counts per stage, model versions used and the run's failures, in the Prefect UI next to the flow run."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+    from tasks.inference import current_version
+
+    rows = "".join(f"| {name} | {value} |\n" for name, value in counts.items())
+    versions = "".join(f"| {t} | {current_version(st.root, t)} |\n" for t in TASK_CLASSES)
     create_markdown_artifact(
-        key="nightly-corpus-summary",
+        key=f"{title}-summary",
         markdown=(
-            f"### nightly-corpus run `{run_id}`\n\n| stage | videos |\n|---|---|\n"
-            f"| found | {counts['found']} |\n| already extracted | {counts['skipped']} |\n"
-            f"| extracted | {counts['extracted']} |\n| failed | {counts['failed']} |\n\n"
-            f"{counts['frames']} frames analysed."
+            f"### {title} run `{run_id}`\n\n| count | value |\n|---|---|\n{rows}\n"
+            f"| task | model version used |\n|---|---|\n{versions}"
         ),
-        description="videos per stage",
+        description="counts per stage and model versions",
     )
     if failures:
-        rows = [{k: f[k] for k in ("path", "stage", "reason", "message")} for f in failures]
-        create_table_artifact(key="nightly-corpus-failures", table=rows, description="videos that failed")
+        table = [{k: f[k] for k in ("path", "stage", "reason", "message")} for f in failures]
+        create_table_artifact(key=f"{title}-failures", table=table, description="videos that failed")
 
 
 @flow(name="nightly-corpus")
@@ -218,6 +266,8 @@ def _extract_corpus(corpus: str, st: Store, params: ExtractParams, run_id: str, 
             logger.error("%s failed at %s (%s): %s", prefix, result.stage, result.reason, result.message)
         rate = counts["frames"] / max(time.perf_counter() - clock, 1e-9)
         logger.info("progress: %d/%d videos, %d frames, %.1f frames/s", n_done, len(todo), counts["frames"], rate)
+    counts["windows"], infer_failures = run_inference(st, list(TASK_CLASSES), run_id, logger)
+    failures += infer_failures
     run = {
         "run_id": run_id,
         "flow_run_id": str(flow_run.id) if flow_run.id else None,
@@ -232,6 +282,6 @@ def _extract_corpus(corpus: str, st: Store, params: ExtractParams, run_id: str, 
         "frames_analysed": counts["frames"],
     }
     st.append_catalog("runs", pd.DataFrame([run]))
-    publish_artifacts(counts, failures, run_id)
+    publish_artifacts(st, counts, failures, run_id)
     logger.info("run %s: %s", run_id, counts)
     return {"run_id": run_id, **counts}

@@ -241,12 +241,15 @@ def promote(store_root: str | os.PathLike, name: str, version: str) -> dict:
     }
     _write_json(models_root(store_root) / "promoted" / f"{record['task']}.json", pointer)
     logger.info("promoted %s %s for task %s", name, version, record["task"])
-    emit_promoted(name, version, record["task"])
+    emit_promoted(name, version, record["task"], store_root)
     return pointer
 
 
-def emit_promoted(name: str, version: str, task: str) -> bool:
+def emit_promoted(name: str, version: str, task: str, store_root: str | os.PathLike) -> bool:
     """Emit ``lessonlens.model.registered`` for a promoted version; False when no Prefect API is configured.
+
+    The event's resource names the model, its version, its task and the store, so that the
+    ``reprocess-after-retraining`` deployment reprocesses the store the model was promoted in.
 
     ``PREFECT_API_URL`` is read from the environment as well as from Prefect's settings: the engine
     (``flows.engine.prefect_api``) exports the URL of its temporary API after Prefect was imported, when
@@ -260,7 +263,12 @@ def emit_promoted(name: str, version: str, task: str) -> bool:
         logger.info("no Prefect API configured (PREFECT_API_URL): event %s for %s %s not emitted", EVENT,
                     name, version)  # fmt: skip
         return False
-    resource = {"prefect.resource.id": f"lessonlens.model.{name}", "version": version, "task": task}
+    resource = {
+        "prefect.resource.id": f"lessonlens.model.{name}",
+        "version": version,
+        "task": task,
+        "store": str(Path(store_root).resolve()),
+    }
     with temporary_settings(updates={PREFECT_API_URL: url}):
         return emit_event(EVENT, resource=resource) is not None
 

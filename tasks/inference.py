@@ -36,6 +36,7 @@ import heapq
 import inspect
 import logging
 import os
+import shutil
 import threading
 import time
 from collections import deque
@@ -466,6 +467,7 @@ def infer_videos(
             continue
         table = predictions_table(task, video, probs, predictor.name, meta)
         write_table_atomic(table, prediction_path(store_root, task, predictor.version, video.video_id))
+        remove_superseded(store_root, task, predictor.version, video.video_id)
         faces = len({w.face_id for w in video.windows})
         summaries[video.video_id] = summary(
             video.video_id, "ok", windows=len(video.windows), faces=faces, seconds=seconds
@@ -473,6 +475,18 @@ def infer_videos(
         logger.info("%s: %d %s windows of %d face tracks by %s", video.video_id, len(video.windows), task, faces,
                     predictor.name)  # fmt: skip
     return [summaries[v] for v in unique_ids]
+
+
+def remove_superseded(store_root: str | os.PathLike, task: str, version: str, video_id: str) -> None:
+    """Delete the video's predictions of ``task`` by any other model version, once ``version``'s are in place.
+
+    Between the two steps a reader of the raw ``predictions`` view may see both versions of this one video;
+    the marts always read one model version per video (see ``sql/marts/expression_windows.sql``).
+    """
+    keep = prediction_path(store_root, task, version, video_id).parent
+    for folder in Path(store_root).glob(f"predictions/task={task}/model_version=*/video_id={video_id}"):
+        if folder != keep:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def stale_videos(store_root: str | os.PathLike, task: str) -> list[str]:

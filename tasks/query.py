@@ -32,6 +32,13 @@ def _empty(name: str) -> pa.Table:
         return pa.schema([video_id, *FRAME_SCHEMA]).empty_table()
     if name == "body":
         return pa.schema([video_id, *BODY_SCHEMA]).empty_table()
+    if name == "predictions":
+        from models.registry import TASK_CLASSES
+        from tasks.inference import prediction_schema
+
+        keys = [pa.field("task", pa.string()), pa.field("model_version", pa.string()), video_id]
+        fields = {f.name: f for task in TASK_CLASSES for f in prediction_schema(task)}
+        return pa.schema([*keys, *fields.values()]).empty_table()
     return pa.Table.from_pandas(empty_frame(CATALOG_TABLES[name]), preserve_index=False)
 
 
@@ -62,8 +69,10 @@ def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
 
 
 def run_query(store: Store | str, sql: str) -> pa.Table:
-    """Run read-only ``sql`` over the store's views; anything but SELECT/EXPLAIN is refused."""
-    con = connect(store)
+    """Run read-only ``sql`` over the store's staging views and marts; anything but SELECT/EXPLAIN is refused."""
+    from tasks.marts import connect as connect_with_marts  # marts build on this module's views
+
+    con = connect_with_marts(store)
     check_read_only(con, sql)
     statements = con.extract_statements(sql)
     for statement in statements[:-1]:

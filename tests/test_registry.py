@@ -129,6 +129,11 @@ def test_promotion_event_is_emitted_only_with_a_prefect_api(tmp_path, monkeypatc
     assert sent == [
         (
             EVENT,
-            {"prefect.resource.id": "lessonlens.model.learner_state", "version": "v0001", "task": "learner_state"},
+            {
+                "prefect.resource.id": "lessonlens.model.learner_state",
+                "version": "v0001",
+                "task": "learner_state",
+                "store": str(tmp_path.resolve()),
+            },
         )
     ]
