@@ -621,9 +621,9 @@ class ClipDataset(Dataset):
     """Cached clips as model input: ``(x (T, 3, S, S) normalised, points (T, K, 2) in x's pixels, label, index)``.
 
     ``T = segments * per_segment`` frames per clip, ``S = image_size``. With ``train`` the frames are
-    sampled at random and augmented (parameters from ``seed``, ``epoch`` and the clip's index, so an
-    epoch is reproducible); otherwise the middle frames of the segments, resized only - the input that
-    ``tasks.inference`` builds from crops.
+    sampled at random and (unless ``augment`` is False) augmented, parameters from ``seed``, ``epoch`` and
+    the clip's index, so an epoch is reproducible; otherwise the middle frames of the segments, resized
+    only - the input that ``tasks.inference`` builds from crops.
     """
 
     def __init__(
@@ -637,6 +637,7 @@ class ClipDataset(Dataset):
         mean: Sequence[float],
         std: Sequence[float],
         train: bool = False,
+        augment: bool = True,
         seed: int = 0,
     ):
         self.clips = [c for c in clips if c.path is not None]
@@ -644,7 +645,7 @@ class ClipDataset(Dataset):
         self.segments, self.per_segment, self.image_size = segments, per_segment, image_size
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
-        self.train, self.seed, self.epoch = train, seed, 0
+        self.train, self.augment, self.seed, self.epoch = train, augment, seed, 0
         self.flip_order = list(IBUG68_FLIP if view == "face" else BLAZEPOSE_FLIP)
         self.labels = torch.tensor([c.clip.label for c in self.clips], dtype=torch.long)
 
@@ -659,8 +660,8 @@ class ClipDataset(Dataset):
         x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)  # (T, 3, S0, S0)
         p = torch.from_numpy(points)  # (T, K, 2)
         side = x.shape[-1]
-        if self.train:
-            augment = ClipAugment.draw(rng)
+        augment = ClipAugment.draw(rng) if self.train and self.augment else ClipAugment()
+        if augment != ClipAugment():
             x0, y0, crop = augment.crop_box(side)
             x = x[:, :, y0 : y0 + crop, x0 : x0 + crop]
             p = p - torch.tensor([x0, y0], dtype=p.dtype)
@@ -668,7 +669,7 @@ class ClipDataset(Dataset):
             x = augment.colour(x)
         x = F.interpolate(x, size=self.image_size, mode="bilinear", antialias=True, align_corners=False)
         p = p * (self.image_size / side)
-        if self.train and augment.flip:
+        if augment.flip:
             x = x.flip(-1)
             p = p[:, self.flip_order]
             p[..., 0] = self.image_size - p[..., 0]
