@@ -558,7 +558,7 @@ def sample_indices(n: int, segments: int, per_segment: int, rng: np.random.Gener
         if rng is not None:
             chosen = np.sort(rng.integers(start, stop, size=per_segment))
         else:
-            first = (start + stop - per_segment) // 2
+            first = start + (stop - start - per_segment + 1) // 2
             chosen = np.clip(np.arange(first, first + per_segment), start, stop - 1)
         picks.append(chosen)
     return np.concatenate(picks).astype(int)

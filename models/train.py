@@ -388,6 +388,8 @@ def train(
                 "variant": variant,
                 "config": asdict(model.config),
                 "classes": list(dataset.classes),
+                "task": dataset.task,
+                "licence": dataset.licence,
                 "data_fingerprint": data_fingerprint,
                 "state_dict": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
