@@ -99,6 +99,20 @@ def _demo(args: argparse.Namespace) -> int:
     return code
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from flows.serve import serve_deployments
+
+    serve_deployments(
+        store=str(Path(args.store).resolve()),
+        corpus=str(Path(args.corpus).resolve()) if args.corpus else None,
+        cron=args.cron,
+        reprocess_cron=args.reprocess_cron,
+        dask_address=args.dask_address,
+        workers=args.workers,
+    )
+    return 0
+
+
 def _models_info(args: argparse.Namespace) -> int:
     from models.info import collect, format_table
 
@@ -170,6 +184,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--store", default="demo-store")
     demo.add_argument("--workers", type=int, default=None)
     demo.set_defaults(func=_demo)
+
+    serve = sub.add_parser("serve", help="serve the nightly-corpus and reprocess-after-retraining deployments")
+    serve.add_argument("--store", required=True, help="default store of both deployments")
+    serve.add_argument("--corpus", default=None, help="default corpus of nightly-corpus")
+    serve.add_argument("--cron", default="0 2 * * *", help="nightly-corpus schedule (default 02:00 daily)")
+    serve.add_argument("--reprocess-cron", default="0 3 * * 0", help="weekly safety run of reprocess")
+    serve.add_argument("--dask-address", default=None, help="run the flows on an existing Dask scheduler")
+    serve.add_argument("--workers", type=int, default=None, help="local Dask worker processes")
+    serve.set_defaults(func=_serve)
 
     models = sub.add_parser("models", help="the papers' models")
     models_sub = models.add_subparsers(dest="models_command", required=True)

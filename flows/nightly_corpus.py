@@ -213,6 +213,8 @@ def nightly_corpus(
         raise ValueError(f"parameters: {exc}") from exc
     run_id = uuid.uuid4().hex[:12]
     with st.writer_lock(f"nightly-corpus run {run_id}"):
+        if removed := st.remove_temporary_files():
+            get_run_logger().warning("removed %d temporary files left by an interrupted run", removed)
         extract = extract_corpus.with_options(task_runner=runner)
         return extract(str(Path(corpus).resolve()), str(st.root), params, run_id)
 

@@ -77,7 +77,7 @@ def prediction_schema(task: str) -> pa.Schema:
     return pa.schema(
         [
             ("face_id", pa.int32()),
-            ("window", pa.int32()),  # index of the window within its face track
+            ("window_index", pa.int32()),  # index of the window within its face track
             ("start_time", pa.float64()),  # timestamp of the window's first sample, seconds
             ("end_time", pa.float64()),  # timestamp of the window's last sample, seconds
             ("n_frames", pa.int32()),  # samples in the window (< window only for a short track)
@@ -397,7 +397,7 @@ def predictions_table(task: str, video: VideoWindows, probs: np.ndarray, model_n
     top = np.nan_to_num(probs, nan=-1.0).argmax(axis=1) if len(probs) else np.array([], dtype=int)
     columns = {
         "face_id": [w.face_id for w in video.windows],
-        "window": [w.index for w in video.windows],
+        "window_index": [w.index for w in video.windows],
         "start_time": [w.start_time for w in video.windows],
         "end_time": [w.end_time for w in video.windows],
         "n_frames": [len(w.rows) for w in video.windows],
@@ -487,6 +487,8 @@ def remove_superseded(store_root: str | os.PathLike, task: str, version: str, vi
     for folder in Path(store_root).glob(f"predictions/task={task}/model_version=*/video_id={video_id}"):
         if folder != keep:
             shutil.rmtree(folder, ignore_errors=True)
+            with contextlib.suppress(OSError):  # the version's folder, once its last video is gone
+                folder.parent.rmdir()
 
 
 def stale_videos(store_root: str | os.PathLike, task: str) -> list[str]:

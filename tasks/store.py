@@ -175,6 +175,13 @@ class Store:
                 fh.truncate()
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
+    def remove_temporary_files(self) -> int:
+        """Delete temporary files left by a writer that died before its rename; call under the writer lock."""
+        leftovers = [p for p in self.root.rglob(".*.tmp") if p.is_file()]
+        for path in leftovers:
+            path.unlink(missing_ok=True)
+        return len(leftovers)
+
     # partitions -------------------------------------------------------------------------------
     def partition(self, table: str, video_id: str) -> Path:
         return self.root / table / f"video_id={video_id}" / "part-0.parquet"

@@ -187,7 +187,7 @@ def test_promoted_model_on_decoded_then_stored_crops(extracted, tmp_path):
     (decoded,) = infer_videos(tmp_path, ["clip"], "learner_state", window=8, stride=4)
     assert (decoded["status"], decoded["windows"], decoded["model_version"]) == ("ok", 2, "v0001")
     df = read_predictions(store, "learner_state", version, "clip")
-    assert df["model_name"].eq("learner_state v0001").all() and df["window"].tolist() == [0, 1]
+    assert df["model_name"].eq("learner_state v0001").all() and df["window_index"].tolist() == [0, 1]
     p = df[[f"p_{c}" for c in TASK_CLASSES["learner_state"]]].to_numpy()
     np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
     assert df["label"].isin(TASK_CLASSES["learner_state"]).all() and df["n_frames"].eq(8).all()

@@ -171,7 +171,7 @@ def _windows(classes: tuple[str, ...], first_share: float, model_name: str, rng)
     starts = np.tile(np.arange(n) * WINDOW_S, 2)
     table = {
         "face_id": pa.array(np.repeat([0, 1], n), pa.int32()),
-        "window": pa.array(np.tile(np.arange(n), 2), pa.int32()),
+        "window_index": pa.array(np.tile(np.arange(n), 2), pa.int32()),
         "start_time": pa.array(starts, pa.float64()),
         "end_time": pa.array(starts + WINDOW_S, pa.float64()),
         "n_frames": pa.array(np.full(2 * n, 10), pa.int32()),

@@ -1,5 +1,5 @@
 -- grain: one row per video × face track × window of the emotion predictions (one model per video)
--- keys: video_id, face_id, window
+-- keys: video_id, face_id, window_index
 -- depends: predictions, videos, primary_faces
 -- Model: per video, trained models come before the AU-rule baseline (model_name containing
 -- 'rule baseline'), then the greatest model_version (text order); only that model's windows are kept.
@@ -36,7 +36,7 @@ final as (
     select
         emotion_predictions.video_id,
         emotion_predictions.face_id,
-        emotion_predictions.window,
+        emotion_predictions.window_index,
         emotion_predictions.start_time,
         emotion_predictions.end_time,
         emotion_predictions.end_time - emotion_predictions.start_time as duration_s,
