@@ -82,13 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         video = ping_pong(SOURCE, root / "single_face_360p.mp4", args.seconds)
-        with LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster:
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
             with Client(cluster) as client:
-                dask_rate(
-                    client, ping_pong(SOURCE, root / "warmup.mp4", 20), ExtractParams(), root
-                )  # load models
+                dask_rate(client, ping_pong(SOURCE, root / "warmup.mp4", 20), ExtractParams(), root)  # load models
                 results = {
                     "face_path": dask_rate(client, video, ExtractParams(body_fps=0), root),
                     f"face_plus_body_{args.body_fps:g}fps": dask_rate(
@@ -96,11 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                     ),
                 }
         results["lessonlens_run_end_to_end"] = cli_rate(video, root)
-    print(
-        json.dumps(
-            {"video": f"{SOURCE.name} ping-pong {args.seconds:g} s, 640x360, 5 fps", **results}, indent=2
-        )
-    )
+    print(json.dumps({"video": f"{SOURCE.name} ping-pong {args.seconds:g} s, 640x360, 5 fps", **results}, indent=2))
     return 0
 
 

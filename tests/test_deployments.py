@@ -152,6 +152,7 @@ def test_killing_the_serving_process_mid_run_leaves_no_duplicate_or_partial_rows
 
     _wait(some_videos_done, 240, "the first extracted videos", interval=0.5)
     serving.kill()  # the serving process, its flow run and the flow run's Dask workers, at once
+    assert len(_q(store, "select * from videos where status = 'ok'")) < 5  # it really died mid-run
 
     serving = Serving(server, store, corpus, tmp_path / "serve.log")
     try:
