@@ -86,14 +86,14 @@ def train_flow(
     epochs: int = 100,
     device: str = "auto",
     store: str | None = None,
-    register: bool = False,
+    register_model: bool = False,
     resume: bool = False,
     dataset_options: dict | None = None,
     overrides: dict | None = None,
 ) -> dict:
     """Train (and optionally register) a model; returns its metrics and registered version."""
     result, version = run_training(
-        dataset, path, model, variant, epochs=epochs, device=device, store=store, register=register,
+        dataset, path, model, variant, epochs=epochs, device=device, store=store, register=register_model,
         resume=resume, dataset_options=dataset_options, overrides=overrides, log=get_run_logger(),
     )  # fmt: skip
     return {"version": version, "out_dir": str(result.out_dir), **{k: result.metrics.get(k) for k in ("war", "uar")}}
