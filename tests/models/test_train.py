@@ -33,7 +33,7 @@ TINY = {
         part_channels=8, lstm_channels=8,
     ),
     "teacher_gesture": dict(
-        num_frames=8, image_size=64, layers=(1, 1, 1, 1), base_width=8, channels=16, region_grid=2, num_layers=1,
+        num_frames=8, image_size=96, layers=(1, 1, 1, 1), base_width=8, channels=16, region_grid=2, num_layers=1,
         head_hidden=16,
     ),
 }  # fmt: skip
@@ -109,7 +109,7 @@ def one_thread():
 
 @pytest.mark.parametrize(
     "model_name, epochs, lr",
-    [("learner_state", 16, 0.05), ("teacher_expression", 16, 0.05), ("teacher_gesture", 16, 0.02)],
+    [("learner_state", 16, 0.05), ("teacher_expression", 20, 0.05), ("teacher_gesture", 24, 0.02)],
 )
 def test_tiny_models_learn_a_label_visible_in_the_face(labelled_set, tmp_path, caplog, model_name, epochs, lr):
     # Without augmentation (tested on its own in test_datasets): on 24 clips its colour jitter and crops make
