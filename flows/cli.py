@@ -228,7 +228,73 @@ def build_parser() -> argparse.ArgumentParser:
         help="csv: the ANCOVA table only; json: every table",
     )
     ancova.set_defaults(func=_ancova)
+    _add_training_commands(sub, models_sub)
     return parser
+
+
+def _add_training_commands(sub, models_sub) -> None:
+    """``train``, ``evaluate`` and ``models register|list|promote`` (handlers in flows/train.py)."""
+    from models import available_models
+
+    def lazy(name: str):
+        def handler(args: argparse.Namespace) -> int:
+            from flows import train
+
+            return getattr(train, name)(args)
+
+        return handler
+
+    def dataset_args(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--dataset", required=True, choices=["daisee", "dfew", "manifest"])
+        parser.add_argument("path", help="dataset root (DAiSEE, DFEW) or manifest CSV (path,label,split)")
+        parser.add_argument("--fold", type=int, choices=range(1, 6), default=1, help="DFEW fold")
+        parser.add_argument("--daisee-task", choices=["state", "level"], default="state")
+        parser.add_argument(
+            "--daisee-state", choices=["boredom", "engagement", "confusion", "frustration"], default="engagement"
+        )
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+        parser.add_argument("--out", default=None, help="output folder")
+
+    train = sub.add_parser("train", help="train a paper model on a labelled dataset (optionally register it)")
+    dataset_args(train)
+    train.add_argument("--model", required=True, choices=available_models())
+    train.add_argument("--variant", default="paper")
+    train.add_argument("--epochs", type=int, default=100)
+    train.add_argument("--store", default=None, help="store to cache clips in and register the model into")
+    train.add_argument("--register", action="store_true")
+    train.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    train.add_argument("--override", action="append", default=None, help="config field KEY=JSON (repeatable)")
+    train.add_argument("--fps", type=float, default=5.0)
+    train.add_argument("--batch-size", type=int, default=8)
+    train.set_defaults(func=lazy("train_main"))
+
+    evaluate = sub.add_parser("evaluate", help="UAR, WAR, per-class recall, confusion matrix of a version")
+    dataset_args(evaluate)
+    evaluate.add_argument("--store", required=True)
+    evaluate.add_argument("--model", required=True, choices=available_models())
+    evaluate.add_argument("--version", required=True)
+    evaluate.add_argument("--split", choices=["train", "validation", "test"], default="test")
+    evaluate.set_defaults(func=lazy("evaluate_main"))
+
+    register = models_sub.add_parser("register", help="register a training run's checkpoint")
+    register.add_argument("--store", required=True)
+    register.add_argument("--checkpoint", required=True, help="the --out folder of lessonlens train")
+    register.add_argument("--task", choices=["emotion", "learner_state"], default=None)
+    register.add_argument("--licence", default=None, help="e.g. research-only (DAiSEE/DFEW-trained weights)")
+    register.set_defaults(func=lazy("models_register_main"))
+
+    listing = models_sub.add_parser("list", help="registered versions")
+    listing.add_argument("--store", required=True)
+    listing.add_argument("--model", default=None)
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=lazy("models_list_main"))
+
+    promote = models_sub.add_parser("promote", help="make a version its task's model (emits the Prefect event)")
+    promote.add_argument("--store", required=True)
+    promote.add_argument("--model", required=True)
+    promote.add_argument("--version", required=True)
+    promote.set_defaults(func=lazy("models_promote_main"))
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
