@@ -109,7 +109,7 @@ def one_thread():
 
 @pytest.mark.parametrize(
     "model_name, epochs, lr",
-    [("learner_state", 16, 0.05), ("teacher_expression", 20, 0.05), ("teacher_gesture", 24, 0.02)],
+    [("learner_state", 20, 0.02), ("teacher_expression", 20, 0.05), ("teacher_gesture", 24, 0.02)],
 )
 def test_tiny_models_learn_a_label_visible_in_the_face(labelled_set, tmp_path, caplog, model_name, epochs, lr):
     # Without augmentation (tested on its own in test_datasets): on 24 clips its colour jitter and crops make
