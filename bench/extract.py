@@ -2,13 +2,14 @@
 
 The input is a real single-face 640×360 clip (``pyfeat_WolfgangLanger_Pexels.mp4``) played forwards
 and backwards into a longer video (``--seconds``, default 120 s) so that the rate is measured over
-hundreds of frames. Three measurements in one run, on the same machine:
+hundreds of frames. Measurements in one run, on the same machine:
 
-- ``face path``: decode + detection + landmarks + pose + tracking + AUs + Parquet (body off), chunks
-  mapped over a 2-worker LocalCluster with plain Dask (workers warmed up first);
-- ``face + body``: the same with body keypoints at ``--body-fps`` (default 1);
-- ``lessonlens run``: the whole CLI (Prefect API start, cluster start, discovery, catalog) on the same
-  video, body at 1 fps, wall time end to end.
+- ``face path``: decode + detection + landmarks + pose + tracking + AUs + Parquet (no crops, no body),
+  chunks mapped over a 2-worker LocalCluster with plain Dask (workers warmed up first);
+- ``+ crops``: the same, keeping aligned face crops (the default);
+- ``+ body``: the defaults: crops and body keypoints at ``--body-fps`` (default 1);
+- ``lessonlens run``: the whole CLI (Prefect API start, cluster start, discovery, catalog, rule-baseline
+  predictions) on the same video with the defaults, wall time end to end.
 
     python bench/extract.py [--seconds 120] [--body-fps 1]
 """
@@ -70,7 +71,7 @@ def cli_rate(video: Path, root: Path) -> dict:
     assert code == 0
     from tasks.query import run_query
 
-    frames = run_query(root / "cli-store", "select sum(sampled_frames) as n from videos").to_pylist()[0]["n"]
+    frames = run_query(root / "cli-store", "select sum(sampled_frames)::bigint as n from videos").to_pylist()[0]["n"]
     return {"frames": frames, "seconds": round(seconds, 2), "frames_per_s": round(frames / seconds, 1)}
 
 
@@ -79,20 +80,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=120.0)
     parser.add_argument("--body-fps", type=float, default=1.0)
     args = parser.parse_args(argv)
+    print(json.dumps({"video": f"{SOURCE.name} ping-pong {args.seconds:g} s, 640x360, 5 fps"}), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         video = ping_pong(SOURCE, root / "single_face_360p.mp4", args.seconds)
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
             with Client(cluster) as client:
-                dask_rate(client, ping_pong(SOURCE, root / "warmup.mp4", 20), ExtractParams(), root)  # load models
-                results = {
-                    "face_path": dask_rate(client, video, ExtractParams(body_fps=0), root),
-                    f"face_plus_body_{args.body_fps:g}fps": dask_rate(
-                        client, video, ExtractParams(body_fps=args.body_fps), root
-                    ),
-                }
-        results["lessonlens_run_end_to_end"] = cli_rate(video, root)
-    print(json.dumps({"video": f"{SOURCE.name} ping-pong {args.seconds:g} s, 640x360, 5 fps", **results}, indent=2))
+                warmup = ping_pong(SOURCE, root / "warmup.mp4", 20)
+                dask_rate(client, warmup, ExtractParams(), root)  # load the models in both workers
+                face = dask_rate(client, video, ExtractParams(body_fps=0, keep_crops=False), root)
+                print(json.dumps({"face_path": face}), flush=True)
+                crops = dask_rate(client, video, ExtractParams(body_fps=0), root)
+                print(json.dumps({"face_path_plus_crops": crops}), flush=True)
+                body = dask_rate(client, video, ExtractParams(body_fps=args.body_fps), root)
+                print(json.dumps({f"face_crops_body_{args.body_fps:g}fps": body}), flush=True)
+        print(json.dumps({"lessonlens_run_end_to_end": cli_rate(video, root)}), flush=True)
     return 0
 
 

@@ -1,6 +1,8 @@
 """Reprocess benchmark: recomputing predictions after a model promotion vs a full nightly run.
 
-One run, same machine, same corpus (the demo clips plus ``pyfeat_WolfgangLanger_Pexels.mp4``):
+One run, same machine, same corpus: the demo clips plus ``--videos`` (default 4) lessons made of the real
+clip ``pyfeat_WolfgangLanger_Pexels.mp4`` played forwards and backwards for ``--seconds`` (default 150 s)
+each, so that per-frame work outweighs the fixed cost of starting a flow and a Dask cluster:
 
 1. ``full``: ``lessonlens run`` on an empty store (decode, faces, landmarks, AUs, body, crops, rule-baseline
    predictions), wall time end to end;
@@ -12,17 +14,17 @@ The target is reprocess >= 10x faster than the full run. ``--model small`` promo
 (8 frames of 64 px); ``--model paper`` the paper's size (16 frames of 112 px, 19.2M parameters), whose CPU
 inference costs about as much per frame as extraction itself.
 
-    python bench/reprocess.py [--model small|paper]
+    python bench/reprocess.py [--model small|paper] [--videos 4] [--seconds 150]
 """
 
 import json
-import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from extract import ping_pong  # bench/extract.py
 
 from flows.cli import main as cli
 from models import build_model
@@ -41,7 +43,10 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=sorted(MODELS), default="small")
-    size = MODELS[parser.parse_args(argv).model]
+    parser.add_argument("--videos", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=150.0)
+    args = parser.parse_args(argv)
+    size = MODELS[args.model]
     from flows.engine import prefect_api
     from flows.reprocess import reprocess
 
@@ -49,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(tmp)
         corpus = root / "corpus"
         make_demo_corpus(corpus)
-        shutil.copy(MEDIA / "pyfeat_WolfgangLanger_Pexels.mp4", corpus / "wolfgang.mp4")
+        for i in range(args.videos):  # different lengths: different contents, hence different videos
+            ping_pong(MEDIA / "pyfeat_WolfgangLanger_Pexels.mp4", corpus / f"lesson_{i}.mp4", args.seconds + i)
         store = root / "store"
         with prefect_api():
             start = time.perf_counter()

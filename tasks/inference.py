@@ -35,6 +35,7 @@ import hashlib
 import heapq
 import inspect
 import logging
+import math
 import os
 import shutil
 import threading
@@ -528,13 +529,16 @@ def infer_on_dask(
     stride: int = DEFAULT_STRIDE,
     device: str = "auto",
 ) -> list[dict]:
-    """:func:`infer_videos` on batches of ``videos_per_task`` videos mapped over the Dask ``client``'s
+    """:func:`infer_videos` on batches of at most ``videos_per_task`` videos (fewer when that would leave a
+    worker idle) mapped over the Dask ``client``'s
     workers, each batch holding one GPU (``resources={"GPU": 1}``) when the cluster has GPU workers;
     returns the summaries of all videos in input order."""
     if videos_per_task < 1:
         raise ValueError(f"videos_per_task must be >= 1, got {videos_per_task}")
     ids = list(dict.fromkeys(video_ids))
-    batches = [ids[i : i + videos_per_task] for i in range(0, len(ids), videos_per_task)]
+    workers = max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
+    per_task = max(1, min(videos_per_task, math.ceil(len(ids) / workers)))  # every worker gets work
+    batches = [ids[i : i + per_task] for i in range(0, len(ids), per_task)]
     if not batches:
         return []
     work = partial(infer_videos, str(store_root), task=task, window=window, stride=stride, device=device)
