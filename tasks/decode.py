@@ -115,7 +115,7 @@ def plan_chunks(times: np.ndarray, fps: float, chunk_seconds: int) -> list[Chunk
     ]
 
 
-def decode_frames(reader, frames: tuple[int, ...], batch: int = 16):
+def decode_frames(reader, frames: tuple[int, ...], batch: int = 4):
     """Yield (frame index, HxWx3 uint8 RGB array) for the requested frames, in order."""
     for start in range(0, len(frames), batch):
         part = list(frames[start : start + batch])

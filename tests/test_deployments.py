@@ -18,11 +18,11 @@ from models import build_model
 from models.registry import TASK_CLASSES, promote, register
 from tasks.query import run_query
 from tasks.synthetic import make_demo_corpus
+from tests.tiny import TINY_AGDTNET
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
-TINY_LEARNER = dict(num_frames=4, image_size=32, layers=(1, 1, 1, 1), widths=(8, 16, 32, 64), heads=2,
-                    mlp_dim=32, depth=1, reduction=4, num_classes=4)  # fmt: skip
+TINY_LEARNER = {**TINY_AGDTNET, "num_classes": 4}
 
 
 def _free_port() -> int:

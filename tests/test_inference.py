@@ -23,10 +23,10 @@ from tasks.inference import (
     stale_videos,
 )
 from tasks.store import FRAME_SCHEMA, N_LANDMARKS, Store, table_from_columns, write_table_atomic
+from tests.tiny import TINY_AGDTNET
 
 SQL = Path(__file__).resolve().parents[1] / "sql" / "staging" / "predictions.sql"
-TINY = dict(num_frames=4, image_size=32, layers=(1, 1, 1, 1), widths=(8, 16, 32, 64), heads=2, mlp_dim=32,
-            depth=1, reduction=4, num_classes=4)  # fmt: skip
+TINY = {**TINY_AGDTNET, "num_classes": 4}
 
 
 @pytest.fixture(autouse=True)

@@ -14,19 +14,9 @@ from models.registry import (
     promoted,
     register,
 )
+from tests.tiny import TINY_AGDTNET
 
-# tiny AGDTNet: 4 frames of 32 × 32, a few milliseconds per forward
-TINY = dict(
-    num_frames=4,
-    image_size=32,
-    layers=(1, 1, 1, 1),
-    widths=(8, 16, 32, 64),
-    heads=2,
-    mlp_dim=32,
-    depth=1,
-    reduction=4,
-    num_classes=4,
-)
+TINY = {**TINY_AGDTNET, "num_classes": 4}
 LEARNER = list(TASK_CLASSES["learner_state"])
 
 

@@ -2,18 +2,9 @@ import pytest
 import torch
 
 from models import build_model, info
+from tests.tiny import TINY_AGDTNET
 
-# the tiny AGDTNet of tests/models/test_learner_state.py
-TINY = dict(
-    num_frames=4,
-    image_size=32,
-    layers=(1, 1, 1, 1),
-    widths=(8, 16, 32, 64),
-    heads=2,
-    mlp_dim=32,
-    depth=1,
-    reduction=4,
-)
+TINY = TINY_AGDTNET
 
 
 def test_measure_tiny_config_row():

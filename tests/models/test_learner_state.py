@@ -15,18 +15,9 @@ from models.learner_state import (
     gated_fusion,
     temporal_differences,
 )
+from tests.tiny import TINY_AGDTNET
 
-# tiny widths, 4 frames of 32×32: each forward takes a few milliseconds
-TINY = dict(
-    num_frames=4,
-    image_size=32,
-    layers=(1, 1, 1, 1),
-    widths=(8, 16, 32, 64),
-    heads=2,
-    mlp_dim=32,
-    depth=1,
-    reduction=4,
-)
+TINY = TINY_AGDTNET
 
 
 def tiny(variant: str = "paper", **overrides) -> Model:
