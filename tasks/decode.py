@@ -4,6 +4,9 @@ Times are presentation timestamps (PTS) read from the container for every frame,
 rate videos get true times. Frames that the container's edit list hides (negative PTS, decoded as
 pre-roll by decord) are never sampled: a frame's ``timestamp`` is the time a player shows it.
 
+Rotation metadata (portrait phone video) is applied by decord while decoding: frames, their size in
+``Probe`` and every pixel coordinate downstream are as a player displays the video.
+
 Sampling grid: at ``fps`` samples per second, grid time ``t_k = k / fps``; each grid time takes the
 frame on screen at that time (the last frame whose PTS is <= t_k); a frame picked twice (sampling
 faster than the video) is kept once. Chunks are whole seconds of the grid: chunk ``c`` holds the

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from tasks.decode import VideoError, decode_frames, frame_times, open_video, plan_chunks, probe
-from tests.videos import presentation_times, truncated_copy, write_vfr
+from tests.videos import presentation_times, rotated_copy, truncated_copy, write_vfr
 
 
 def test_plan_takes_the_frame_on_screen_at_each_grid_time():
@@ -72,3 +72,14 @@ def test_bad_files_raise_video_error_with_reason_and_name(tmp_path, media_dir):
         assert exc.reason in {"not_a_video", "decode_error"}
     else:  # decord indexed only the frames present: then they must all be real frames
         assert probe(reader).duration_s < 19.7 * 0.6
+
+
+def test_rotated_video_is_decoded_upright_as_a_player_shows_it(tmp_path, media_dir):
+    source = media_dir / "pyfeat_single_face.mp4"
+    rotated = rotated_copy(source, tmp_path / "portrait.mp4", 90)
+    reader = open_video(rotated)
+    info = probe(reader)
+    assert (info.width, info.height) == (360, 640)  # the displayed size, not the coded 640 x 360
+    ((_, upright),) = decode_frames(reader, (5,))
+    ((_, coded),) = decode_frames(open_video(source), (5,))
+    np.testing.assert_array_equal(upright, np.rot90(coded, 1))

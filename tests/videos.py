@@ -37,3 +37,18 @@ def truncated_copy(source: Path, target: Path, keep: float = 0.4) -> Path:
     data = Path(source).read_bytes()
     target.write_bytes(data[: int(len(data) * keep)])
     return target
+
+
+def rotated_copy(source: Path, target: Path, degrees: int) -> Path:
+    """``source`` remuxed (no re-encoding) with a display rotation, as phones record portrait video."""
+    import av
+
+    with av.open(str(source)) as src, av.open(str(target), "w") as out:
+        stream = src.streams.video[0]
+        copy = out.add_stream_from_template(stream)
+        copy.set_display_rotation(degrees)
+        for packet in src.demux(stream):
+            if packet.dts is not None:
+                packet.stream = copy
+                out.mux(packet)
+    return target
