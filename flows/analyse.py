@@ -8,6 +8,7 @@ Design (paper 1, §4, Tables 6-8): one row per student; between-subject factors 
 their interaction; covariate ``pretest``.
 """
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +24,8 @@ from tasks.outcomes import PRETEST
 from tasks.report import ReportInputs, formatted_paper_table, to_markdown, write_report
 from tasks.stats import AncovaResult, ancova
 from tasks.store import Store
+
+PARAMETERS_FILE = "analysis.json"  # in each report folder: what produced it, so it can be redone
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,15 @@ def analyse_store(
         au_means=marts.au_means(con),
     )
     path = write_report(folder, inputs)
+    parameters = {"outcomes": facts["outcomes"], "link": link, "ss_type": ss_type, "thresholds": thresholds or {}}
+    (folder / PARAMETERS_FILE).write_text(json.dumps(parameters, indent=2))
     return Analysis(path, units, students, results, to_markdown(inputs, []))
+
+
+def latest_parameters(store: str | Path) -> dict | None:
+    """The parameters of the store's most recent analysis (from its report folder), or None."""
+    found = sorted(Path(store).glob(f"reports/*/{PARAMETERS_FILE}"))
+    return json.loads(found[-1].read_text()) if found else None
 
 
 def publish_artifacts(analysis: Analysis) -> None:

@@ -8,6 +8,7 @@ extracted with ``--no-crops`` are decoded again for their crops, and the run say
 
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pandas as pd
 from prefect import flow, get_run_logger
@@ -39,6 +40,26 @@ def reprocess(store: str, task: str | None = None, dask_address: str | None = No
         return infer(str(st.root), tasks, run_id)
 
 
+def refresh_report(st: Store, logger) -> Path | None:
+    """Redo the store's latest analysis (same outcomes file and settings) over the new predictions.
+
+    The marts are views over the Parquet files, so they are current as soon as the predictions are; the
+    report is a file, rewritten here into a new report folder. Returns its path, or None when the store
+    has no earlier analysis or its outcomes file is gone (logged).
+    """
+    from flows.analyse import analyse_store, latest_parameters
+
+    parameters = latest_parameters(st.root)
+    if parameters is None:
+        return None
+    if not Path(parameters["outcomes"]).is_file():
+        logger.warning("report not refreshed: outcomes file %s of the last analysis is gone", parameters["outcomes"])
+        return None
+    analysis = analyse_store(st.root, **parameters)
+    logger.info("report refreshed: %s", analysis.report)
+    return analysis.report
+
+
 @flow(name="reprocess-predictions")
 def reprocess_predictions(store: str, tasks: list[str], run_id: str) -> dict:
     """The body of ``reprocess`` (which holds the store lock)."""
@@ -55,8 +76,9 @@ def reprocess_predictions(store: str, tasks: list[str], run_id: str) -> dict:
         len(videos), ", ".join(f"{t}: {len(ids)}" for t, ids in stale.items()), len(without_crops),
     )  # fmt: skip
     windows, failures = run_inference(st, tasks, run_id, logger)
+    report = refresh_report(st, logger) if windows else None
     counts = {"found": len(videos), "skipped": 0, "extracted": 0, "failed": len(failures), "frames": 0}
-    counts.update(windows=windows, decoded_again=len(without_crops))
+    counts.update(windows=windows, decoded_again=len(without_crops), report=str(report) if report else "-")
     run = {
         "run_id": run_id,
         "corpus": None,

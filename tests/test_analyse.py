@@ -163,3 +163,18 @@ def test_ancova_command_prints_the_table_in_every_format(tmp_path, capsys):
         args = ["ancova", "--data", str(path), "--dv", "student_id"]
         assert main([*args, "--between", "facial_group", "--covariate", "pretest"]) == 2
     assert "must be numeric" in capsys.readouterr().err
+
+
+def test_reprocessing_redoes_the_latest_analysis_with_its_settings(study):
+    from flows.reprocess import refresh_report
+
+    store, outcomes = study
+    args = ["analyse", "--store", str(store.root), "--outcomes", str(outcomes), "--link", "teacher_id"]
+    assert main(args) == 0
+    (first,) = (store.root / "reports").iterdir()
+    refreshed = refresh_report(store, logging.getLogger("test"))
+    assert refreshed.parent != first and refreshed.is_file()
+    assert json.loads((refreshed.parent / "analysis.json").read_text())["link"] == "teacher_id"
+    pd.testing.assert_frame_equal(pd.read_csv(refreshed.parent / "ancova.csv"), pd.read_csv(first / "ancova.csv"))
+    outcomes.unlink()
+    assert refresh_report(store, logging.getLogger("test")) is None  # gone: nothing to redo, said in the log
