@@ -10,11 +10,14 @@ weakest. A trained model can replace it through :func:`load_au_estimator` with a
 Method (:class:`GeometricAUEstimator`)
 --------------------------------------
 1. Canonical frame per face (:func:`canonical_landmarks`): origin at the midpoint of the two eye
-   centres (means of points 36-41 and 42-47); u along the eye line (roll removed), v perpendicular to it,
-   pointing down the face. u is divided by the inter-ocular distance (IOD) seen in the image, v by
-   ``IOD * cos(pitch) / cos(yaw)``: the seen IOD already shrinks with cos(yaw), and vertical lengths
-   shrink with cos(pitch), so this first-order correction keeps heights comparable across head turns
-   (cosines floored at 0.5). All features below are in IOD units and scale-free.
+   centres (means of points 36-41 and 42-47), roll removed by turning the eye line horizontal, then head
+   pitch and yaw undone in 3-D: with ``R = Rx(pitch) Ry(yaw)`` (:func:`tasks.faces.head_pose`'s
+   convention) the image shows ``s * R[:2] @ (u, v, z)``; each point's depth ``z`` is taken from a generic
+   face (:data:`MEAN_DEPTH`, measured once from FaceMesh) and the two equations are solved for the frontal
+   (u, v), in units of the inter-ocular distance (IOD; cosines floored at 0.5). This matters because the
+   lip corners lie about 0.2 IOD behind the lip midline and the lower lids 0.05 IOD in front of the eye
+   corners: a head tilted back by 15 degrees otherwise lowers the seen corners by ~0.05-0.07 IOD, about
+   a 1-point AU12 loss and a larger AU20 gain. All features below are in IOD units and scale-free.
 2. Geometric features per face (:data:`FEATURES`), e.g. brow heights above the eye line, lid apertures,
    lip-corner elevation above the lip midline, mouth width, lip gap, chin distance below the nose.
 3. Person-specific baseline: for each face track (``face_id``) the median of every feature over the
@@ -26,8 +29,11 @@ Method (:class:`GeometricAUEstimator`)
    frames with the smallest lip gap. The mouth is the most mobile part of the face and its rest state
    (lips together, jaw closed) is physically defined, so this stays right for people who smile or talk
    most of the time, where a plain median would take the smile for neutral. Two exceptions: the lip
-   gap is absolute (closed lips are 0), and the eye-opening baseline is the track's 90th percentile
-   over all frames (eyes rest open).
+   gap is absolute (closed lips are 0), and the eye baselines come from open eyes (they rest open):
+   the eye-opening baseline is the track's 90th percentile over all frames, and the lower-lid baseline
+   (AU06) the median over the frames whose opening is at least ``OPEN_EYE_REFERENCE`` (0.9) of it, so
+   a sad or downcast onset with lowered or closed eyes, whose lips-together frames would otherwise be the
+   reference, does not hide the cheek raise of a later laugh.
 4. Intensity ``AUxx_r = clip(5 * correlate / full_scale, 0, 5)`` where the correlate is the signed
    displacement from the baseline that FACS describes and ``full_scale`` (:data:`AU_RULES`) the
    displacement taken as the maximum (FACS level E, intensity 5), in IOD units. The full scales were
@@ -68,6 +74,32 @@ AU definitions (FACS 2002 name; muscle; correlate measured here)
   closure ``1 - aperture / open aperture`` (open: the track's 90th percentile) beyond ``BLINK_ONSET``
   (0.25, so the narrowing of a smile is not a blink); intensity 5 = fully closed.
 
+Measured on the two clips of ``/work/shared/media`` (5 fps, MediaPipe landmarks, one track), before
+(2-D cosine correction, every baseline from lips-together frames) and after steps 1 and 3 as above.
+``pyfeat_WolfgangLanger_Pexels.mp4`` is sad with a hand over the face in seconds 0-9 and laughs with
+an open mouth, head tilted back or sideways, from second 12; mean intensity sad -> laugh:
+
+====  ============  ============
+AU    before        after
+====  ============  ============
+AU12  0.41 -> 2.37  0.60 -> 3.21
+AU06  0.38 -> 0.81  2.51 -> 2.04
+AU20  0.45 -> 2.57  0.16 -> 0.05
+AU15  0.68 -> 0.05  0.17 -> 0.00
+====  ============  ============
+
+(per second in the laugh, AU12 before 1.3-1.6 and AU20 4.5-5.0 in seconds 12-13; after 2.4-2.5 and
+0.0-0.3). ``pyfeat_single_face.mp4`` neutral second -> smile seconds: AU12 1.21 -> 4.6 before,
+1.13 -> 4.4 after; AU06 0.55 -> 2.2 before, 0.80 -> 2.6 after; AU20 and AU15 stay below 0.1. Command:
+landmarks from ``load_face_backend("mediapipe").detect`` on ``tests.test_faces.sample(path, fps=5)``,
+then ``GeometricAUEstimator().predict(landmarks, pose, zeros)`` and per-second means.
+
+Known weaknesses: FaceMesh pulls the lower-lid points up when the eyes close, so AU06 reads high on
+closed or squeezed eyes (2.5-4.9 in the crying seconds 0-5 of the Wolfgang clip, where AU45 also reads
+~1-1.5) and cannot be told from a Duchenne narrowing by landmarks alone; the depth table is a generic face
+(per-point spread 0.035 IOD), so the pitch correction is first-order for unusual faces and extreme
+tilts; AU05's baseline still comes from lips-together frames.
+
 User-supplied models (:class:`OnnxAUEstimator`)
 -----------------------------------------------
 A directory with ``au_model.onnx`` and ``au_model.json``. The JSON gives ``"input"`` (the ONNX input
@@ -107,6 +139,23 @@ class AUEstimator(Protocol):
         ...
 
 
+MEAN_DEPTH = np.array([
+    0.84, 0.88, 0.85, 0.78, 0.47, 0.28, 0.12, -0.12, -0.23, -0.12, 0.12, 0.28, 0.47, 0.78, 0.85, 0.88, 0.84,
+    0.14, 0.03, -0.06, -0.15, -0.20, -0.20, -0.15, -0.06, 0.03, 0.14,
+    -0.23, -0.41, -0.61, -0.65, -0.30, -0.40, -0.42, -0.40, -0.30,
+    0.09, -0.01, -0.04, 0.00, -0.03, -0.01, 0.00, -0.04, -0.01, 0.09, -0.01, -0.04,
+    -0.19, -0.33, -0.44, -0.45, -0.44, -0.33, -0.19, -0.32, -0.38, -0.42, -0.38, -0.32,
+    -0.22, -0.34, -0.38, -0.34, -0.22, -0.34, -0.39, -0.34,
+])  # fmt: skip
+"""Generic depth of the 68 points (IOD units, from the eye midpoint, positive into the head), step 1.
+
+Measured once with ``tasks.faces``' MediaPipe backend: the 3-D FaceMesh points (reduced to iBUG-68) of 16
+near-frontal neutral faces (scikit-image's astronaut and the first 15 frames of ``pyfeat_single_face.mp4``
+at 30 fps) were rotated into the face's own axes with :func:`tasks.faces.head_pose`'s rotation, centred on
+the eye midpoint, divided by the IOD and averaged; the per-point standard deviation is below 0.035. FaceMesh
+depth is close to its template, so this is a generic face, not the person's."""
+
+
 def canonical_landmarks(landmarks: np.ndarray, pose: np.ndarray) -> np.ndarray:
     """(N, 68, 2) pixels + (N, 3) pose -> (N, 68, 2) (u, v) in the canonical frame of step 1."""
     left_eye = landmarks[:, 36:42].mean(axis=1)
@@ -116,10 +165,22 @@ def canonical_landmarks(landmarks: np.ndarray, pose: np.ndarray) -> np.ndarray:
     axis_u = axis_u / iod[:, None]
     axis_v = np.stack([-axis_u[:, 1], axis_u[:, 0]], axis=1)  # u turned 90 degrees towards the chin
     offset = landmarks - ((left_eye + right_eye) / 2)[:, None]
-    cos_pitch = np.maximum(np.cos(pose[:, 0]), _MIN_COS)
-    cos_yaw = np.maximum(np.cos(pose[:, 1]), _MIN_COS)
-    u = (offset * axis_u[:, None]).sum(axis=2) / iod[:, None]
-    v = (offset * axis_v[:, None]).sum(axis=2) / (iod * cos_pitch / cos_yaw)[:, None]
+    seen = np.stack([(offset * axis_u[:, None]).sum(axis=2), (offset * axis_v[:, None]).sum(axis=2)], axis=2)
+    # R = Rx(pitch) Ry(yaw) (roll is the eye line, already removed): the image shows s * R[:2] @ (x, y, z).
+    sin_p, sin_y = np.sin(pose[:, 0]), np.sin(pose[:, 1])
+    cos_p = np.maximum(np.cos(pose[:, 0]), _MIN_COS)
+    cos_y = np.maximum(np.cos(pose[:, 1]), _MIN_COS)
+    eye_x, eye_y = cos_y, sin_p * sin_y  # the image of the face's left-right axis, (1, 0, 0)
+    scale = iod * np.hypot(eye_x, eye_y)
+    turn = np.arctan2(eye_y, eye_x)  # put the eye line where R puts it, not exactly horizontal
+    cos_t, sin_t = np.cos(turn)[:, None], np.sin(turn)[:, None]
+    seen = seen / scale[:, None, None]
+    a = seen[..., 0] * cos_t - seen[..., 1] * sin_t
+    b = seen[..., 0] * sin_t + seen[..., 1] * cos_t
+    # a = cos_y x + sin_y z;  b = sin_p sin_y x + cos_p y - sin_p cos_y z  ->  solve for x, y with z = MEAN_DEPTH
+    z = MEAN_DEPTH[None]
+    u = (a - sin_y[:, None] * z) / cos_y[:, None]
+    v = (b - sin_p[:, None] * sin_y[:, None] * u + sin_p[:, None] * np.cos(pose[:, 1])[:, None] * z) / cos_p[:, None]
     return np.stack([u, v], axis=2)
 
 
@@ -162,6 +223,8 @@ FEATURES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
 CLOSED_LIPS = 0.04  # inner-lip gap (IOD units) below which the lips count as together
 EYE_OPEN_QUANTILE = 0.90  # the track's open-eye aperture
 BLINK_ONSET = 0.25  # eye closure (fraction of the open aperture) below which AU45 stays 0
+OPEN_EYE_REFERENCE = 0.9  # frames whose aperture is at least this fraction of the open one: lower-lid baseline
+OPEN_EYE_FEATURES = ("lower_lid",)  # features whose baseline comes from open-eye, not lips-together, frames
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,11 +266,14 @@ def feature_displacements(canonical: np.ndarray, face_id: np.ndarray) -> dict[st
     u, v = canonical[..., 0], canonical[..., 1]
     values = {name: feature(u, v) for name, feature in FEATURES.items()}
     reference = _reference_frames(values["lip_gap"], face_id)
+    open_eye = _track_quantile(values["eye_open"], face_id, EYE_OPEN_QUANTILE)
+    eyes_open = values["eye_open"] >= OPEN_EYE_REFERENCE * open_eye
     displacement = {
-        name: x if name == "lip_gap" else x - _track_median(x, face_id, reference)
+        name: x
+        if name == "lip_gap"
+        else x - _track_median(x, face_id, eyes_open if name in OPEN_EYE_FEATURES else reference)
         for name, x in values.items()
     }
-    open_eye = _track_quantile(values["eye_open"], face_id, EYE_OPEN_QUANTILE)
     displacement["eye_closure"] = 1.0 - values["eye_open"] / np.maximum(open_eye, 1e-6)
     return displacement
 
@@ -273,8 +339,7 @@ class GeometricAUEstimator:
         landmarks, pose, face_id = _validated(landmarks, pose, face_id)
         displacement = feature_displacements(canonical_landmarks(landmarks, pose), face_id)
         intensity = {
-            au: np.clip(5.0 * rule.correlate(displacement) / rule.full_scale, 0.0, 5.0)
-            for au, rule in AU_RULES.items()
+            au: np.clip(5.0 * rule.correlate(displacement) / rule.full_scale, 0.0, 5.0) for au, rule in AU_RULES.items()
         }
         return _with_presence(intensity)
 
@@ -304,13 +369,9 @@ class OnnxAUEstimator:
 
     def predict(self, landmarks: np.ndarray, pose: np.ndarray, face_id: np.ndarray) -> dict[str, np.ndarray]:
         landmarks, pose, face_id = _validated(landmarks, pose, face_id)
-        features = np.concatenate(
-            [canonical_landmarks(landmarks, pose).reshape(len(face_id), -1), pose], axis=1
-        )
+        features = np.concatenate([canonical_landmarks(landmarks, pose).reshape(len(face_id), -1), pose], axis=1)
         if self._spec.get("person_normalisation", False):
-            features = features - np.stack(
-                [_track_quantile(column, face_id, 0.5) for column in features.T], axis=1
-            )
+            features = features - np.stack([_track_quantile(column, face_id, 0.5) for column in features.T], axis=1)
         names = [self._spec["intensity"]] + ([self._spec["presence"]] if "presence" in self._spec else [])
         outputs = self._session.run(names, {self._spec["input"]: features.astype(np.float32)})
         predicted = {au: outputs[0][:, k] for k, au in enumerate(self._spec["au_names"])}

@@ -115,6 +115,26 @@ def test_smile_raises_au12_and_au06(media_dir):
         assert values[smile_part].mean() > values[neutral_part].mean() + margin, au
 
 
+def test_laugh_raises_au12_over_a_sad_onset_and_over_au20(media_dir):
+    """Wolfgang clip at 5 fps: sad with a hand over the face in seconds 0-9, laughing with an open mouth and
+    head tilts from second 12 on; the only lips-together (baseline) frames are sad ones."""
+    backend = load_face_backend("mediapipe")
+    found = [
+        (t, faces[0])
+        for t, frame in enumerate(sample(media_dir / "pyfeat_WolfgangLanger_Pexels.mp4"))
+        if (faces := backend.detect(frame))
+    ]
+    second = np.array([t for t, _ in found]) // 5
+    landmarks = np.stack([f.landmarks for _, f in found])
+    pose = np.stack([f.pose for _, f in found])
+    result = load_au_estimator().predict(landmarks, pose, np.zeros(len(found), int))
+    sad, laugh = second <= 9, second >= 12
+    assert sad.sum() > 30 and laugh.sum() > 25
+    au12, au20 = result["AU12_r"], result["AU20_r"]
+    assert au12[laugh].mean() > au12[sad].mean() + 1.5
+    assert au12[laugh].mean() > au20[laugh].mean() + 1.5
+
+
 def _user_model(directory, au_names: list[str]) -> None:
     """A linear ONNX model on the documented (N, 139) input: a zero weight matrix plus a bias of 2.5."""
     k = len(au_names)
