@@ -87,12 +87,14 @@ def _demo(args: argparse.Namespace) -> int:
     run_args = build_parser().parse_args(["run", args.corpus, "--store", args.store])
     run_args.workers = args.workers
     code = _run(run_args)
-    print("\nper-video summary:")
+    print("\nper video (expressions by the AU-rule baseline until a trained model is promoted):")
     summary = run_query(
         args.store,
-        "select v.path, v.sampled_frames, v.face_tracks, v.frames_with_face, "
-        "round(avg(f.AU12_r), 2) as mean_AU12_r, round(avg(f.pose_Ry), 3) as mean_yaw "
-        "from videos v left join frames f using (video_id) group by all order by v.path",
+        "select regexp_extract(v.path, '[^/]+$') as video, v.sampled_frames as frames, v.face_tracks as faces, "
+        "round(s.face_visible_s, 1) as face_s, s.dominant_expression as expression, "
+        "round(s.happiness_share, 2) as happiness, round(s.AU12_r, 2) as AU12_r, "
+        "round(s.gesture_rate, 1) as gestures_per_min "
+        "from videos v join video_summary s using (video_id) order by video",
     )
     _print_table(summary, "table")
     print(f'\nquery it yourself: lessonlens query --store {args.store} "select * from frames limit 5"')

@@ -282,3 +282,23 @@ def test_thresholds_are_parsed_and_checked():
         marts.parse_thresholds(["gesture_min_speed"])
     for name, threshold in marts.THRESHOLDS.items():  # the module docstring documents every default
         assert f"``{name}``" in marts.__doc__ and str(threshold.default) in marts.__doc__
+
+
+def test_a_panning_camera_or_a_walking_teacher_is_not_a_gesture(tmp_path, monkeypatch):
+    """Wrist speed is measured relative to the shoulders: moving the whole body (or the camera) by far more
+    than the gesture threshold per second counts no gesture; the same wrist steps on a still body do."""
+    use_predictions_staging(monkeypatch, tmp_path)
+    store = write_lesson_store(tmp_path / "store")
+    path = store.partition("body", "v00")
+    body = _body(6).to_pydict()
+    for name in KEYPOINT_NAMES:  # the whole body drifts 150 px per second: 1.5 shoulder widths per second
+        body[f"{name}_x"] = [x + 150.0 * t for x, t in zip(body[f"{name}_x"], body["timestamp"], strict=True)]
+    for side in ("left", "right"):
+        body[f"{side}_wrist_y"] = [300.0] * len(body["frame"])  # hands still relative to the shoulders
+    write_table_atomic(table_from_columns(body, BODY_SCHEMA), path)
+    con = marts.connect(store)
+    (rate,) = con.execute("select gesture_rate from video_summary where video_id = 'v00'").fetchone()
+    assert rate == 0
+    write_table_atomic(_body(6), path)  # wrists stepping on a still body: 6 gestures per minute
+    (rate,) = marts.connect(store).execute("select gesture_rate from video_summary where video_id = 'v00'").fetchone()
+    assert rate == pytest.approx(6)
