@@ -44,9 +44,7 @@ def build_model(name: str, variant: str = "paper", **overrides) -> nn.Module:
     """Build model ``name`` in configuration ``variant``; ``overrides`` replace config fields."""
     module = model_module(name)
     if variant not in module.VARIANTS:
-        raise ValueError(
-            f"unknown variant {variant!r} of {name}; valid variants: {', '.join(module.VARIANTS)}"
-        )
+        raise ValueError(f"unknown variant {variant!r} of {name}; valid variants: {', '.join(module.VARIANTS)}")
     from dataclasses import replace
 
     return module.Model(replace(module.VARIANTS[variant], **overrides))

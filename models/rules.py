@@ -141,9 +141,7 @@ def prototype_scores(intensities: np.ndarray, prototypes: tuple[Prototype, ...])
     return np.stack(scores, axis=1)
 
 
-def window_means(
-    au: pd.DataFrame | Mapping[str, np.ndarray], window: int, hop: int | None = None
-) -> pd.DataFrame:
+def window_means(au: pd.DataFrame | Mapping[str, np.ndarray], window: int, hop: int | None = None) -> pd.DataFrame:
     """Mean AU intensities over windows of ``window`` frames every ``hop`` frames (default: no overlap).
 
     Only complete windows are returned; ``frame_start`` / ``frame_end`` are row positions (end
@@ -176,9 +174,7 @@ def _classify(
 ) -> pd.DataFrame:
     frames = window_means(au, window, hop) if window is not None else None
     intensities = au_matrix(frames if frames is not None else au)
-    scores = dict(
-        zip([p.label for p in prototypes], prototype_scores(intensities, prototypes).T, strict=True)
-    )
+    scores = dict(zip([p.label for p in prototypes], prototype_scores(intensities, prototypes).T, strict=True))
     base_label = next(label for label in labels if label not in scores)
     scores[base_label] = np.full(len(intensities), baseline)
     logits = np.stack([scores[label] for label in labels], axis=1) / temperature  # (N, labels)

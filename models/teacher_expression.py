@@ -299,9 +299,7 @@ class Model(nn.Module):
         )
         self.num_features = len(PARTS) * cfg.lstm_channels
         self.temporal_attention = (
-            TemporalAttention(channels=self.num_features, num_frames=cfg.num_frames)
-            if cfg.temporal_attention
-            else None
+            TemporalAttention(channels=self.num_features, num_frames=cfg.num_frames) if cfg.temporal_attention else None
         )
         self.fc = nn.Linear(self.num_features, cfg.num_classes)
         self.importance = nn.Linear(self.num_features, 1) if cfg.label_correction else None  # Q5, eq 6
@@ -327,9 +325,7 @@ class Model(nn.Module):
         """
         B, T, C, H, W = x.shape
         if landmarks.shape != (B, T, NUM_LANDMARKS, 2):
-            raise ValueError(
-                f"landmarks must have shape {(B, T, NUM_LANDMARKS, 2)}, got {tuple(landmarks.shape)}"
-            )
+            raise ValueError(f"landmarks must have shape {(B, T, NUM_LANDMARKS, 2)}, got {tuple(landmarks.shape)}")
         if self.temporal_attention is not None and T != self.config.num_frames:
             raise ValueError(f"temporal attention needs T == num_frames = {self.config.num_frames}, got {T}")
         f = self.backbone(x.reshape(B * T, C, H, W))  # (B*T, C3, H/16, W/16)
@@ -439,9 +435,7 @@ def label_correction_loss(
 
 
 @torch.no_grad()
-def relabel(
-    logits: Tensor, labels: Tensor, weights: Tensor, *, eta: float = 0.7, threshold: float = 0.2
-) -> Tensor:
+def relabel(logits: Tensor, labels: Tensor, weights: Tensor, *, eta: float = 0.7, threshold: float = 0.2) -> Tensor:
     """Eq 7 on the low-weight group: ``h' = h_MAX if O_MAX - O_h > zeta1 else h_ORG``.
 
     logits : Tensor, shape = (V, L); labels : (V,) int64; weights : (V,)

@@ -58,9 +58,7 @@ class BodyRegion:
 
 BODY_REGIONS = (
     BodyRegion("head", tuple(range(0, 11)), (0.15, 0.35, 0.15, 0.2)),  # nose, eyes, ears, mouth
-    BodyRegion(
-        "left_hand", (15, 17, 19, 21), (0.1, 0.1, 0.1, 0.1), min_size=0.4
-    ),  # wrist, pinky, index, thumb
+    BodyRegion("left_hand", (15, 17, 19, 21), (0.1, 0.1, 0.1, 0.1), min_size=0.4),  # wrist, pinky, index, thumb
     BodyRegion("right_hand", (16, 18, 20, 22), (0.1, 0.1, 0.1, 0.1), min_size=0.4),
     BodyRegion("left_arm", (11, 13, 15), (0.1, 0.1, 0.1, 0.1)),  # shoulder, elbow, wrist
     BodyRegion("right_arm", (12, 14, 16), (0.1, 0.1, 0.1, 0.1)),
@@ -122,9 +120,7 @@ class RegionalLayer(nn.Module):
         rows = []
         for i, band in enumerate(x.tensor_split(self.grid, dim=2)):
             patches = band.tensor_split(self.grid, dim=3)
-            rows.append(
-                torch.cat([p + self.local[i * self.grid + j](p) for j, p in enumerate(patches)], dim=3)
-            )
+            rows.append(torch.cat([p + self.local[i * self.grid + j](p) for j, p in enumerate(patches)], dim=3))
         return torch.cat(rows, dim=2)  # (N, C, H, W)
 
 
@@ -233,9 +229,7 @@ class Model(nn.Module):
             nn.BatchNorm2d(cfg.channels),
             nn.ReLU(inplace=True),
         )
-        self.regional = (
-            RegionalLayer(channels=cfg.channels, grid=cfg.region_grid) if cfg.regional_layer else None
-        )
+        self.regional = RegionalLayer(channels=cfg.channels, grid=cfg.region_grid) if cfg.regional_layer else None
         self.disentangle = (
             Disentanglement(
                 channels=cfg.channels,
@@ -274,17 +268,13 @@ class Model(nn.Module):
         """
         B, T, C, H, W = x.shape
         if keypoints.shape != (B, T, NUM_KEYPOINTS, 2):
-            raise ValueError(
-                f"keypoints must have shape {(B, T, NUM_KEYPOINTS, 2)}, got {tuple(keypoints.shape)}"
-            )
+            raise ValueError(f"keypoints must have shape {(B, T, NUM_KEYPOINTS, 2)}, got {tuple(keypoints.shape)}")
         if self.disentangle is not None and T != self.config.num_frames:
             raise ValueError(f"disentanglement needs T == num_frames = {self.config.num_frames}, got {T}")
         f = self.reduce(self.backbone(x.reshape(B * T, C, H, W)))  # (B*T, Z, H/16, W/16)
         if self.regional is not None:
             f = self.regional(f)  # (B*T, Z, H/16, W/16)
-        boxes = self.region_boxes(
-            keypoints.reshape(B * T, NUM_KEYPOINTS, 2).to(f.dtype), (H, W)
-        )  # (B*T, V, 4)
+        boxes = self.region_boxes(keypoints.reshape(B * T, NUM_KEYPOINTS, 2).to(f.dtype), (H, W))  # (B*T, V, 4)
         a = roi_align(f, boxes, image_size=(H, W), output_size=1, sampling_ratio=4)  # (B*T, V, Z, 1, 1)
         a = a.reshape(B, T, len(BODY_REGIONS), -1)  # (B, T, V, Z)
         return a if self.disentangle is None else self.disentangle(a)

@@ -90,9 +90,7 @@ class MediaPipeBodyBackend:
         if found is None:
             return []
         height, width = frame.shape[:2]
-        keypoints = np.array(
-            [(p.x * width, p.y * height, p.visibility) for p in found.landmark], dtype=np.float32
-        )
+        keypoints = np.array([(p.x * width, p.y * height, p.visibility) for p in found.landmark], dtype=np.float32)
         return [Body(keypoints=keypoints, score=float(keypoints[_UPPER_BODY, 2].mean()))]
 
 

@@ -84,9 +84,7 @@ def discover(corpus: Path, known_files: pd.DataFrame) -> tuple[list[VideoRef], p
     keeps its cached id without being read again.
     """
     manifest = read_manifest(corpus)
-    cache = {
-        (r.path, int(r.size_bytes), int(r.mtime_ns)): r.video_id for r in known_files.itertuples(index=False)
-    }
+    cache = {(r.path, int(r.size_bytes), int(r.mtime_ns)): r.video_id for r in known_files.itertuples(index=False)}
     refs, rows = [], []
     for path in list_videos(corpus):
         resolved = str(path.resolve())

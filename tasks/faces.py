@@ -203,9 +203,7 @@ class MediaPipeFaceBackend:
     name = "mediapipe"
     _CROP = 256
 
-    def __init__(
-        self, max_num_faces: int = 8, min_detection_confidence: float = 0.5, crop_scale: float = 1.8
-    ) -> None:
+    def __init__(self, max_num_faces: int = 8, min_detection_confidence: float = 0.5, crop_scale: float = 1.8) -> None:
         if max_num_faces < 1:
             raise ValueError(f"max_num_faces must be >= 1, got {max_num_faces}")
         mp = import_mediapipe()
@@ -217,9 +215,7 @@ class MediaPipeFaceBackend:
         self._recheck = mp.solutions.face_detection.FaceDetection(
             model_selection=0, min_detection_confidence=min_detection_confidence
         )
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=True, max_num_faces=1, refine_landmarks=False
-        )
+        self._mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=False)
         self._previous: list[Face] = []
 
     def reset(self) -> None:
@@ -281,9 +277,7 @@ def _relative_box(box: Any, width: int, height: int) -> np.ndarray:
     return np.array([x1, y1, x1 + box.width * width, y1 + box.height * height], np.float32)
 
 
-def _square_crop(
-    frame: np.ndarray, box: np.ndarray, scale: float, size: int
-) -> tuple[np.ndarray, np.ndarray, float]:
+def _square_crop(frame: np.ndarray, box: np.ndarray, scale: float, size: int) -> tuple[np.ndarray, np.ndarray, float]:
     """A size x size crop of the square of side ``scale * max(w, h)`` centred on ``box``.
 
     Returns the crop, its top-left corner in frame pixels, and its side in frame pixels (so a point

@@ -44,9 +44,7 @@ OUTCOMES = (
 FIRST_DATA_ROW = 2  # the header is row 1
 
 
-def load_outcomes(
-    path: str | Path, known_ids: Collection[str] | None = None, link: str = "session_id"
-) -> pd.DataFrame:
+def load_outcomes(path: str | Path, known_ids: Collection[str] | None = None, link: str = "session_id") -> pd.DataFrame:
     """Read and validate a student-outcomes file (schema in the module docstring).
 
     Args:
@@ -66,9 +64,7 @@ def load_outcomes(
     """
     if link not in LINK_COLUMNS:
         raise ValueError(f"link must be one of {list(LINK_COLUMNS)}, got {link!r}")
-    if known_ids is not None and (
-        isinstance(known_ids, str) or not all(isinstance(i, str) for i in known_ids)
-    ):
+    if known_ids is not None and (isinstance(known_ids, str) or not all(isinstance(i, str) for i in known_ids)):
         raise TypeError(f"known_ids must be a collection of strings, got {known_ids!r}")
     frame = read_table(path, dtype=str)
     frame.index = pd.RangeIndex(FIRST_DATA_ROW, FIRST_DATA_ROW + len(frame), name="row")
@@ -87,13 +83,10 @@ def load_outcomes(
 def _check_header(frame: pd.DataFrame, link: str, value_columns: list[str], path) -> None:
     missing = [c for c in (STUDENT_ID, link, PRETEST) if c not in frame.columns]
     if missing:
-        raise ValueError(
-            f"{path}: row 1 (header) lacks required column(s) {missing}; found {list(frame.columns)}"
-        )
+        raise ValueError(f"{path}: row 1 (header) lacks required column(s) {missing}; found {list(frame.columns)}")
     if value_columns == [PRETEST]:
         raise ValueError(
-            f"{path}: row 1 (header) has no outcome column besides {PRETEST!r}; "
-            f"expected e.g. {list(OUTCOMES)}"
+            f"{path}: row 1 (header) has no outcome column besides {PRETEST!r}; expected e.g. {list(OUTCOMES)}"
         )
 
 

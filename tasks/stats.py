@@ -299,8 +299,7 @@ class _Design:
             names = [self._cell_name(np.unravel_index(i, shape)) for i in empty[:5]]
             more = f" and {empty.size - 5} more" if empty.size > 5 else ""
             warnings.warn(
-                f"{empty.size} empty cell(s): {'; '.join(names)}{more}; non-estimable terms and adjusted "
-                "means are NaN",
+                f"{empty.size} empty cell(s): {'; '.join(names)}{more}; non-estimable terms and adjusted means are NaN",
                 EmptyCellWarning,
                 stacklevel=4,
             )
@@ -367,8 +366,7 @@ def _error_term(model: _Fit, design: _Design, label: str = "", stacklevel: int =
     df = len(design.y) - model.rank
     if df == 0:
         warnings.warn(
-            f"{label}no residual df: {len(design.y)} rows for {model.rank} model parameters; "
-            "F, p and np2 are NaN",
+            f"{label}no residual df: {len(design.y)} rows for {model.rank} model parameters; F, p and np2 are NaN",
             ResidualDfWarning,
             stacklevel=stacklevel,
         )
@@ -406,8 +404,7 @@ def _row(source: str, ss: float, df: int, nominal: int, error: _Error, warn: boo
     if nominal == 0 or df < nominal:
         if nominal > 0 and warn:
             warnings.warn(
-                f"term {source!r} has {df} testable df of {nominal} (rank-deficient design): "
-                "its statistics are NaN",
+                f"term {source!r} has {df} testable df of {nominal} (rank-deficient design): its statistics are NaN",
                 SingularDesignWarning,
                 stacklevel=4,
             )
@@ -457,9 +454,7 @@ def _estimate(model: _Fit, weights: np.ndarray, error: _Error) -> tuple[float, f
 
 def _slopes_table(design: _Design) -> pd.DataFrame:
     cells = np.hstack(list(design.factor_blocks(design.codes).values()))
-    extra = {
-        _slopes_source(design.between, c): design.cov_columns[c][:, None] * cells for c in design.covariates
-    }
+    extra = {_slopes_source(design.between, c): design.cov_columns[c][:, None] * cells for c in design.covariates}
     full = _Fit(design.matrix(extra=extra), design.y)
     error = _error_term(full, design, "slopes test: ", stacklevel=4)
     rows = []

@@ -52,9 +52,7 @@ def animate(
         shift = np.array([0.04 * width * np.sin(0.5 * t + phase[2]), 0.03 * height * np.sin(0.6 * t)])
         matrix = cv2.getRotationMatrix2D((photo.shape[1] / 2, photo.shape[0] / 2), angle, scale)
         matrix[:, 2] += np.array([width / 2, height / 2]) + shift - np.array(photo.shape[1::-1]) / 2
-        frame = cv2.warpAffine(
-            photo, matrix, (width, height), borderMode=cv2.BORDER_CONSTANT, borderValue=(48, 48, 48)
-        )
+        frame = cv2.warpAffine(photo, matrix, (width, height), borderMode=cv2.BORDER_CONSTANT, borderValue=(48, 48, 48))
         gain = 0.85 + 0.2 * np.sin(0.8 * t + phase[3])
         yield np.clip(frame.astype(np.float32) * gain, 0, 255).astype(np.uint8)
 
@@ -83,9 +81,7 @@ def write_video(path: Path, frames: Iterable[np.ndarray], fps: float, codec: str
                 stream.height, stream.width = frame.shape[0] // 2 * 2, frame.shape[1] // 2 * 2
                 stream.pix_fmt = "yuv420p"
             frame = frame[: stream.height, : stream.width]
-            for packet in stream.encode(
-                av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-            ):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
                 container.mux(packet)
         if stream is not None:
             for packet in stream.encode():

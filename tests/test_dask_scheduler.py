@@ -78,12 +78,7 @@ def test_existing_scheduler_gives_the_same_outputs_as_local_cluster(scheduler, m
     shutil.copy(media_dir / "pyfeat_single_face.mp4", corpus / "selfie.mp4")
     shutil.copy(media_dir / "metaloom_pexels-kindel-media-8164110.mp4", corpus / "closeup.mp4")
     remote, local = tmp_path / "remote", tmp_path / "local"
-    assert (
-        main(
-            ["run", str(corpus), "--store", str(remote), "--dask-address", scheduler, "--chunk-seconds", "2"]
-        )
-        == 0
-    )
+    assert main(["run", str(corpus), "--store", str(remote), "--dask-address", scheduler, "--chunk-seconds", "2"]) == 0
     assert main(["run", str(corpus), "--store", str(local), "--workers", "2", "--chunk-seconds", "2"]) == 0
     a, b = _frames(remote), _frames(local)
     assert len(a) > 0 and a["path"].nunique() == 2

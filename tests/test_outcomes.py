@@ -38,9 +38,9 @@ def test_extra_numeric_column_is_an_outcome_and_teacher_link_works(tmp_path):
 
 def test_loads_parquet(tmp_path):
     path = tmp_path / "outcomes.parquet"
-    pd.DataFrame(
-        {"student_id": [11, 12], "session_id": ["S1", "S1"], "pretest": [1.0, 2.0], "x": [3, 4]}
-    ).to_parquet(path)
+    pd.DataFrame({"student_id": [11, 12], "session_id": ["S1", "S1"], "pretest": [1.0, 2.0], "x": [3, 4]}).to_parquet(
+        path
+    )
     frame = load_outcomes(path, known_ids={"S1"})
     assert frame["student_id"].tolist() == ["11", "12"]
     assert frame["x"].tolist() == [3.0, 4.0]
@@ -89,9 +89,7 @@ def test_infinite_value_is_rejected(tmp_path):
 
 def test_non_numeric_parquet_value_names_row_and_column(tmp_path):
     path = tmp_path / "outcomes.parquet"
-    frame = pd.DataFrame(
-        {"student_id": ["a", "b"], "session_id": ["S1", "S1"], "pretest": ["1", "n/a?"], "x": [1, 2]}
-    )
+    frame = pd.DataFrame({"student_id": ["a", "b"], "session_id": ["S1", "S1"], "pretest": ["1", "n/a?"], "x": [1, 2]})
     frame.to_parquet(path)
     with pytest.raises(ValueError, match=r"row 3, column 'pretest': 'n/a\?' is not a finite number"):
         load_outcomes(path)
@@ -105,9 +103,7 @@ def test_empty_id_names_row_and_column(tmp_path):
 
 def test_unknown_link_id_names_row_and_value(tmp_path):
     path = _csv(tmp_path, [*GOOD, "s4,S9,1,1,1", "s5,S8,1,1,1"])
-    with pytest.raises(
-        ValueError, match=r"row 5, column 'session_id': 'S9' is not a known session_id \(1 more"
-    ):
+    with pytest.raises(ValueError, match=r"row 5, column 'session_id': 'S9' is not a known session_id \(1 more"):
         load_outcomes(path, known_ids={"S1", "S2"})
 
 

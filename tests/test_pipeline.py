@@ -121,9 +121,7 @@ def test_a_second_writer_is_refused_while_a_run_holds_the_store(store, corpus, c
 
 
 def test_query_cli_formats_and_refuses_writes(store, capsys):
-    assert (
-        main(["query", "--store", str(store), "--format", "csv", "select status from videos order by 1"]) == 0
-    )
+    assert main(["query", "--store", str(store), "--format", "csv", "select status from videos order by 1"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == "status"
     assert main(["query", "--store", str(store), "copy videos to 'x.csv'"]) == 2
     assert "read-only" in capsys.readouterr().err

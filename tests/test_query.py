@@ -8,9 +8,7 @@ def test_a_new_store_has_empty_views_with_the_documented_columns(tmp_path):
     store = Store(tmp_path / "store").ensure()
     frames = run_query(store, "select * from frames")
     assert frames.num_rows == 0
-    assert {"video_id", "frame", "timestamp", "face_id", "AU12_r", "x_67", "pose_Ry"} <= set(
-        frames.column_names
-    )
+    assert {"video_id", "frame", "timestamp", "face_id", "AU12_r", "x_67", "pose_Ry"} <= set(frames.column_names)
     assert run_query(store, "select count(*) as n from videos").to_pylist() == [{"n": 0}]
     assert "stage" in run_query(store, "select * from failures").column_names
 

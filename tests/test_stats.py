@@ -153,9 +153,7 @@ def test_slopes_test_matches_nested_model_comparison(between, covariates):
 # Tolerance: half a unit in the last printed digit.
 VIAGRA = pd.DataFrame(
     {
-        "dose": pd.Categorical(
-            ["placebo"] * 9 + ["low"] * 8 + ["high"] * 13, categories=["placebo", "low", "high"]
-        ),
+        "dose": pd.Categorical(["placebo"] * 9 + ["low"] * 8 + ["high"] * 13, categories=["placebo", "low", "high"]),
         "libido": [3, 2, 5, 2, 2, 2, 7, 2, 4, 7, 5, 3, 4, 4, 7, 5, 4, 9, 2, 6, 3, 4, 4, 4, 6, 4, 6, 2, 8, 5],
         "partnerLibido": [
             4,

@@ -48,9 +48,7 @@ def test_prototype_pattern_gives_its_emotion(emotion):
 def test_soft_jaccard_score_hand_computed():
     # happiness slots {6}, {12}; AU6 = 3 -> 0.6, AU12 = 4 -> 0.8, AU4 = 1 -> 0.2 lies outside the prototype,
     # AU25 is ignored: score = (0.6 + 0.8) / (2 + 0.2) = 0.636364
-    intensities = pd.DataFrame(pattern(1, AU06_r=3, AU12_r=4, AU04_r=1, AU25_r=5))[
-        list(AU_COLUMNS)
-    ].to_numpy()
+    intensities = pd.DataFrame(pattern(1, AU06_r=3, AU12_r=4, AU04_r=1, AU25_r=5))[list(AU_COLUMNS)].to_numpy()
     happiness = [p.label for p in EMOTION_PROTOTYPES].index("happiness")
     assert prototype_scores(intensities, EMOTION_PROTOTYPES)[0, happiness] == pytest.approx(1.4 / 2.2)
 

@@ -94,9 +94,7 @@ def test_regional_layer_is_local():
     y = x.clone()
     y[..., :2, :2] += 1
     out_x, out_y = layer(x), layer(y)
-    assert torch.equal(out_x[..., 2:, :], out_y[..., 2:, :]) and torch.equal(
-        out_x[..., :2, 2:], out_y[..., :2, 2:]
-    )
+    assert torch.equal(out_x[..., 2:, :], out_y[..., 2:, :]) and torch.equal(out_x[..., :2, 2:], out_y[..., :2, 2:])
     assert not torch.equal(out_x[..., :2, :2], out_y[..., :2, :2])
 
 
