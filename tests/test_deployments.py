@@ -41,8 +41,12 @@ def _wait(condition, timeout: float, what: str, interval: float = 1.0):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """`prefect server start` on a free loopback port with its own home; yields the environment to use it."""
+def server(tmp_path_factory, prefect_api):
+    """`prefect server start` on a free loopback port with its own home; yields the environment to use it.
+
+    Depends on the session's temporary API so that this process's Prefect settings are first read without
+    this server's URL, whichever test module runs first (tests here point at the server only temporarily).
+    """
     home = tmp_path_factory.mktemp("prefect-server")
     port = _free_port()
     env = {**os.environ, "PREFECT_HOME": str(home)}
