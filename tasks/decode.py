@@ -73,8 +73,9 @@ def frame_times(reader) -> np.ndarray:
     return np.where(times < -1e-6, np.nan, times)
 
 
-def probe(reader) -> Probe:
-    times = frame_times(reader)
+def probe(reader, times: np.ndarray | None = None) -> Probe:
+    """Size, rate and duration; ``times`` (from :func:`frame_times`) saves reading every frame's PTS again."""
+    times = frame_times(reader) if times is None else times
     shown = times[~np.isnan(times)]
     if shown.size == 0:
         raise VideoError("not_a_video", "no frame has a presentation time")

@@ -16,7 +16,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -172,7 +172,7 @@ def extract_chunk(job: ChunkJob) -> ChunkResult:
     body_every = job.params.body_every
     with (
         pooled("face", job.params.face_backend, job.params.face_options) as face_backend,
-        pooled("body", "mediapipe", ()) if body_every else _nothing() as body_backend,
+        pooled("body", "mediapipe", ()) if body_every else nullcontext() as body_backend,
     ):
         for i, (frame, pixels) in enumerate(decode_frames(reader, job.chunk.frames)):
             for index, face in enumerate(face_backend.detect(pixels)):
@@ -197,11 +197,6 @@ def extract_chunk(job: ChunkJob) -> ChunkResult:
         len(bodies["frame"]),
         time.perf_counter() - start,
     )
-
-
-@contextmanager
-def _nothing():
-    yield None
 
 
 def _append_face(cols: dict[str, list], frame: int, timestamp: float, face) -> None:
@@ -232,8 +227,8 @@ def _append_body(cols: dict[str, list], frame: int, timestamp: float, person: in
 
 def plan_video(ref: VideoRef, params: ExtractParams) -> tuple[Probe, list[Chunk]]:
     reader = open_video(ref.path)
-    info = probe(reader)
-    return info, plan_chunks(frame_times(reader), params.fps, params.chunk_seconds)
+    times = frame_times(reader)
+    return probe(reader, times), plan_chunks(times, params.fps, params.chunk_seconds)
 
 
 def extract_video(
