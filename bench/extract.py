@@ -52,10 +52,10 @@ def dask_rate(client: Client, video: Path, params: ExtractParams, root: Path) ->
     seconds = time.perf_counter() - start
     assert result.status == "ok", result.message
     return {
-        "frames": result.sampled_frames,
+        "frames": result.counts["sampled_frames"],
         "seconds": round(seconds, 2),
-        "frames_per_s": round(result.sampled_frames / seconds, 1),
-        "face_rows": result.face_rows,
+        "frames_per_s": round(result.counts["sampled_frames"] / seconds, 1),
+        "face_rows": result.counts["face_rows"],
     }
 
 
@@ -69,9 +69,9 @@ def cli_rate(video: Path, root: Path) -> dict:
     code = main(["run", str(corpus), "--store", str(root / "cli-store"), "--workers", "2"])
     seconds = time.perf_counter() - start
     assert code == 0
-    from tasks.query import run_query
+    from tasks.warehouse import run_query
 
-    frames = run_query(root / "cli-store", "select sum(sampled_frames)::bigint as n from videos").to_pylist()[0]["n"]
+    frames = run_query(Store(root / "cli-store"), "select sum(sampled_frames)::bigint as n from videos").to_pylist()[0]["n"]
     return {"frames": frames, "seconds": round(seconds, 2), "frames_per_s": round(frames / seconds, 1)}
 
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import flows  # noqa: F401  (offline Prefect defaults)
+from tasks.store import Store
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -55,15 +56,16 @@ def _print_table(table, fmt: str) -> None:
 
 
 def _query(args: argparse.Namespace) -> int:
-    from tasks.query import run_query
+    from tasks.warehouse import run_query
 
-    _print_table(run_query(args.store, args.sql), args.format)
+    _print_table(run_query(Store(args.store), args.sql), args.format)
     return 0
 
 
 def _status(args: argparse.Namespace) -> int:
-    from tasks.query import run_query
+    from tasks.warehouse import run_query
 
+    store = Store(args.store)
     sections = {
         "videos": "select status, count(*) as videos, sum(sampled_frames) as frames, "
         "sum(face_rows) as face_rows, sum(body_rows) as body_rows from videos group by status order by status",
@@ -74,13 +76,13 @@ def _status(args: argparse.Namespace) -> int:
     }
     for title, sql in sections.items():
         print(f"== {title}")
-        _print_table(run_query(args.store, sql), "table")
+        _print_table(run_query(store, sql), "table")
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from tasks.query import run_query
     from tasks.synthetic import make_demo_corpus
+    from tasks.warehouse import run_query
 
     clips = make_demo_corpus(Path(args.corpus))
     print(f"demo corpus: {len(clips)} clips made from face photos shipped in pip packages, in {args.corpus}")
@@ -89,7 +91,7 @@ def _demo(args: argparse.Namespace) -> int:
     code = _run(run_args)
     print("\nper video (expressions by the AU-rule baseline until a trained model is promoted):")
     summary = run_query(
-        args.store,
+        Store(args.store),
         "select regexp_extract(v.path, '[^/]+$') as video, v.sampled_frames as frames, v.face_tracks as faces, "
         "round(s.face_visible_s, 1) as face_s, s.dominant_expression as expression, "
         "round(s.happiness_share, 2) as happiness, round(s.AU12_r, 2) as AU12_r, "
@@ -124,12 +126,12 @@ def _models_info(args: argparse.Namespace) -> int:
 
 
 def _analyse(args: argparse.Namespace) -> int:
-    from flows.analyse import analyse_store
-    from tasks.marts import parse_thresholds
+    from tasks.analysis import analyse_store
     from tasks.report import formatted_paper_table
+    from tasks.warehouse import parse_thresholds
 
     thresholds = parse_thresholds(args.threshold)
-    analysis = analyse_store(args.store, args.outcomes, args.report, args.link, args.ss_type, thresholds)
+    analysis = analyse_store(Store(args.store), args.outcomes, args.report, args.link, args.ss_type, thresholds)
     for dv, result in analysis.results.items():
         print(f"== {dv} (n = {result.n_used})")
         print(formatted_paper_table(result).to_string(index=False))
@@ -213,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--threshold",
         action="append",
         metavar="NAME=VALUE",
-        help="set a mart threshold (repeatable; names and defaults in tasks/marts.py)",
+        help="set a mart threshold (repeatable; names and defaults in tasks/warehouse.py)",
     )
     analyse.set_defaults(func=_analyse)
 

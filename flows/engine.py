@@ -1,4 +1,4 @@
-"""Where flows run: the Prefect API and the Dask cluster.
+"""Where flows run: the Prefect API, the Dask cluster, and every fan-out of work over it.
 
 Dask worker processes report their Prefect task runs to the API named by ``PREFECT_API_URL`` in
 their environment; without it each worker would start its own temporary server (slow, and its runs
@@ -7,11 +7,14 @@ process when no server is configured and exports its URL before any worker start
 """
 
 import logging
+import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 
 import flows  # noqa: F401  (offline Prefect defaults)
+from tasks.store import StepResult, Store
 
 
 @contextmanager
@@ -63,3 +66,55 @@ def task_runner(dask_address: str | None = None, workers: int | None = None):
             "silence_logs": logging.WARNING,
         }
     )
+
+
+def map_on_cluster(fn: Callable, items: list) -> list:
+    """``fn`` over ``items`` on the Dask cluster of the Prefect task that calls it, results in input order.
+
+    Called from inside a task running on a Dask worker: ``worker_client`` secedes from the worker's thread
+    pool while it waits, so the worker's slot serves the items meanwhile.
+    """
+    from distributed import worker_client
+
+    if not items:
+        return []
+    with worker_client() as client:
+        return client.gather(client.map(fn, items, pure=False))
+
+
+def gpu_resources_available(client) -> bool:
+    """Whether any worker of the Dask ``client`` was started with a ``GPU`` resource (``--resources GPU=1``).
+
+    A task annotated with a resource no worker has waits forever (PLATFORM.md), so annotate only when True.
+    """
+    workers = client.scheduler_info(n_workers=-1)["workers"].values()
+    return any(w.get("resources", {}).get("GPU", 0) >= 1 for w in workers)
+
+
+def infer_on_dask(
+    client,
+    store: Store,
+    video_ids: list[str],
+    task: str,
+    *,
+    videos_per_task: int = 8,
+    **options,
+) -> list[StepResult]:
+    """:func:`tasks.inference.infer_videos` (``options``: its window, stride, device) on batches of at most
+    ``videos_per_task`` videos (fewer when that would leave a worker idle) mapped over the Dask ``client``'s
+    workers, each batch holding one GPU (``resources={"GPU": 1}``) when the cluster has GPU workers;
+    results of all videos in input order."""
+    from tasks.inference import infer_videos  # torch: only where inference runs
+
+    if videos_per_task < 1:
+        raise ValueError(f"videos_per_task must be >= 1, got {videos_per_task}")
+    ids = list(dict.fromkeys(video_ids))
+    workers = max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
+    per_task = max(1, min(videos_per_task, math.ceil(len(ids) / workers)))  # every worker gets work
+    batches = [ids[i : i + per_task] for i in range(0, len(ids), per_task)]
+    if not batches:
+        return []
+    work = partial(infer_videos, store, task=task, **options)
+    resources = {"GPU": 1} if gpu_resources_available(client) else None
+    futures = client.map(work, batches, pure=False, resources=resources)
+    return [result for part in client.gather(futures) for result in part]

@@ -9,7 +9,6 @@ videos in flight, whose finished chunks are reused by the next run.
 
 import time
 import uuid
-from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,10 +17,11 @@ from prefect import flow, get_run_logger, task
 from prefect.futures import as_completed
 
 import flows  # noqa: F401  (offline Prefect defaults)
-from models.registry import TASK_CLASSES
+from flows.engine import map_on_cluster
+from models.rules import TASK_CLASSES
 from tasks.discover import MANIFEST_COLUMNS, VideoRef, discover
-from tasks.extract import ChunkJob, ExtractParams, VideoResult, extract_chunk, extract_video
-from tasks.store import Store
+from tasks.extract import ExtractParams, extract_chunk, extract_video
+from tasks.store import StepResult, Store
 
 
 @task(name="discover")
@@ -34,61 +34,45 @@ def discover_task(corpus: str, store: Store) -> list[VideoRef]:
     return list(unique.values())
 
 
-def _run_chunks_on_dask(jobs: list[ChunkJob]):
-    from distributed import worker_client
-
-    if not jobs:
-        return []
-    with worker_client() as client:  # secedes from the worker's thread pool while it waits
-        return client.gather(client.map(extract_chunk, jobs, pure=False))
-
-
 @task(name="infer", task_run_name="infer {task_name}")
-def infer_task(store: Store, task_name: str, video_ids: list[str]) -> list[dict]:
+def infer_task(store: Store, task_name: str, video_ids: list[str]) -> list[StepResult]:
     """Predictions of ``task_name`` for ``video_ids``, batched across videos over the cluster's workers."""
     from distributed import worker_client
 
-    from tasks.inference import infer_on_dask
+    from flows.engine import infer_on_dask
 
     with worker_client() as client:
-        return infer_on_dask(client, str(store.root), video_ids, task_name)
+        return infer_on_dask(client, store, video_ids, task_name)
 
 
 def run_inference(st: Store, tasks: list[str], run_id: str, logger) -> tuple[int, list[dict]]:
     """The inference stage: predictions of each of ``tasks`` for every video whose predictions are stale
     (missing, made by another model version than the one inference uses now, or older than the frames).
 
-    Returns the number of windows predicted and the failures (stage ``infer``) as failure rows.
+    Returns the number of windows predicted and the failure rows it recorded (stage ``infer``).
     """
     from tasks.inference import stale_videos
 
     windows, failures = 0, []
     for task_name in tasks:
-        todo = stale_videos(st.root, task_name)
+        todo = stale_videos(st, task_name)
         if not todo:
             continue
-        summaries = infer_task.submit(st, task_name, todo).result()
-        catalog = st.read_catalog("videos")
-        paths = dict(zip(catalog["video_id"], catalog["path"], strict=True))
-        for s in summaries:
-            windows += s["windows"]
-            if s["status"] == "failed":
-                ref = VideoRef(s["video_id"], paths.get(s["video_id"], ""), 0, 0)
-                failures.append(failure_row(ref, run_id, "infer", s["reason"], f"{task_name}: {s['message']}"))
-        done = [s for s in summaries if s["status"] == "ok"]
+        results = infer_task.submit(st, task_name, todo).result()
+        windows += sum(r.counts["windows"] for r in results)
+        failures += st.record_failures(results, run_id)
+        done = [r for r in results if r.status == "ok"]
         if done:
             logger.info(
-                "%s: %d windows in %d videos by %s (%s)", task_name, sum(s["windows"] for s in done), len(done),
-                done[0]["model_name"], done[0]["model_version"],
+                "%s: %d windows in %d videos by %s (%s)", task_name, sum(r.counts["windows"] for r in done),
+                len(done), done[0].info["model_name"], done[0].info["model_version"],
             )  # fmt: skip
-    if failures:
-        st.append_catalog("failures", pd.DataFrame(failures))
     return windows, failures
 
 
 @task(name="extract-video", task_run_name="extract {ref.video_id}")
-def extract_video_task(ref: VideoRef, params: ExtractParams, store: Store) -> VideoResult:
-    return extract_video(ref, params, store, _run_chunks_on_dask)
+def extract_video_task(ref: VideoRef, params: ExtractParams, store: Store) -> StepResult:
+    return extract_video(ref, params, store, lambda jobs: map_on_cluster(extract_chunk, jobs))
 
 
 def done_ids(catalog: pd.DataFrame, params: ExtractParams, store: Store) -> set[str]:
@@ -105,39 +89,6 @@ def refresh_rows(catalog: pd.DataFrame, refs: list[VideoRef]) -> pd.DataFrame:
     for column in MANIFEST_COLUMNS:
         rows[column] = rows["video_id"].map(lambda v, c=column: by_id[v].meta.get(c))
     return rows
-
-
-def video_row(ref: VideoRef, result: VideoResult, params: ExtractParams, run_id: str) -> dict:
-    row = {
-        "video_id": ref.video_id,
-        "path": ref.path,
-        "size_bytes": ref.size_bytes,
-        **ref.meta,
-        "status": result.status,
-        "sampled_frames": result.sampled_frames,
-        "face_rows": result.face_rows,
-        "face_tracks": result.face_tracks,
-        "frames_with_face": result.frames_with_face,
-        "body_rows": result.body_rows,
-        "params": params.to_json() if result.status == "ok" else None,
-        "run_id": run_id,
-        "extracted_at": datetime.now(UTC),
-    }
-    if result.probe is not None:
-        row.update(asdict(result.probe))
-    return row
-
-
-def failure_row(ref: VideoRef, run_id: str, stage: str, reason: str, message: str) -> dict:
-    return {
-        "run_id": run_id,
-        "video_id": ref.video_id,
-        "path": ref.path,
-        "stage": stage,
-        "reason": reason,
-        "message": message,
-        "failed_at": datetime.now(UTC),
-    }
 
 
 def validate_parameters(corpus: str, store: str, face_backend: str, face_model_dir: str | None) -> Store:
@@ -165,7 +116,7 @@ def publish_artifacts(
     from tasks.inference import current_version
 
     rows = "".join(f"| {name} | {value} |\n" for name, value in counts.items())
-    versions = "".join(f"| {t} | {current_version(st.root, t)} |\n" for t in TASK_CLASSES)
+    versions = "".join(f"| {t} | {current_version(st, t)} |\n" for t in TASK_CLASSES)
     create_markdown_artifact(
         key=f"{title}-summary",
         markdown=(
@@ -183,13 +134,13 @@ def publish_artifacts(
 def nightly_corpus(
     corpus: str,
     store: str,
-    fps: float = 5.0,
-    face_backend: str = "mediapipe",
+    fps: float = ExtractParams.fps,
+    face_backend: str = ExtractParams.face_backend,
     face_model_dir: str | None = None,
-    body_fps: float = 1.0,
-    chunk_seconds: int = 10,
-    au_model_dir: str | None = None,
-    keep_crops: bool = True,
+    body_fps: float = ExtractParams.body_fps,
+    chunk_seconds: int = ExtractParams.chunk_seconds,
+    au_model_dir: str | None = ExtractParams.au_model_dir,
+    keep_crops: bool = ExtractParams.keep_crops,
     dask_address: str | None = None,
     workers: int | None = None,
 ) -> dict:
@@ -207,7 +158,10 @@ def nightly_corpus(
     st = validate_parameters(corpus, store, face_backend, face_model_dir)
     options = (("model_dir", str(Path(face_model_dir).resolve())),) if face_model_dir else ()
     try:
-        params = ExtractParams(fps, chunk_seconds, face_backend, options, body_fps, au_model_dir, keep_crops)
+        params = ExtractParams(
+            fps=fps, chunk_seconds=chunk_seconds, face_backend=face_backend, face_options=options,
+            body_fps=body_fps, au_model_dir=au_model_dir, keep_crops=keep_crops,
+        )  # fmt: skip
         runner = task_runner(dask_address, workers)
     except ValueError as exc:
         raise ValueError(f"parameters: {exc}") from exc
@@ -241,6 +195,7 @@ def _extract_corpus(corpus: str, st: Store, params: ExtractParams, run_id: str, 
         len(refs), corpus, len(skipped), len(todo), params.fps, params.face_backend,
     )  # fmt: skip
     counts = {"found": len(refs), "skipped": len(skipped), "extracted": 0, "failed": 0, "frames": 0}
+    meta = {r.video_id: {"size_bytes": r.size_bytes, **r.meta} for r in todo}
     failures: list[dict] = []
     clock = time.perf_counter()
     futures = {extract_video_task.submit(ref, params, st): ref for ref in todo}
@@ -249,41 +204,29 @@ def _extract_corpus(corpus: str, st: Store, params: ExtractParams, run_id: str, 
         try:
             result = future.result()
         except Exception as exc:  # a bug or a crashed worker: record it, keep the corpus going
-            message = f"{type(exc).__name__}: {exc}"
-            result = VideoResult(ref.video_id, ref.path, "failed", stage="extract", reason="internal_error",
-                                 message=message)  # fmt: skip
-        st.upsert_catalog("videos", pd.DataFrame([video_row(ref, result, params, run_id)]), key="video_id")
+            result = StepResult(ref.video_id, ref.path, "extract").fail(
+                "extract", "internal_error", f"{type(exc).__name__}: {exc}"
+            )
+        st.record_video(result, meta[ref.video_id], params.to_json(), run_id)
         prefix = f"[{n_done}/{len(todo)}] {ref.path}"
         if result.status == "ok":
             counts["extracted"] += 1
-            counts["frames"] += result.sampled_frames
+            counts["frames"] += result.counts["sampled_frames"]
             logger.info(
-                "%s: %d frames, %d face rows in %d tracks, %d body rows (%.1f s)",
-                prefix, result.sampled_frames, result.face_rows, result.face_tracks, result.body_rows, result.seconds,
+                "%s: %d frames, %d face rows in %d tracks, %d body rows (%.1f s)", prefix,
+                *(result.counts[k] for k in ("sampled_frames", "face_rows", "face_tracks", "body_rows")),
+                result.seconds,
             )  # fmt: skip
         else:
             counts["failed"] += 1
-            failures.append(failure_row(ref, run_id, result.stage, result.reason, result.message))
-            st.append_catalog("failures", pd.DataFrame(failures[-1:]))
+            failures += st.record_failures([result], run_id)
             logger.error("%s failed at %s (%s): %s", prefix, result.stage, result.reason, result.message)
         rate = counts["frames"] / max(time.perf_counter() - clock, 1e-9)
         logger.info("progress: %d/%d videos, %d frames, %.1f frames/s", n_done, len(todo), counts["frames"], rate)
     counts["windows"], infer_failures = run_inference(st, list(TASK_CLASSES), run_id, logger)
     failures += infer_failures
-    run = {
-        "run_id": run_id,
-        "flow_run_id": str(flow_run.id) if flow_run.id else None,
-        "corpus": str(corpus),
-        "started_at": started,
-        "finished_at": datetime.now(UTC),
-        "params": params.to_json(),
-        "videos_found": counts["found"],
-        "videos_skipped": counts["skipped"],
-        "videos_extracted": counts["extracted"],
-        "videos_failed": counts["failed"],
-        "frames_analysed": counts["frames"],
-    }
-    st.append_catalog("runs", pd.DataFrame([run]))
+    flow_run_id = str(flow_run.id) if flow_run.id else None
+    st.append_run(run_id, started, params.to_json(), counts, corpus=str(corpus), flow_run_id=flow_run_id)
     publish_artifacts(st, counts, failures, run_id)
     logger.info("run %s: %s", run_id, counts)
     return {"run_id": run_id, **counts}

@@ -6,16 +6,16 @@ extraction are not repeated for videos whose aligned crops are in the store (``c
 extracted with ``--no-crops`` are decoded again for their crops, and the run says how many.
 """
 
+import json
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pandas as pd
 from prefect import flow, get_run_logger
 
 import flows  # noqa: F401  (offline Prefect defaults)
 from flows.nightly_corpus import publish_artifacts, run_inference
-from models.registry import TASK_CLASSES
+from models.rules import TASK_CLASSES
 from tasks.store import Store
 
 
@@ -47,15 +47,15 @@ def refresh_report(st: Store, logger) -> Path | None:
     report is a file, rewritten here into a new report folder. Returns its path, or None when the store
     has no earlier analysis or its outcomes file is gone (logged).
     """
-    from flows.analyse import analyse_store, latest_parameters
+    from tasks.analysis import analyse_store, latest_parameters
 
-    parameters = latest_parameters(st.root)
+    parameters = latest_parameters(st)
     if parameters is None:
         return None
     if not Path(parameters["outcomes"]).is_file():
         logger.warning("report not refreshed: outcomes file %s of the last analysis is gone", parameters["outcomes"])
         return None
-    analysis = analyse_store(st.root, **parameters)
+    analysis = analyse_store(st, **parameters)
     logger.info("report refreshed: %s", analysis.report)
     return analysis.report
 
@@ -68,7 +68,7 @@ def reprocess_predictions(store: str, tasks: list[str], run_id: str) -> dict:
     logger = get_run_logger()
     st = Store(store)
     started = datetime.now(UTC)
-    stale = {t: stale_videos(st.root, t) for t in tasks}
+    stale = {t: stale_videos(st, t) for t in tasks}
     videos = sorted({v for ids in stale.values() for v in ids})
     without_crops = [v for v in videos if not st.has_partition("crops", v)]
     logger.info(
@@ -79,19 +79,7 @@ def reprocess_predictions(store: str, tasks: list[str], run_id: str) -> dict:
     report = refresh_report(st, logger) if windows else None
     counts = {"found": len(videos), "skipped": 0, "extracted": 0, "failed": len(failures), "frames": 0}
     counts.update(windows=windows, decoded_again=len(without_crops), report=str(report) if report else "-")
-    run = {
-        "run_id": run_id,
-        "corpus": None,
-        "started_at": started,
-        "finished_at": datetime.now(UTC),
-        "params": pd.Series({"reprocess": tasks}).to_json(),
-        "videos_found": len(videos),
-        "videos_skipped": 0,
-        "videos_extracted": 0,
-        "videos_failed": len(failures),
-        "frames_analysed": 0,
-    }
-    st.append_catalog("runs", pd.DataFrame([run]))
+    st.append_run(run_id, started, json.dumps({"reprocess": tasks}), {"found": len(videos), "failed": len(failures)})
     publish_artifacts(st, counts, failures, run_id, title="reprocess")
     logger.info("reprocess %s: %s", run_id, counts)
     return {"run_id": run_id, **counts}

@@ -14,9 +14,13 @@ module's ``VARIANTS`` (the paper's setting is ``"paper"``; the ablation rows of 
 are the other entries). Unknown names raise ``ValueError`` listing the valid ones.
 """
 
-from importlib import import_module
+from __future__ import annotations
 
-from torch import nn
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported by the model modules, not by importing this package
+    from torch import nn
 
 # model name -> module that defines ``Config``, ``Model`` and ``VARIANTS: dict[str, Config]``
 _MODULES = {

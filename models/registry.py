@@ -41,11 +41,10 @@ import torch
 from torch import nn
 
 from models import available_models, model_module
-from models.rules import EMOTIONS, LEARNER_STATES
+from models.rules import check_task
 
 logger = logging.getLogger(__name__)
 
-TASK_CLASSES: dict[str, tuple[str, ...]] = {"emotion": EMOTIONS, "learner_state": LEARNER_STATES}
 RESEARCH_ONLY = "research-only"
 EVENT = "lessonlens.model.registered"
 _VERSION = re.compile(r"^v(\d{4,})$")
@@ -54,13 +53,6 @@ _REGISTER_ATTEMPTS = 20
 
 def models_root(store_root: str | os.PathLike) -> Path:
     return Path(store_root).expanduser().resolve() / "models"
-
-
-def check_task(task: str) -> tuple[str, ...]:
-    """The classes of ``task``; ValueError listing the valid tasks otherwise."""
-    if task not in TASK_CLASSES:
-        raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(TASK_CLASSES)}")
-    return TASK_CLASSES[task]
 
 
 def is_research_only(licence: str) -> bool:

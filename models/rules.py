@@ -226,3 +226,19 @@ def learner_state_probabilities(
     """Heuristic probabilities over ``LEARNER_STATES`` (boredom is the baseline); same layout as
     ``emotion_probabilities``. See the module docstring for how weak the evidence behind it is."""
     return _classify(au, LEARNER_STATES, LEARNER_PROTOTYPES, window, hop, temperature, baseline)
+
+
+# The prediction tasks: their classes in logit order (what a registry model of the task must output) and
+# the rule baseline that predicts them until a model is promoted (``tasks.inference``).
+TASK_CLASSES: dict[str, tuple[str, ...]] = {"emotion": EMOTIONS, "learner_state": LEARNER_STATES}
+RULES = {
+    "emotion": (emotion_probabilities, EMOTION_PROTOTYPES),
+    "learner_state": (learner_state_probabilities, LEARNER_PROTOTYPES),
+}
+
+
+def check_task(task: str) -> tuple[str, ...]:
+    """The classes of ``task``; ValueError listing the valid tasks otherwise."""
+    if task not in TASK_CLASSES:
+        raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(TASK_CLASSES)}")
+    return TASK_CLASSES[task]

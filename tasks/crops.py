@@ -33,9 +33,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pyarrow as pa
 
 from tasks.faces import Face
+from tasks.store import CROP_SCHEMA
 
 CROP_SIZE = 112
 JPEG_QUALITY = 90
@@ -43,19 +43,6 @@ JPEG_QUALITY = 90
 # (x, y) in pixels of the 112 × 112 crop: image-left eye centre, image-right eye centre, nose tip,
 # image-left mouth corner, image-right mouth corner (see the module docstring for how they were chosen).
 TEMPLATE = np.array([[38.0, 38.0], [74.0, 38.0], [56.0, 59.6], [41.6, 75.8], [70.4, 75.8]], dtype=np.float64)
-
-CROP_SCHEMA = pa.schema(
-    [
-        ("frame", pa.int32()),  # index of the decoded frame in the video (as in ``frames``)
-        ("timestamp", pa.float64()),  # presentation time of that frame, seconds
-        ("face_index", pa.int32()),  # position of the face in the backend's output for that frame
-        ("bbox_x", pa.float32()),  # face box in frame pixels, same values as the ``frames`` row
-        ("bbox_y", pa.float32()),
-        ("bbox_w", pa.float32()),
-        ("bbox_h", pa.float32()),
-        ("jpeg", pa.binary()),  # the aligned CROP_SIZE × CROP_SIZE RGB crop, JPEG at JPEG_QUALITY
-    ]
-)
 
 
 def anchor_points(landmarks: np.ndarray) -> np.ndarray:

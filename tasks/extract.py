@@ -26,12 +26,22 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from tasks.body import KEYPOINT_NAMES, load_body_backend
-from tasks.crops import CROP_SCHEMA, append_crop, crop_columns
+from tasks.crops import append_crop, crop_columns
 from tasks.decode import Chunk, Probe, VideoError, decode_frames, frame_times, open_video, plan_chunks, probe
 from tasks.discover import VideoRef
 from tasks.faces import load_face_backend
-from tasks.store import BODY_SCHEMA, FRAME_SCHEMA, N_LANDMARKS, Store, table_from_columns, write_table_atomic
+from tasks.store import (
+    BODY_SCHEMA,
+    CROP_SCHEMA,
+    FRAME_SCHEMA,
+    N_LANDMARKS,
+    StepResult,
+    Store,
+    table_from_columns,
+    write_table_atomic,
+)
 
+CATALOG_COUNTS = ("sampled_frames", "face_rows", "face_tracks", "frames_with_face", "body_rows")
 EXTRACTOR_VERSION = "1"  # bump when what the rows mean changes (detector, landmarks, tracking, AUs): stores re-extract
 
 
@@ -109,26 +119,6 @@ class ChunkResult:
     faces: int
     bodies: int
     seconds: float  # wall time spent, 0 when the fragment already existed
-
-
-@dataclass
-class VideoResult:
-    """What extraction of one video produced, or why it failed."""
-
-    video_id: str
-    path: str
-    status: str  # ok | failed
-    probe: Probe | None = None
-    sampled_frames: int = 0
-    face_rows: int = 0
-    face_tracks: int = 0
-    frames_with_face: int = 0
-    body_rows: int = 0
-    stage: str | None = None
-    reason: str | None = None
-    message: str | None = None
-    seconds: float = 0.0
-    chunks_reused: int = 0
 
 
 # worker-side model pool: backends are loaded once per worker process and never shared by two threads
@@ -236,18 +226,21 @@ def extract_video(
     params: ExtractParams,
     store: Store,
     run_chunks: Callable[[list[ChunkJob]], Sequence[ChunkResult]],
-) -> VideoResult:
+) -> StepResult:
     """Probe, plan, extract all chunks (through ``run_chunks``, e.g. a Dask ``client.map``) and finalize.
 
     Problems with the video itself (missing, empty, not a video, undecodable) come back as a failed
-    ``VideoResult`` naming the stage and reason; they never raise.
+    ``StepResult`` naming the stage and reason; they never raise. ``counts`` are the video's catalog
+    counts (``sampled_frames``, ``face_rows``, ``face_tracks``, ``frames_with_face``, ``body_rows``,
+    ``chunks_reused``), ``info["probe"]`` its probe.
     """
     start = time.perf_counter()
-    result = VideoResult(ref.video_id, ref.path, "failed")
+    result = StepResult(ref.video_id, ref.path, "extract", counts=dict.fromkeys(CATALOG_COUNTS, 0))
     work = store.work_dir(ref.video_id, params.key())
     stage = "probe"
     try:
-        result.probe, chunks = plan_video(ref, params)
+        probed, chunks = plan_video(ref, params)
+        result.info["probe"] = asdict(probed)
         stage = "decode"
         jobs = [ChunkJob(ref.video_id, ref.path, chunk, params, str(work)) for chunk in chunks]
         work.mkdir(parents=True, exist_ok=True)
@@ -256,16 +249,15 @@ def extract_video(
         finalize_video(ref.video_id, jobs, params, store, result)
     except VideoError as exc:
         shutil.rmtree(work, ignore_errors=True)
-        result.stage, result.reason, result.message = stage, exc.reason, str(exc)
-        return result
+        return result.fail(stage, exc.reason, str(exc))
     result.status = "ok"
-    result.chunks_reused = sum(r.seconds == 0 for r in chunk_results)
+    result.counts["chunks_reused"] = sum(r.seconds == 0 for r in chunk_results)
     result.seconds = time.perf_counter() - start
     return result
 
 
 def finalize_video(
-    video_id: str, jobs: list[ChunkJob], params: ExtractParams, store: Store, result: VideoResult
+    video_id: str, jobs: list[ChunkJob], params: ExtractParams, store: Store, result: StepResult
 ) -> None:
     """Tracks, action units, and the atomic writes of the video's partitions.
 
@@ -275,7 +267,7 @@ def finalize_video(
     frames, order = _frames_table(jobs, params, result)
     if params.body_every:
         body = pa.concat_tables([pq.read_table(job.body_path) for job in jobs]).sort_by("frame")
-        result.body_rows = body.num_rows
+        result.counts["body_rows"] = body.num_rows
         write_table_atomic(body, store.partition("body", video_id))
     else:
         store.partition("body", video_id).unlink(missing_ok=True)
@@ -286,16 +278,16 @@ def finalize_video(
     else:
         store.partition("crops", video_id).unlink(missing_ok=True)
     write_table_atomic(frames, store.partition("frames", video_id))
-    shutil.rmtree(store.root / "work" / video_id, ignore_errors=True)
+    shutil.rmtree(store.work_dir(video_id), ignore_errors=True)
 
 
-def _frames_table(jobs: list[ChunkJob], params: ExtractParams, result: VideoResult) -> tuple[pa.Table, pa.Array]:
+def _frames_table(jobs: list[ChunkJob], params: ExtractParams, result: StepResult) -> tuple[pa.Table, pa.Array]:
     """All face rows of the video with face tracks and AUs, and the order taken from the fragments."""
     from tasks.action_units import load_au_estimator
     from tasks.tracking import assign_face_ids
 
     fragments = [pq.read_table(job.faces_path) for job in jobs]
-    result.sampled_frames = sum(int((t.schema.metadata or {})[b"sampled_frames"]) for t in fragments)
+    result.counts["sampled_frames"] = sum(int((t.schema.metadata or {})[b"sampled_frames"]) for t in fragments)
     faces = pa.concat_tables([t.replace_schema_metadata(None) for t in fragments])
     order = pc.sort_indices(faces, [("frame", "ascending"), ("bbox_x", "ascending")])
     faces = faces.take(order)
@@ -312,7 +304,7 @@ def _frames_table(jobs: list[ChunkJob], params: ExtractParams, result: VideoResu
         columns.update(load_au_estimator(params.au_model_dir).predict(landmarks, pose, face_id))
     else:
         columns.update({f.name: [] for f in FRAME_SCHEMA if f.name.startswith("AU")})
-    result.face_tracks = int(len(np.unique(face_id)))
-    result.frames_with_face = int(len(np.unique(columns["frame"])))
-    result.face_rows = len(face_id)
+    result.counts["face_tracks"] = int(len(np.unique(face_id)))
+    result.counts["frames_with_face"] = int(len(np.unique(columns["frame"])))
+    result.counts["face_rows"] = len(face_id)
     return table_from_columns(columns, FRAME_SCHEMA), order

@@ -35,15 +35,11 @@ import hashlib
 import heapq
 import inspect
 import logging
-import math
-import os
-import shutil
 import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -55,10 +51,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from models import rules
-from models.registry import TASK_CLASSES, check_task, load_model, promoted
+from models.registry import load_model, promoted
+from models.rules import TASK_CLASSES, check_task
 from tasks.crops import CROP_SIZE, align_face, alignment_matrix, decode_jpeg, transform_points
 from tasks.decode import VideoError, decode_frames, open_video
-from tasks.store import N_LANDMARKS, Store, write_table_atomic
+from tasks.store import N_LANDMARKS, StepResult, Store, prediction_schema
 
 logger = logging.getLogger(__name__)
 
@@ -67,38 +64,12 @@ DEFAULT_STRIDE = 8
 DEFAULT_BATCH_WINDOWS = 32  # windows per forward pass of a registry model
 BBOX_COLUMNS = ("bbox_x", "bbox_y", "bbox_w", "bbox_h")
 LANDMARK_COLUMNS = tuple(f"x_{i}" for i in range(N_LANDMARKS)) + tuple(f"y_{i}" for i in range(N_LANDMARKS))
-_RULES = {
-    "emotion": (rules.emotion_probabilities, rules.EMOTION_PROTOTYPES),
-    "learner_state": (rules.learner_state_probabilities, rules.LEARNER_PROTOTYPES),
-}
-
-
-def prediction_schema(task: str) -> pa.Schema:
-    """Columns of a predictions file of ``task``: window keys, model, label and one ``p_<class>`` per class."""
-    return pa.schema(
-        [
-            ("face_id", pa.int32()),
-            ("window_index", pa.int32()),  # index of the window within its face track
-            ("start_time", pa.float64()),  # timestamp of the window's first sample, seconds
-            ("end_time", pa.float64()),  # timestamp of the window's last sample, seconds
-            ("n_frames", pa.int32()),  # samples in the window (< window only for a short track)
-            ("model_name", pa.string()),
-            ("label", pa.string()),  # most probable class; null when the inputs were unusable
-            ("confidence", pa.float32()),  # probability of ``label``
-            *[(f"p_{c}", pa.float32()) for c in check_task(task)],
-        ]
-    )
-
-
-def prediction_path(store_root: str | os.PathLike, task: str, version: str, video_id: str) -> Path:
-    folder = Store(store_root).root / "predictions" / f"task={task}" / f"model_version={version}"
-    return folder / f"video_id={video_id}" / "part-0.parquet"
 
 
 def rules_version(task: str) -> str:
     """``rules-<8 hex>``: a hash of the rule baseline's name and the task's prototypes."""
     check_task(task)
-    _, prototypes = _RULES[task]
+    _, prototypes = rules.RULES[task]
     return "rules-" + hashlib.sha256(repr((rules.MODEL_NAME, prototypes)).encode()).hexdigest()[:8]
 
 
@@ -175,7 +146,7 @@ class RulePredictor:
         self.columns = ["frame", "timestamp", "face_id", *rules.AU_COLUMNS]
 
     def predict(self, videos: Iterable[VideoWindows]) -> Iterator[tuple[VideoWindows, np.ndarray | None]]:
-        classify, _ = _RULES[self.task]
+        classify, _ = rules.RULES[self.task]
         for video in videos:
             au = np.stack([video.columns[c] for c in rules.AU_COLUMNS], axis=1).astype(np.float64)  # (N, 17)
             means = np.array([np.nanmean(au[w.rows], axis=0) for w in video.windows]).reshape(-1, au.shape[1])
@@ -187,12 +158,12 @@ _MODELS: dict[tuple[str, str, str, str], nn.Module] = {}
 _MODELS_LOCK = threading.Lock()
 
 
-def cached_model(store_root: str | os.PathLike, name: str, version: str, device: torch.device) -> nn.Module:
+def cached_model(store: Store, name: str, version: str, device: torch.device) -> nn.Module:
     """The registry model on ``device``, loaded once per process (name + version + store + device)."""
-    key = (str(Store(store_root).root), name, version, str(device))
+    key = (str(store.root), name, version, str(device))
     with _MODELS_LOCK:
         if key not in _MODELS:
-            _MODELS[key] = load_model(store_root, name, version).to(device)
+            _MODELS[key] = load_model(store.root, name, version).to(device)
             logger.info("loaded model %s %s on %s", name, version, device)
         return _MODELS[key]
 
@@ -218,12 +189,12 @@ class _Pending:
 class ModelPredictor:
     """A promoted registry model on aligned face crops (see the module docstring)."""
 
-    def __init__(self, store_root: str | os.PathLike, record: dict, device: torch.device, batch_windows: int):
+    def __init__(self, store: Store, record: dict, device: torch.device, batch_windows: int):
         self.device = device
         self.batch_windows = batch_windows
         self.name = f"{record['name']} {record['version']}"
         self.version = record["version"]
-        self.model = cached_model(store_root, record["name"], record["version"], device)
+        self.model = cached_model(store, record["name"], record["version"], device)
         config = self.model.config
         self.num_frames = int(config.num_frames)
         self.image_size = int(config.image_size)
@@ -376,23 +347,23 @@ def _crop_groups(path: Path, frames: set[int]) -> Iterator[tuple[int, np.ndarray
 
 # the stage --------------------------------------------------------------------------------------------
 def load_predictor(
-    store_root: str | os.PathLike, task: str, device: str = "auto", batch_windows: int = DEFAULT_BATCH_WINDOWS
+    store: Store, task: str, device: str = "auto", batch_windows: int = DEFAULT_BATCH_WINDOWS
 ) -> Predictor:
     """The promoted registry model of ``task``, or the AU-rule baseline when none is promoted."""
-    record = promoted(store_root, task)
+    record = promoted(store.root, task)
     if record is None:
         return RulePredictor(task)
-    return ModelPredictor(store_root, record, resolve_device(device), batch_windows)
+    return ModelPredictor(store, record, resolve_device(device), batch_windows)
 
 
-def current_version(store_root: str | os.PathLike, task: str) -> str:
+def current_version(store: Store, task: str) -> str:
     """The ``model_version`` that inference of ``task`` writes now: the promoted version or the rules'."""
-    record = promoted(store_root, task)
+    record = promoted(store.root, task)
     return record["version"] if record is not None else rules_version(task)
 
 
 def predictions_table(task: str, video: VideoWindows, probs: np.ndarray, model_name: str, meta: dict) -> pa.Table:
-    """The predictions of one video as a table of :func:`prediction_schema` (``probs`` in class order)."""
+    """The predictions of one video as a table of ``prediction_schema`` (``probs`` in class order)."""
     classes = TASK_CLASSES[task]
     usable = ~np.isnan(probs).any(axis=1)
     top = np.nan_to_num(probs, nan=-1.0).argmax(axis=1) if len(probs) else np.array([], dtype=int)
@@ -412,7 +383,7 @@ def predictions_table(task: str, video: VideoWindows, probs: np.ndarray, model_n
 
 
 def infer_videos(
-    store_root: str | os.PathLike,
+    store: Store,
     video_ids: list[str],
     task: str,
     *,
@@ -420,36 +391,35 @@ def infer_videos(
     stride: int = DEFAULT_STRIDE,
     device: str = "auto",
     batch_windows: int = DEFAULT_BATCH_WINDOWS,
-) -> list[dict]:
+) -> list[StepResult]:
     """Predict ``task`` for the windows of each video and write its predictions partition.
 
-    Runs wherever it is called (the flow process, or a Dask worker through :func:`infer_on_dask`): paths
-    in, one small summary per video out, in input order: ``video_id, task, status (ok | failed |
-    skipped), windows, faces, model_name, model_version, reason, message, seconds``. A video without a
-    frames partition is skipped (reason ``no_frames``); one whose crops cannot be read fails with the
-    reason of its ``VideoError`` and writes nothing. Other errors (bugs) raise.
+    Runs wherever it is called (the flow process, or a Dask worker): paths in, one :class:`StepResult`
+    (step ``infer``) per video out, in input order, with ``counts`` ``windows`` and ``faces`` and ``info``
+    ``task``, ``model_name``, ``model_version``. A video without a frames partition is skipped (reason
+    ``no_frames``); one whose crops cannot be read fails (stage ``infer``) with the reason of its
+    ``VideoError`` and writes nothing. Other errors (bugs) raise.
     """
     if window < 1 or stride < 1:
         raise ValueError(f"window and stride must be >= 1, got window={window}, stride={stride}")
-    store = Store(store_root)
-    predictor = load_predictor(store_root, task, device, batch_windows)
+    predictor = load_predictor(store, task, device, batch_windows)
     paths: dict[str, str] = {}
     if isinstance(predictor, ModelPredictor):  # videos are decoded when they have no stored crops
         catalog = store.read_catalog("videos")
         paths = dict(zip(catalog["video_id"], catalog["path"], strict=True))
-    summaries: dict[str, dict] = {}
+    results: dict[str, StepResult] = {}
     started: dict[str, float] = {}
     unique_ids = list(dict.fromkeys(video_ids))
-
-    def summary(video_id: str, status: str, **fields) -> dict:
-        base = {"windows": 0, "faces": 0, "reason": None, "message": None, "seconds": 0.0}
-        return {"video_id": video_id, "task": task, "status": status, "model_name": predictor.name,
-                "model_version": predictor.version, **base, **fields}  # fmt: skip
+    info = {"task": task, "model_name": predictor.name, "model_version": predictor.version}
+    for video_id in unique_ids:
+        counts = {"windows": 0, "faces": 0}
+        results[video_id] = StepResult(video_id, paths.get(video_id, ""), "infer", counts=counts, info=info)
 
     def videos() -> Iterator[VideoWindows]:
         for video_id in unique_ids:
             if not store.has_partition("frames", video_id):
-                summaries[video_id] = summary(video_id, "skipped", reason="no_frames", message="no frames partition")
+                result = results[video_id]
+                result.status, result.reason, result.message = "skipped", "no_frames", "no frames partition"
                 continue
             started[video_id] = time.perf_counter()
             video = load_video_windows(store, video_id, predictor.columns, window, stride)
@@ -458,90 +428,23 @@ def infer_videos(
 
     meta = {"window": window, "stride": stride, "model_version": predictor.version}
     for video, probs in predictor.predict(videos()):
-        seconds = time.perf_counter() - started[video.video_id]
+        result = results[video.video_id]
+        result.seconds = time.perf_counter() - started[video.video_id]
         if probs is None:
             error = video.error
-            summaries[video.video_id] = summary(
-                video.video_id, "failed", reason=error.reason, message=str(error), seconds=seconds
-            )
+            result.fail("infer", error.reason, f"{task}: {error}")
             logger.error("%s: %s inference failed (%s): %s", video.video_id, task, error.reason, error)
             continue
         table = predictions_table(task, video, probs, predictor.name, meta)
-        write_table_atomic(table, prediction_path(store_root, task, predictor.version, video.video_id))
-        remove_superseded(store_root, task, predictor.version, video.video_id)
-        faces = len({w.face_id for w in video.windows})
-        summaries[video.video_id] = summary(
-            video.video_id, "ok", windows=len(video.windows), faces=faces, seconds=seconds
-        )
-        logger.info("%s: %d %s windows of %d face tracks by %s", video.video_id, len(video.windows), task, faces,
-                    predictor.name)  # fmt: skip
-    return [summaries[v] for v in unique_ids]
+        store.write_predictions(table, task, predictor.version, video.video_id)
+        result.status = "ok"
+        result.counts = {"windows": len(video.windows), "faces": len({w.face_id for w in video.windows})}
+        logger.info("%s: %d %s windows of %d face tracks by %s", video.video_id, result.counts["windows"], task,
+                    result.counts["faces"], predictor.name)  # fmt: skip
+    return [results[v] for v in unique_ids]
 
 
-def remove_superseded(store_root: str | os.PathLike, task: str, version: str, video_id: str) -> None:
-    """Delete the video's predictions of ``task`` by any other model version, once ``version``'s are in place.
-
-    Between the two steps a reader of the raw ``predictions`` view may see both versions of this one video;
-    the marts always read one model version per video (see ``sql/marts/expression_windows.sql``).
-    """
-    keep = prediction_path(store_root, task, version, video_id).parent
-    for folder in Path(store_root).glob(f"predictions/task={task}/model_version=*/video_id={video_id}"):
-        if folder != keep:
-            shutil.rmtree(folder, ignore_errors=True)
-            with contextlib.suppress(OSError):  # the version's folder, once its last video is gone
-                folder.parent.rmdir()
-
-
-def stale_videos(store_root: str | os.PathLike, task: str) -> list[str]:
-    """Videos with a frames partition but no predictions of ``task`` by the version inference would use
-    now (:func:`current_version`), or predictions older than their frames (the video was re-extracted)."""
-    store = Store(store_root)
-    version = current_version(store_root, task)
-    stale = []
-    for folder in sorted((store.root / "frames").glob("video_id=*")):
-        frames = folder / "part-0.parquet"
-        video_id = folder.name.split("=", 1)[1]
-        if not frames.is_file():
-            continue
-        out = prediction_path(store_root, task, version, video_id)
-        if not out.is_file() or out.stat().st_mtime_ns < frames.stat().st_mtime_ns:
-            stale.append(video_id)
-    return stale
-
-
-def gpu_resources_available(client) -> bool:
-    """Whether any worker of the Dask ``client`` was started with a ``GPU`` resource (``--resources GPU=1``).
-
-    A task annotated with a resource no worker has waits forever (PLATFORM.md), so annotate only when True.
-    """
-    workers = client.scheduler_info(n_workers=-1)["workers"].values()
-    return any(w.get("resources", {}).get("GPU", 0) >= 1 for w in workers)
-
-
-def infer_on_dask(
-    client,
-    store_root: str | os.PathLike,
-    video_ids: list[str],
-    task: str,
-    *,
-    videos_per_task: int = 8,
-    window: int = DEFAULT_WINDOW,
-    stride: int = DEFAULT_STRIDE,
-    device: str = "auto",
-) -> list[dict]:
-    """:func:`infer_videos` on batches of at most ``videos_per_task`` videos (fewer when that would leave a
-    worker idle) mapped over the Dask ``client``'s
-    workers, each batch holding one GPU (``resources={"GPU": 1}``) when the cluster has GPU workers;
-    returns the summaries of all videos in input order."""
-    if videos_per_task < 1:
-        raise ValueError(f"videos_per_task must be >= 1, got {videos_per_task}")
-    ids = list(dict.fromkeys(video_ids))
-    workers = max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
-    per_task = max(1, min(videos_per_task, math.ceil(len(ids) / workers)))  # every worker gets work
-    batches = [ids[i : i + per_task] for i in range(0, len(ids), per_task)]
-    if not batches:
-        return []
-    work = partial(infer_videos, str(store_root), task=task, window=window, stride=stride, device=device)
-    resources = {"GPU": 1} if gpu_resources_available(client) else None
-    futures = client.map(work, batches, pure=False, resources=resources)
-    return [summary for part in client.gather(futures) for summary in part]
+def stale_videos(store: Store, task: str) -> list[str]:
+    """Videos whose predictions of ``task`` by the version inference would use now (:func:`current_version`)
+    are missing or older than their frames."""
+    return store.stale_videos(task, current_version(store, task))

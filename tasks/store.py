@@ -1,6 +1,7 @@
-"""The store: Parquet schemas, atomic writes and the catalog.
+"""The store: the one owner of the layout, the Parquet schemas, the records and the atomic writes.
 
-Layout under one root (a local folder)::
+Nothing else builds a path under the store root: flows and tasks ask a :class:`Store` (made once, at the
+flow or CLI boundary, and passed as is to workers). Layout under one root (a local folder)::
 
     <store>/catalog/videos.parquet    one row per video_id (content hash): probe, extraction summary, manifest
     <store>/catalog/files.parquet     one row per path seen: size, mtime, video_id (so unchanged files are not rehashed)
@@ -8,19 +9,29 @@ Layout under one root (a local folder)::
     <store>/catalog/runs.parquet      one row per run: parameters and counts
     <store>/frames/video_id=<id>/part-0.parquet   one row per video × sampled frame × face track
     <store>/body/video_id=<id>/part-0.parquet     one row per video × body-sampled frame × person
+    <store>/crops/video_id=<id>/part-0.parquet    one row per video × sampled frame × face: aligned JPEG crop
+    <store>/predictions/task=<t>/model_version=<v>/video_id=<id>/part-0.parquet   one row per track × window
+    <store>/models/<name>/<version>/              registry (``models.registry``)
+    <store>/reports/<run id>/                     analysis reports
     <store>/work/<video_id>/<params>/             chunk fragments of a video being extracted (deleted when done)
 
 Every file is written under a temporary name in its final folder and renamed into place, so a crash
 never leaves a half-written file where a reader (DuckDB) looks. Partition files do not repeat the
 ``video_id`` column: it is the hive partition key (``hive_partitioning`` in DuckDB and pyarrow).
+
+Steps hand each other one record, :class:`StepResult` (what one step did to one video); the catalog's
+``videos`` and ``failures`` rows are made from it here, and ``runs`` rows by :meth:`Store.append_run`.
 """
 
+import contextlib
 import fcntl
 import os
+import shutil
 import socket
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,6 +39,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from models.rules import check_task
 from tasks.action_units import AU_NAMES
 from tasks.body import KEYPOINT_NAMES
 
@@ -65,6 +77,38 @@ BODY_SCHEMA = pa.schema(
     ]
 )
 
+CROP_SCHEMA = pa.schema(
+    [
+        ("frame", pa.int32()),  # index of the decoded frame in the video (as in ``frames``)
+        ("timestamp", pa.float64()),  # presentation time of that frame, seconds
+        ("face_index", pa.int32()),  # position of the face in the backend's output for that frame
+        ("bbox_x", pa.float32()),  # face box in frame pixels, same values as the ``frames`` row
+        ("bbox_y", pa.float32()),
+        ("bbox_w", pa.float32()),
+        ("bbox_h", pa.float32()),
+        ("jpeg", pa.binary()),  # the aligned 112 × 112 RGB crop (``tasks.crops``), JPEG
+    ]
+)
+
+
+def prediction_schema(task: str) -> pa.Schema:
+    """Columns of a predictions file of ``task``: window keys, model, label and one ``p_<class>`` per class."""
+    classes = check_task(task)
+    return pa.schema(
+        [
+            ("face_id", pa.int32()),
+            ("window_index", pa.int32()),  # index of the window within its face track
+            ("start_time", pa.float64()),  # timestamp of the window's first sample, seconds
+            ("end_time", pa.float64()),  # timestamp of the window's last sample, seconds
+            ("n_frames", pa.int32()),  # samples in the window (< window only for a short track)
+            ("model_name", pa.string()),
+            ("label", pa.string()),  # most probable class; null when the inputs were unusable
+            ("confidence", pa.float32()),  # probability of ``label``
+            *[(f"p_{c}", pa.float32()) for c in classes],
+        ]
+    )
+
+
 VIDEO_COLUMNS = {
     "video_id": "string",
     "path": "string",
@@ -94,7 +138,7 @@ FAILURE_COLUMNS = {
     "run_id": "string",
     "video_id": "string",
     "path": "string",
-    "stage": "string",  # discover | probe | decode | extract | finalize
+    "stage": "string",  # probe | decode | extract | finalize | infer
     "reason": "string",  # empty_file | not_a_video | decode_error | ...
     "message": "string",
     "failed_at": "datetime64[us, UTC]",
@@ -124,14 +168,43 @@ class StoreBusy(RuntimeError):
     """Another run is writing the same store."""
 
 
+@dataclass
+class StepResult:
+    """What one step (``extract``, or ``infer`` of one task) did to one video: the record between steps.
+
+    ``status`` is ok | failed | skipped; a failure names the ``stage`` where it happened (probe, decode,
+    finalize, infer) and a ``reason`` (``not_a_video``, ``missing_file`` ...), as the ``failures`` table
+    does. ``counts`` holds what the step produced (rows, tracks, windows ...), ``info`` what describes it
+    (the probe of the video, the model name and version).
+    """
+
+    video_id: str
+    path: str
+    step: str  # extract | infer
+    status: str = "failed"
+    stage: str | None = None
+    reason: str | None = None
+    message: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    info: dict[str, object] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def fail(self, stage: str, reason: str, message: str) -> "StepResult":
+        self.status, self.stage, self.reason, self.message = "failed", stage, reason, message
+        return self
+
+
 class Store:
     """A LessonLens store rooted at a local folder."""
 
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: "str | os.PathLike | Store"):
         self.root = Path(root).expanduser().resolve()
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
+
+    def __fspath__(self) -> str:  # a Store is accepted wherever a path to its root is
+        return str(self.root)
 
     def ensure(self) -> "Store":
         """Create the folders, or raise an error naming the store when it cannot be written."""
@@ -189,8 +262,48 @@ class Store:
     def has_partition(self, table: str, video_id: str) -> bool:
         return self.partition(table, video_id).is_file()
 
-    def work_dir(self, video_id: str, params_key: str) -> Path:
-        return self.root / "work" / video_id / params_key
+    def video_ids(self, table: str = "frames") -> list[str]:
+        """Videos with a partition of ``table``, sorted."""
+        folders = sorted((self.root / table).glob("video_id=*"))
+        return [f.name.split("=", 1)[1] for f in folders if (f / "part-0.parquet").is_file()]
+
+    def work_dir(self, video_id: str, params_key: str | None = None) -> Path:
+        """Chunk fragments of a video being extracted with the parameters ``params_key`` (all of them: None)."""
+        folder = self.root / "work" / video_id
+        return folder / params_key if params_key else folder
+
+    def reports_dir(self) -> Path:
+        return self.root / "reports"
+
+    # predictions ------------------------------------------------------------------------------
+    def prediction_path(self, task: str, version: str, video_id: str) -> Path:
+        folder = self.root / "predictions" / f"task={task}" / f"model_version={version}"
+        return folder / f"video_id={video_id}" / "part-0.parquet"
+
+    def write_predictions(self, table: pa.Table, task: str, version: str, video_id: str) -> None:
+        """Write a video's predictions of ``task`` by ``version``, then delete those of any other version.
+
+        Between the two steps a reader of the raw ``predictions`` view may see both versions of this one
+        video; the marts always read one model version per video (``sql/marts/expression_windows.sql``).
+        """
+        path = self.prediction_path(task, version, video_id)
+        write_table_atomic(table, path)
+        for folder in self.root.glob(f"predictions/task={task}/model_version=*/video_id={video_id}"):
+            if folder != path.parent:
+                shutil.rmtree(folder, ignore_errors=True)
+                with contextlib.suppress(OSError):  # the version's folder, once its last video is gone
+                    folder.parent.rmdir()
+
+    def stale_videos(self, task: str, version: str) -> list[str]:
+        """Videos with a frames partition but no predictions of ``task`` by ``version``, or predictions
+        older than their frames (the video was re-extracted)."""
+        stale = []
+        for video_id in self.video_ids("frames"):
+            frames = self.partition("frames", video_id)
+            out = self.prediction_path(task, version, video_id)
+            if not out.is_file() or out.stat().st_mtime_ns < frames.stat().st_mtime_ns:
+                stale.append(video_id)
+        return stale
 
     # catalog ----------------------------------------------------------------------------------
     def catalog_path(self, table: str) -> Path:
@@ -222,6 +335,60 @@ class Store:
         if rows.empty:
             return
         self.write_catalog(table, concat([self.read_catalog(table), rows]))
+
+    # records ----------------------------------------------------------------------------------
+    def record_video(self, result: StepResult, meta: dict, params_json: str, run_id: str) -> None:
+        """The catalog row of one extracted (or failed) video, replacing its earlier row."""
+        row = {
+            "video_id": result.video_id,
+            "path": result.path,
+            **meta,
+            **result.counts,
+            **(result.info.get("probe") or {}),
+            "status": result.status,
+            "params": params_json if result.status == "ok" else None,
+            "run_id": run_id,
+            "extracted_at": datetime.now(UTC),
+        }
+        self.upsert_catalog("videos", pd.DataFrame([row]), key="video_id")
+
+    def record_failures(self, results: Iterable[StepResult], run_id: str) -> list[dict]:
+        """Append a ``failures`` row per failed result; returns the rows."""
+        rows = [
+            {
+                "run_id": run_id,
+                "video_id": r.video_id,
+                "path": r.path,
+                "stage": r.stage,
+                "reason": r.reason,
+                "message": r.message,
+                "failed_at": datetime.now(UTC),
+            }
+            for r in results
+            if r.status == "failed"
+        ]
+        self.append_catalog("failures", pd.DataFrame(rows))
+        return rows
+
+    def append_run(
+        self, run_id: str, started_at: datetime, params_json: str, counts: dict, corpus: str | None = None,
+        flow_run_id: str | None = None,
+    ) -> None:  # fmt: skip
+        """One ``runs`` row: what a run was given and what it counted (keys of ``counts`` as in the flows)."""
+        run = {
+            "run_id": run_id,
+            "flow_run_id": flow_run_id,
+            "corpus": corpus,
+            "started_at": started_at,
+            "finished_at": datetime.now(UTC),
+            "params": params_json,
+            "videos_found": counts.get("found", 0),
+            "videos_skipped": counts.get("skipped", 0),
+            "videos_extracted": counts.get("extracted", 0),
+            "videos_failed": counts.get("failed", 0),
+            "frames_analysed": counts.get("frames", 0),
+        }
+        self.append_catalog("runs", pd.DataFrame([run]))
 
 
 def concat(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:

@@ -12,7 +12,7 @@ import pytest
 import flows.analyse
 from flows.cli import main
 from tasks.stats import SingleLevelWarning, ancova
-from tests.test_marts import design, use_predictions_staging, write_lesson_store
+from tests.test_marts import design, write_lesson_store
 
 STUDENTS_PER_SESSION = 6
 FACIAL_EFFECT = 5.0  # points added to classroom_performance in sessions with a positive facial group
@@ -51,8 +51,7 @@ def expected_groups() -> pd.DataFrame:
 
 
 @pytest.fixture
-def study(tmp_path, monkeypatch):
-    use_predictions_staging(monkeypatch, tmp_path)
+def study(tmp_path):
     store = write_lesson_store(tmp_path / "store")
     outcomes = tmp_path / "outcomes.csv"
     outcomes_frame().to_csv(outcomes, index=False)

@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 
 from tasks.crops import (
-    CROP_SCHEMA,
     CROP_SIZE,
     TEMPLATE,
     align_face,
@@ -15,7 +14,7 @@ from tasks.crops import (
     transform_points,
 )
 from tasks.faces import Face
-from tasks.store import table_from_columns
+from tasks.store import CROP_SCHEMA, table_from_columns
 
 
 def synthetic_landmarks(angle_deg: float, scale: float, shift: tuple[float, float]) -> np.ndarray:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from flows.cli import main
-from tasks.query import run_query
+from tasks.store import Store
+from tasks.warehouse import run_query
 
 pytestmark = pytest.mark.slow
 DASK = str(Path(sys.executable).with_name("dask"))
@@ -66,7 +67,7 @@ def scheduler(prefect_api, tmp_path):
 
 def _frames(store: Path):
     return run_query(
-        store,
+        Store(store),
         "select v.path, f.* exclude (video_id) from frames f join videos v using (video_id) "
         "order by v.path, f.frame, f.face_id",
     ).to_pandas()

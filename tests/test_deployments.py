@@ -15,9 +15,11 @@ import pytest
 import torch
 
 from models import build_model
-from models.registry import TASK_CLASSES, promote, register
-from tasks.query import run_query
+from models.registry import promote, register
+from models.rules import TASK_CLASSES
+from tasks.store import Store
 from tasks.synthetic import make_demo_corpus
+from tasks.warehouse import run_query
 from tests.tiny import TINY_AGDTNET
 
 pytestmark = pytest.mark.slow
@@ -100,7 +102,7 @@ def _run_deployment(env: dict, corpus: Path, store: Path) -> None:
 
 
 def _q(store: Path, sql: str) -> list[dict]:
-    return run_query(store, sql).to_pylist()
+    return run_query(Store(store), sql).to_pylist()
 
 
 @pytest.fixture(scope="module")

@@ -9,20 +9,13 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from flows.engine import gpu_resources_available, infer_on_dask
 from models import build_model
-from models.registry import TASK_CLASSES, promote, register
+from models.registry import promote, register
+from models.rules import TASK_CLASSES
 from tasks import inference
-from tasks.inference import (
-    gpu_resources_available,
-    infer_on_dask,
-    infer_videos,
-    plan_windows,
-    prediction_path,
-    prediction_schema,
-    rules_version,
-    stale_videos,
-)
-from tasks.store import FRAME_SCHEMA, N_LANDMARKS, Store, table_from_columns, write_table_atomic
+from tasks.inference import infer_videos, plan_windows, rules_version, stale_videos
+from tasks.store import FRAME_SCHEMA, N_LANDMARKS, Store, prediction_schema, table_from_columns, write_table_atomic
 from tests.tiny import TINY_AGDTNET
 
 SQL = Path(__file__).resolve().parents[1] / "sql" / "staging" / "predictions.sql"
@@ -47,7 +40,7 @@ def write_frames(store: Store, video_id: str, tracks: dict[int, tuple[int, dict[
 
 
 def read_predictions(store: Store, task: str, version: str, video_id: str) -> pd.DataFrame:
-    return pq.read_table(prediction_path(store.root, task, version, video_id)).to_pandas()
+    return pq.read_table(store.prediction_path(task, version, video_id)).to_pandas()
 
 
 def test_windows_are_per_track_with_a_short_track_kept_whole():
@@ -66,17 +59,17 @@ def test_rule_baseline_writes_one_row_per_face_window(tmp_path):
     store = Store(tmp_path)
     write_frames(store, "vid1", {0: (40, {"AU06_r": 4.0, "AU12_r": 4.5}), 1: (20, {}), 2: (5, {"AU04_r": 3.0})})
     write_frames(store, "empty", {})
-    summaries = infer_videos(tmp_path, ["vid1", "empty", "missing"], "emotion")
+    summaries = infer_videos(Store(tmp_path), ["vid1", "empty", "missing"], "emotion")
     version = rules_version("emotion")
-    assert [(s["video_id"], s["status"], s["windows"]) for s in summaries] == [
+    assert [(s.video_id, s.status, s.counts["windows"]) for s in summaries] == [
         ("vid1", "ok", 6),
         ("empty", "ok", 0),
         ("missing", "skipped", 0),
     ]
-    assert summaries[0]["model_version"] == version and version.startswith("rules-")
-    assert "rule baseline" in summaries[0]["model_name"]
+    assert summaries[0].info["model_version"] == version and version.startswith("rules-")
+    assert "rule baseline" in summaries[0].info["model_name"]
 
-    path = prediction_path(tmp_path, "emotion", version, "vid1")
+    path = Store(tmp_path).prediction_path("emotion", version, "vid1")
     assert path == tmp_path / "predictions" / "task=emotion" / f"model_version={version}" / "video_id=vid1" / (
         "part-0.parquet"
     )
@@ -95,34 +88,34 @@ def test_rule_baseline_writes_one_row_per_face_window(tmp_path):
     assert df.loc[df.face_id == 2, "n_frames"].tolist() == [5]
     assert df.loc[df.face_id == 0, ["start_time", "end_time"]].to_numpy()[1].tolist() == pytest.approx([1.6, 4.6])
 
-    empty = pq.read_table(prediction_path(tmp_path, "emotion", version, "empty"))
+    empty = pq.read_table(Store(tmp_path).prediction_path("emotion", version, "empty"))
     assert empty.num_rows == 0 and empty.schema.remove_metadata() == prediction_schema("emotion")
-    assert not prediction_path(tmp_path, "emotion", version, "missing").parent.exists()
+    assert not Store(tmp_path).prediction_path("emotion", version, "missing").parent.exists()
 
 
 def test_stale_videos_follow_predictions_frames_and_promotion(tmp_path):
     store = Store(tmp_path)
     for video_id in ("a", "b"):
         write_frames(store, video_id, {0: (20, {})})
-    assert stale_videos(tmp_path, "learner_state") == ["a", "b"]
-    infer_videos(tmp_path, ["a"], "learner_state")
-    assert stale_videos(tmp_path, "learner_state") == ["b"]
-    assert stale_videos(tmp_path, "emotion") == ["a", "b"]
+    assert stale_videos(Store(tmp_path), "learner_state") == ["a", "b"]
+    infer_videos(Store(tmp_path), ["a"], "learner_state")
+    assert stale_videos(Store(tmp_path), "learner_state") == ["b"]
+    assert stale_videos(Store(tmp_path), "emotion") == ["a", "b"]
     earlier = store.partition("frames", "a").stat().st_mtime_ns - 10**9
-    predictions = prediction_path(tmp_path, "learner_state", rules_version("learner_state"), "a")
+    predictions = Store(tmp_path).prediction_path("learner_state", rules_version("learner_state"), "a")
     os.utime(predictions, ns=(earlier, earlier))  # the video was re-extracted after its predictions
-    assert stale_videos(tmp_path, "learner_state") == ["a", "b"]
-    infer_videos(tmp_path, ["a", "b"], "learner_state")
-    assert stale_videos(tmp_path, "learner_state") == []
+    assert stale_videos(Store(tmp_path), "learner_state") == ["a", "b"]
+    infer_videos(Store(tmp_path), ["a", "b"], "learner_state")
+    assert stale_videos(Store(tmp_path), "learner_state") == []
     promote(tmp_path, "learner_state", register_tiny(tmp_path))
-    assert stale_videos(tmp_path, "learner_state") == ["a", "b"]
+    assert stale_videos(Store(tmp_path), "learner_state") == ["a", "b"]
 
 
 def test_staging_view_unions_tasks_with_their_own_columns(tmp_path):
     store = Store(tmp_path)
     write_frames(store, "v", {0: (16, {"AU06_r": 4.0, "AU12_r": 4.0})})
-    infer_videos(tmp_path, ["v"], "emotion")
-    infer_videos(tmp_path, ["v"], "learner_state")
+    infer_videos(Store(tmp_path), ["v"], "emotion")
+    infer_videos(Store(tmp_path), ["v"], "learner_state")
     con = duckdb.connect()
     con.execute(SQL.read_text().replace("${store}", str(store.root)))
     rows = con.sql(
@@ -156,7 +149,7 @@ def extracted(tmp_path_factory, media_dir):
     ref = VideoRef("clip", str(clip), clip.stat().st_size, 0, {})
     params = ExtractParams(body_fps=0, keep_crops=True)
     result = extract_video(ref, params, store, lambda jobs: list(map(extract_chunk, jobs)))
-    assert result.status == "ok" and result.face_rows == 12
+    assert result.status == "ok" and result.counts["face_rows"] == 12
     store.upsert_catalog("videos", pd.DataFrame([{"video_id": "clip", "path": str(clip), "status": "ok"}]), "video_id")
     return store
 
@@ -184,8 +177,8 @@ def test_promoted_model_on_decoded_then_stored_crops(extracted, tmp_path):
     version = register_tiny(tmp_path)
     promote(tmp_path, "learner_state", version)
 
-    (decoded,) = infer_videos(tmp_path, ["clip"], "learner_state", window=8, stride=4)
-    assert (decoded["status"], decoded["windows"], decoded["model_version"]) == ("ok", 2, "v0001")
+    (decoded,) = infer_videos(Store(tmp_path), ["clip"], "learner_state", window=8, stride=4)
+    assert (decoded.status, decoded.counts["windows"], decoded.info["model_version"]) == ("ok", 2, "v0001")
     df = read_predictions(store, "learner_state", version, "clip")
     assert df["model_name"].eq("learner_state v0001").all() and df["window_index"].tolist() == [0, 1]
     p = df[[f"p_{c}" for c in TASK_CLASSES["learner_state"]]].to_numpy()
@@ -194,14 +187,14 @@ def test_promoted_model_on_decoded_then_stored_crops(extracted, tmp_path):
 
     aside.rename(stored_crops)
     set_path(store, "clip", str(tmp_path / "moved-away.mp4"))  # stored crops: the video is not needed
-    (stored,) = infer_videos(tmp_path, ["clip"], "learner_state", window=8, stride=4)
-    assert stored["status"] == "ok"
+    (stored,) = infer_videos(Store(tmp_path), ["clip"], "learner_state", window=8, stride=4)
+    assert stored.status == "ok"
     again = read_predictions(store, "learner_state", version, "clip")
     np.testing.assert_allclose(again[[f"p_{c}" for c in TASK_CLASSES["learner_state"]]].to_numpy(), p, atol=0.02)
 
     stored_crops.unlink()
-    (failed,) = infer_videos(tmp_path, ["clip"], "learner_state", window=8, stride=4)
-    assert (failed["status"], failed["reason"]) == ("failed", "missing_file")
+    (failed,) = infer_videos(Store(tmp_path), ["clip"], "learner_state", window=8, stride=4)
+    assert (failed.status, failed.reason) == ("failed", "missing_file")
     assert len(inference._MODELS) >= 1 and all(not m.training for m in inference._MODELS.values())
 
 
@@ -212,8 +205,8 @@ def test_windows_are_batched_across_videos_with_the_same_results(extracted, tmp_
     for video_id in ("a", "b", "c"):
         copy_video(store, "clip", video_id, clip)
     promote(tmp_path, "learner_state", register_tiny(tmp_path))
-    summaries = infer_videos(tmp_path, ["a", "b", "c"], "learner_state", window=4, stride=2, batch_windows=4)
-    assert [s["windows"] for s in summaries] == [5, 5, 5]  # 15 windows in batches of 4 span the videos
+    summaries = infer_videos(Store(tmp_path), ["a", "b", "c"], "learner_state", window=4, stride=2, batch_windows=4)
+    assert [s.counts["windows"] for s in summaries] == [5, 5, 5]  # 15 windows in batches of 4 span the videos
     results = [read_predictions(store, "learner_state", "v0001", v).drop(columns="model_name") for v in "abc"]
     for other in results[1:]:
         pd.testing.assert_frame_equal(other, results[0], atol=1e-5)
@@ -221,7 +214,7 @@ def test_windows_are_batched_across_videos_with_the_same_results(extracted, tmp_
 
 def test_windows_get_the_crops_of_their_own_rows(tmp_path):
     promote(tmp_path, "learner_state", register_tiny(tmp_path))
-    predictor = inference.load_predictor(tmp_path, "learner_state", "cpu")
+    predictor = inference.load_predictor(Store(tmp_path), "learner_state", "cpu")
     face_id = np.array([0, 1] * 10)  # two interleaved tracks, one row per face per frame
     frame = np.repeat(np.arange(10), 2)
     columns = {"face_id": face_id, "frame": frame, "timestamp": frame * 0.2}
@@ -246,7 +239,7 @@ def test_windows_get_the_crops_of_their_own_rows(tmp_path):
 
 def test_logits_are_mapped_to_the_task_class_order(tmp_path):
     promote(tmp_path, "learner_state", register_tiny(tmp_path))  # registered with the classes reversed
-    predictor = inference.load_predictor(tmp_path, "learner_state", "cpu")
+    predictor = inference.load_predictor(Store(tmp_path), "learner_state", "cpu")
     predictor.model = lambda x: torch.arange(4.0).repeat(len(x), 1)  # logit k favours registered class k
     video = inference.VideoWindows("v", {}, [], probs=np.zeros((1, 4), np.float32))
     crops = np.zeros((4, 112, 112, 3), np.uint8)
@@ -268,13 +261,13 @@ def test_models_that_take_landmarks_get_them_in_resized_crop_pixels(extracted, t
                        task="emotion", classes=list(TASK_CLASSES["emotion"]))  # fmt: skip
     promote(tmp_path, "teacher_expression", version)
     seen = []
-    cached = inference.cached_model(tmp_path, "teacher_expression", version, torch.device("cpu"))
+    cached = inference.cached_model(Store(tmp_path), "teacher_expression", version, torch.device("cpu"))
     hook = cached.register_forward_pre_hook(lambda module, args: seen.append(args))
     try:
-        (summary,) = infer_videos(tmp_path, ["clip"], "emotion", window=8, stride=4, device="cpu")
+        (summary,) = infer_videos(Store(tmp_path), ["clip"], "emotion", window=8, stride=4, device="cpu")
     finally:
         hook.remove()
-    assert (summary["status"], summary["windows"]) == ("ok", 2)
+    assert (summary.status, summary.counts["windows"]) == ("ok", 2)
     ((x, landmarks),) = seen
     assert x.shape == (2, 4, 3, 64, 64) and landmarks.shape == (2, 4, N_LANDMARKS, 2)
     eyes = torch.stack([landmarks[..., 36:42, :].mean(-2), landmarks[..., 42:48, :].mean(-2)], dim=-2)
@@ -297,8 +290,8 @@ def test_dask_batches_ask_for_a_gpu_only_when_workers_have_one(tmp_path):
             Client(cluster) as client,
         ):
             assert gpu_resources_available(client) is expected
-            summaries = infer_on_dask(client, tmp_path, ["a", "b", "c", "a"], "emotion", videos_per_task=2)
-        assert [(s["video_id"], s["status"]) for s in summaries] == [("a", "ok"), ("b", "ok"), ("c", "ok")]
+            summaries = infer_on_dask(client, Store(tmp_path), ["a", "b", "c", "a"], "emotion", videos_per_task=2)
+        assert [(s.video_id, s.status) for s in summaries] == [("a", "ok"), ("b", "ok"), ("c", "ok")]
 
 
 @pytest.mark.requires_cuda
@@ -308,11 +301,11 @@ def test_cuda_bf16_path_matches_cpu(extracted, tmp_path):
     set_path(store, "clip", str(tmp_path / "clip.mp4"))
     promote(tmp_path, "learner_state", register_tiny(tmp_path))
     columns = [f"p_{c}" for c in TASK_CLASSES["learner_state"]]
-    (cpu,) = infer_videos(tmp_path, ["clip"], "learner_state", window=8, stride=4, device="cpu")
+    (cpu,) = infer_videos(Store(tmp_path), ["clip"], "learner_state", window=8, stride=4, device="cpu")
     on_cpu = read_predictions(store, "learner_state", "v0001", "clip")[columns].to_numpy()
-    (gpu,) = infer_videos(tmp_path, ["clip"], "learner_state", window=8, stride=4, device="auto")
+    (gpu,) = infer_videos(Store(tmp_path), ["clip"], "learner_state", window=8, stride=4, device="auto")
     on_gpu = read_predictions(store, "learner_state", "v0001", "clip")[columns].to_numpy()
-    assert cpu["status"] == gpu["status"] == "ok"
+    assert cpu.status == gpu.status == "ok"
     assert any(key[3].startswith("cuda") for key in inference._MODELS)
     np.testing.assert_allclose(on_gpu.sum(axis=1), 1.0, atol=1e-4)
     np.testing.assert_allclose(on_gpu, on_cpu, atol=0.03)  # bf16 autocast

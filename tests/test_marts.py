@@ -7,7 +7,6 @@ test modules import it from here.
 """
 
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-import tasks.query
-from tasks import marts
+from tasks import analysis, warehouse
 from tasks.action_units import AU_NAMES
 from tasks.body import KEYPOINT_NAMES
 from tasks.store import BODY_SCHEMA, FRAME_SCHEMA, Store, table_from_columns, write_table_atomic
@@ -28,20 +26,6 @@ SECONDS = 60  # length of every generated video
 WINDOW_S = 2.0  # emotion window length
 SHOULDER_PX = 100.0  # shoulder width of the generated person, pixels
 STEP_PX = 80.0  # wrist displacement of a gesture step: 0.8 shoulder widths in 1 s
-
-# staging view for predictions, used only until sql/staging/predictions.sql is in the repository
-PREDICTIONS_VIEW = """\
-create or replace view predictions as
-select
-    cast(task as varchar) as task,
-    cast(model_version as varchar) as model_version,
-    cast(video_id as varchar) as video_id,
-    * exclude (task, model_version, video_id)
-from read_parquet(
-    '${store}/predictions/*/*/*/*.parquet', hive_partitioning = true, union_by_name = true,
-    hive_types = {'task': varchar, 'model_version': varchar, 'video_id': varchar}
-);
-"""
 
 
 @dataclass(frozen=True)
@@ -62,17 +46,6 @@ def design() -> list[SessionSpec]:
         for c, (share, rate) in enumerate(cells)
         for k in range(2)
     ]
-
-
-def use_predictions_staging(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Point `tasks.query` at a copy of sql/ with a predictions view when the repository has none yet."""
-    staging = tasks.query.SQL_DIR / "staging"
-    if (staging / "predictions.sql").is_file():
-        return
-    sql_dir = tmp_path / "sql"
-    shutil.copytree(staging, sql_dir / "staging")
-    (sql_dir / "staging" / "predictions.sql").write_text(PREDICTIONS_VIEW)
-    monkeypatch.setattr(tasks.query, "SQL_DIR", sql_dir)
 
 
 def write_lesson_store(root: Path, specs: list[SessionSpec] | None = None) -> Store:
@@ -184,17 +157,16 @@ def _windows(classes: tuple[str, ...], first_share: float, model_name: str, rng)
 
 
 @pytest.fixture
-def lesson_store(tmp_path, monkeypatch) -> Store:
-    use_predictions_staging(monkeypatch, tmp_path)
+def lesson_store(tmp_path) -> Store:
     return write_lesson_store(tmp_path / "store")
 
 
 def test_every_mart_file_states_grain_keys_and_depends_and_is_ordered():
-    order = [m.name for m in marts.mart_files()]
+    order = [m.name for m in warehouse.mart_files()]
     assert set(order) >= {"expression_windows", "video_summary", "teacher_summary", "session_analysis"}
-    for position, mart in enumerate(marts.mart_files()):
+    for position, mart in enumerate(warehouse.mart_files()):
         assert mart.grain.startswith("one row per"), mart.path
-        assert all(dep in marts.STAGING_VIEWS or order.index(dep) < position for dep in mart.depends)
+        assert all(dep in warehouse.STAGING_VIEWS or order.index(dep) < position for dep in mart.depends)
         text = mart.path.read_text()
         assert text.rstrip().endswith("select * from final"), mart.path
         assert _views_read(text) == set(mart.depends), mart.name
@@ -208,8 +180,8 @@ def _views_read(text: str) -> set[str]:
 
 
 def test_every_mart_has_unique_keys_on_a_generated_store(lesson_store):
-    con = marts.connect(lesson_store)
-    for mart in marts.mart_files():
+    con = warehouse.connect(lesson_store)
+    for mart in warehouse.mart_files():
         keys = ", ".join(f'"{k}"' for k in mart.keys)
         any_null = " or ".join(f'"{k}" is null' for k in mart.keys)
         rows, distinct, null_keys = con.execute(
@@ -221,7 +193,7 @@ def test_every_mart_has_unique_keys_on_a_generated_store(lesson_store):
 
 
 def test_expression_windows_use_the_trained_model_and_the_video_metadata(lesson_store):
-    con = marts.connect(lesson_store)
+    con = warehouse.connect(lesson_store)
     models = con.execute("select distinct model_name, model_version from expression_windows").fetchall()
     assert models == [("teacher-expression", "2")]
     row = con.execute(
@@ -231,7 +203,7 @@ def test_expression_windows_use_the_trained_model_and_the_video_metadata(lesson_
 
 
 def test_video_summary_measures_match_the_generated_data(lesson_store):
-    con = marts.connect(lesson_store)
+    con = warehouse.connect(lesson_store)
     summary = con.execute("select * from video_summary order by video_id").df().set_index("video_id")
     for index, spec in enumerate(design()):
         video = summary.loc[f"v{index:02d}"]
@@ -246,22 +218,22 @@ def test_video_summary_measures_match_the_generated_data(lesson_store):
 
 
 def test_groups_follow_the_thresholds(lesson_store):
-    con = marts.connect(lesson_store)
-    groups = marts.analysis_table(con).set_index("session_id")
+    con = warehouse.connect(lesson_store)
+    groups = analysis.analysis_table(con).set_index("session_id")
     expected = {s.session: ("positive" if s.happiness_share > 0.25 else "neutral") for s in design()}
     assert groups["facial_group"].to_dict() == expected
     assert groups["body_group"].value_counts().to_dict() == {"expressive": 4, "still": 4}
     assert groups["teacher_id"].to_dict()["s01"] == "t1"  # the students' video adds nothing
 
-    marts.set_thresholds(con, {"positive_happiness_share": 0.05, "expressive_gesture_rate": 2})
-    groups = marts.analysis_table(con)
+    warehouse.set_thresholds(con, {"positive_happiness_share": 0.05, "expressive_gesture_rate": 2})
+    groups = analysis.analysis_table(con)
     assert set(groups["facial_group"]) == {"positive"} and set(groups["body_group"]) == {"expressive"}
 
-    marts.set_thresholds(con, {"gesture_min_speed": 1.0})  # the generated steps are 0.8 shoulder widths/s
-    groups = marts.analysis_table(con)
+    warehouse.set_thresholds(con, {"gesture_min_speed": 1.0})  # the generated steps are 0.8 shoulder widths/s
+    groups = analysis.analysis_table(con)
     assert set(groups["body_group"]) == {"still"} and set(groups["facial_group"]) == {"positive", "neutral"}
 
-    teachers = marts.analysis_table(marts.connect(lesson_store), "teacher_id")
+    teachers = analysis.analysis_table(warehouse.connect(lesson_store), "teacher_id")
     assert list(teachers["teacher_id"]) == ["t1", "t2", "t3", "t4"]
     assert list(zip(teachers["facial_group"], teachers["body_group"], strict=True)) == [
         ("positive", "expressive"),
@@ -272,22 +244,21 @@ def test_groups_follow_the_thresholds(lesson_store):
 
 
 def test_thresholds_are_parsed_and_checked():
-    assert marts.parse_thresholds(["positive_happiness_share=0.4"])["positive_happiness_share"] == 0.4
-    assert marts.parse_thresholds(None) == {n: t.default for n, t in marts.THRESHOLDS.items()}
+    assert warehouse.parse_thresholds(["positive_happiness_share=0.4"])["positive_happiness_share"] == 0.4
+    assert warehouse.parse_thresholds(None) == {n: t.default for n, t in warehouse.THRESHOLDS.items()}
     with pytest.raises(ValueError, match="unknown threshold 'nope'.*positive_happiness_share"):
-        marts.parse_thresholds(["nope=1"])
+        warehouse.parse_thresholds(["nope=1"])
     with pytest.raises(ValueError, match="'abc' is not a number"):
-        marts.parse_thresholds(["gesture_min_speed=abc"])
+        warehouse.parse_thresholds(["gesture_min_speed=abc"])
     with pytest.raises(ValueError, match="not name=value"):
-        marts.parse_thresholds(["gesture_min_speed"])
-    for name, threshold in marts.THRESHOLDS.items():  # the module docstring documents every default
-        assert f"``{name}``" in marts.__doc__ and str(threshold.default) in marts.__doc__
+        warehouse.parse_thresholds(["gesture_min_speed"])
+    for name, threshold in warehouse.THRESHOLDS.items():  # the module docstring documents every default
+        assert f"``{name}``" in warehouse.__doc__ and str(threshold.default) in warehouse.__doc__
 
 
-def test_a_panning_camera_or_a_walking_teacher_is_not_a_gesture(tmp_path, monkeypatch):
+def test_a_panning_camera_or_a_walking_teacher_is_not_a_gesture(tmp_path):
     """Wrist speed is measured relative to the shoulders: moving the whole body (or the camera) by far more
     than the gesture threshold per second counts no gesture; the same wrist steps on a still body do."""
-    use_predictions_staging(monkeypatch, tmp_path)
     store = write_lesson_store(tmp_path / "store")
     path = store.partition("body", "v00")
     body = _body(6).to_pydict()
@@ -296,9 +267,10 @@ def test_a_panning_camera_or_a_walking_teacher_is_not_a_gesture(tmp_path, monkey
     for side in ("left", "right"):
         body[f"{side}_wrist_y"] = [300.0] * len(body["frame"])  # hands still relative to the shoulders
     write_table_atomic(table_from_columns(body, BODY_SCHEMA), path)
-    con = marts.connect(store)
+    con = warehouse.connect(store)
     (rate,) = con.execute("select gesture_rate from video_summary where video_id = 'v00'").fetchone()
     assert rate == 0
     write_table_atomic(_body(6), path)  # wrists stepping on a still body: 6 gestures per minute
-    (rate,) = marts.connect(store).execute("select gesture_rate from video_summary where video_id = 'v00'").fetchone()
+    con = warehouse.connect(store)
+    (rate,) = con.execute("select gesture_rate from video_summary where video_id = 'v00'").fetchone()
     assert rate == pytest.approx(6)

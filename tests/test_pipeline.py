@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from flows.cli import main
-from tasks.query import run_query
+from tasks.store import Store
+from tasks.warehouse import run_query
 from tests.videos import presentation_times, truncated_copy
 
 pytestmark = pytest.mark.slow
@@ -34,7 +35,7 @@ def store(corpus, tmp_path_factory, prefect_api):
 
 
 def q(store, sql):
-    return run_query(store, sql).to_pylist()
+    return run_query(Store(store), sql).to_pylist()
 
 
 def test_faces_are_found_and_tracked_on_a_real_clip(store):

@@ -1,7 +1,7 @@
 import pytest
 
-from tasks.query import QueryRefused, run_query
 from tasks.store import Store
+from tasks.warehouse import QueryRefused, run_query
 
 
 def test_a_new_store_has_empty_views_with_the_documented_columns(tmp_path):
@@ -33,4 +33,4 @@ def test_statements_that_write_attach_install_or_configure_are_refused(tmp_path,
 
 def test_missing_store_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope"):
-        run_query(tmp_path / "nope", "select 1")
+        run_query(Store(tmp_path / "nope"), "select 1")

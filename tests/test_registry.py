@@ -7,13 +7,13 @@ import torch
 from models import build_model
 from models.registry import (
     EVENT,
-    TASK_CLASSES,
     list_versions,
     load_model,
     promote,
     promoted,
     register,
 )
+from models.rules import TASK_CLASSES
 from tests.tiny import TINY_AGDTNET
 
 TINY = {**TINY_AGDTNET, "num_classes": 4}

@@ -1,8 +1,15 @@
-"""The marts of ``sql/marts`` as DuckDB views over a store, with user-settable thresholds.
+"""DuckDB over a store: the staging views of ``sql/staging``, the marts of ``sql/marts`` and read-only SQL.
 
-Each ``sql/marts/<name>.sql`` defines view ``<name>`` from the staging views (``videos``, ``frames``,
-``body``, ``predictions``) and other marts. Its header states ``-- grain:``, ``-- keys:`` and
-``-- depends:``; `mart_files` orders the files so that every view is created after those it reads.
+Every DuckDB connection of LessonLens comes from :func:`connect`. The SQL files ship inside the ``sql``
+package and are read through it (``importlib.resources``), so an installed wheel finds them.
+
+Staging: each ``sql/staging/<name>.sql`` defines view ``<name>`` over Parquet under ``${store}``. A table
+with no file yet (a new store) becomes an empty view with the documented schema, so queries never fail
+just because nothing has been extracted.
+
+Marts: each ``sql/marts/<name>.sql`` defines view ``<name>`` from the staging views (``videos``,
+``frames``, ``body``, ``predictions``) and other marts. Its header states ``-- grain:``, ``-- keys:`` and
+``-- depends:``; :func:`mart_files` orders the files so that every view is created after those it reads.
 
 Thresholds are DuckDB variables (``set variable name = value``) that the marts read with
 ``getvariable('name')`` when they are queried, so changing one changes the marts at once:
@@ -25,20 +32,25 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 
 import duckdb
-import pandas as pd
+import pyarrow as pa
 
-from tasks import query
-from tasks.outcomes import LINK_COLUMNS, PRETEST, STUDENT_ID, load_outcomes
-from tasks.store import Store
+from models.rules import TASK_CLASSES
+from tasks.store import BODY_SCHEMA, CATALOG_TABLES, FRAME_SCHEMA, Store, empty_frame, prediction_schema
 
-MARTS_DIR = Path(__file__).resolve().parents[1] / "sql" / "marts"
+SQL = files("sql")
 STAGING_VIEWS = ("videos", "frames", "body", "predictions")
-ANALYSIS_MARTS = {"session_id": "session_analysis", "teacher_id": "teacher_analysis"}
-GROUP_COLUMNS = ("facial_group", "body_group")
+READ_ONLY_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+_SOURCE = re.compile(r"read_parquet\('\$\{store\}/([^']+)'")
 _HEADER = re.compile(r"^--\s*(grain|keys|depends):\s*(.*)$")
+
+
+def sql_files(folder: str) -> list[Traversable]:
+    """The ``*.sql`` files of ``sql/<folder>``, sorted by name."""
+    return sorted((p for p in SQL.joinpath(folder).iterdir() if p.name.endswith(".sql")), key=lambda p: p.name)
 
 
 @dataclass(frozen=True)
@@ -66,13 +78,13 @@ class MartFile:
     """One mart: its view name, SQL file and the grain, keys and dependencies its header states."""
 
     name: str
-    path: Path
+    path: Traversable
     grain: str
     keys: tuple[str, ...]
     depends: tuple[str, ...]
 
 
-def read_mart(path: Path) -> MartFile:
+def read_mart(path: Traversable) -> MartFile:
     """Parse the ``-- grain:``, ``-- keys:`` and ``-- depends:`` header lines of a mart file."""
     header: dict[str, str] = {}
     for line in path.read_text().splitlines():
@@ -85,7 +97,7 @@ def read_mart(path: Path) -> MartFile:
     if missing:
         raise ValueError(f"{path}: the header lacks {missing} (each mart states grain, keys and depends)")
     return MartFile(
-        name=path.stem,
+        name=path.name.removesuffix(".sql"),
         path=path,
         grain=header["grain"],
         keys=_names(header["keys"]),
@@ -97,9 +109,9 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(n.strip() for n in text.split(",") if n.strip())
 
 
-def mart_files(folder: Path = MARTS_DIR) -> list[MartFile]:
-    """The marts of ``folder`` in creation order (every mart after the views it depends on)."""
-    marts = {m.name: m for m in map(read_mart, sorted(folder.glob("*.sql")))}
+def mart_files() -> list[MartFile]:
+    """The marts of ``sql/marts`` in creation order (every mart after the views it depends on)."""
+    marts = {m.name: m for m in map(read_mart, sql_files("marts"))}
     for mart in marts.values():
         unknown = [d for d in mart.depends if d not in marts and d not in STAGING_VIEWS]
         if unknown:
@@ -144,49 +156,60 @@ def set_thresholds(con: duckdb.DuckDBPyConnection, thresholds: Mapping[str, floa
         con.execute(f"set variable {name} = {value!r}::double")
 
 
-def connect(store: Store | str, thresholds: Mapping[str, float] | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the staging views, the threshold variables and every mart as a view."""
-    con = query.connect(store)
+def connect(store: Store, thresholds: Mapping[str, float] | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the staging views over ``store``, the threshold variables and
+    every mart as a view."""
+    if not store.root.is_dir():
+        raise FileNotFoundError(f"store {store.root} does not exist (run `lessonlens run` first)")
+    con = duckdb.connect()
+    for path in sql_files("staging"):
+        text = path.read_text()
+        if all(any(store.root.glob(g)) for g in _SOURCE.findall(text)):
+            con.execute(text.replace("${store}", sql_literal(str(store.root))))
+        else:
+            con.register(path.name.removesuffix(".sql"), _empty(path.name.removesuffix(".sql")))
     set_thresholds(con, thresholds)
     for mart in mart_files():
         con.execute(f"create or replace view {mart.name} as\n{mart.path.read_text()}")
     return con
 
 
-def analysis_table(con: duckdb.DuckDBPyConnection, link: str = "session_id") -> pd.DataFrame:
-    """The ANCOVA units for ``link`` (one row per session or teacher) with their facial and body groups."""
-    if link not in ANALYSIS_MARTS:
-        raise ValueError(f"link must be one of {list(ANALYSIS_MARTS)}, got {link!r}")
-    return con.execute(f"select * from {ANALYSIS_MARTS[link]} order by {link}").df()
+class QueryRefused(ValueError):
+    """An ad-hoc statement that would write, attach, install or change settings."""
 
 
-def join_outcomes(units: pd.DataFrame, outcomes: str | Path, link: str = "session_id") -> pd.DataFrame:
-    """Students (validated by `load_outcomes` against the units' ids) with their unit's measures and groups.
-
-    Returns one row per student: the outcomes file's columns, then the unit's ``happiness_share``,
-    ``gesture_rate``, ``facial_group`` and ``body_group``.
-    """
-    students = load_outcomes(outcomes, known_ids=[str(i) for i in units[link]], link=link)
-    measures = units[[link, "happiness_share", "gesture_rate", *GROUP_COLUMNS]]
-    return students.merge(measures, on=link, how="left", validate="many_to_one")
+def sql_literal(text: str) -> str:
+    return text.replace("'", "''")
 
 
-def outcome_columns(students: pd.DataFrame) -> list[str]:
-    """The outcome columns of a `join_outcomes` table: every outcomes-file column but ids and pretest."""
-    skip = {STUDENT_ID, PRETEST, *LINK_COLUMNS, "happiness_share", "gesture_rate", *GROUP_COLUMNS}
-    return [c for c in students.columns if c not in skip]
+def _empty(name: str) -> pa.Table:
+    video_id = pa.field("video_id", pa.string())
+    if name == "frames":
+        return pa.schema([video_id, *FRAME_SCHEMA]).empty_table()
+    if name == "body":
+        return pa.schema([video_id, *BODY_SCHEMA]).empty_table()
+    if name == "predictions":
+        keys = [pa.field("task", pa.string()), pa.field("model_version", pa.string()), video_id]
+        fields = {f.name: f for task in TASK_CLASSES for f in prediction_schema(task)}
+        return pa.schema([*keys, *fields.values()]).empty_table()
+    return pa.Table.from_pandas(empty_frame(CATALOG_TABLES[name]), preserve_index=False)
 
 
-def expression_timeline(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """The primary faces' emotion windows for the report: ``video`` (path), ``start_time``, ``end_time``, ``label``."""
-    return con.execute(
-        "select path as video, start_time, end_time, label from expression_windows "
-        "where is_primary_face order by path, start_time"
-    ).df()
+def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    for statement in con.extract_statements(sql):
+        if statement.type not in READ_ONLY_STATEMENTS:
+            kind = statement.type.name.lower()
+            raise QueryRefused(
+                f"refused: `lessonlens query` is read-only, and this is a {kind} statement: "
+                f"{statement.query.strip()[:80]!r}. Use SELECT (or EXPLAIN) over the views."
+            )
 
 
-def au_means(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Mean AU intensity of each video's primary face: ``video`` (path) and the ``AUxx_r`` columns."""
-    return con.execute(
-        "select path as video, columns('^AU\\d+_r$') from video_summary where primary_face_id is not null order by path"
-    ).df()
+def run_query(store: Store, sql: str) -> pa.Table:
+    """Run read-only ``sql`` over the store's staging views and marts; anything but SELECT/EXPLAIN is refused."""
+    con = connect(store)
+    check_read_only(con, sql)
+    statements = con.extract_statements(sql)
+    for statement in statements[:-1]:
+        con.execute(statement)
+    return con.sql(statements[-1].query).to_arrow_table()
