@@ -7,6 +7,8 @@ Staging: each ``sql/staging/<name>.sql`` defines view ``<name>`` over Parquet un
 with no file yet (a new store) becomes an empty view with the documented schema, so queries never fail
 just because nothing has been extracted.
 
+Macros: ``sql/macros/*.sql`` define DuckDB macros the marts share (the design's group definitions).
+
 Marts: each ``sql/marts/<name>.sql`` defines view ``<name>`` from the staging views (``videos``,
 ``frames``, ``body``, ``predictions``) and other marts. Its header states ``-- grain:``, ``-- keys:`` and
 ``-- depends:``; :func:`mart_files` orders the files so that every view is created after those it reads.
@@ -169,6 +171,8 @@ def connect(store: Store, thresholds: Mapping[str, float] | None = None) -> duck
         else:
             con.register(path.name.removesuffix(".sql"), _empty(path.name.removesuffix(".sql")))
     set_thresholds(con, thresholds)
+    for path in sql_files("macros"):
+        con.execute(path.read_text())
     for mart in mart_files():
         con.execute(f"create or replace view {mart.name} as\n{mart.path.read_text()}")
     return con

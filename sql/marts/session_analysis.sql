@@ -1,43 +1,34 @@
 -- grain: one row per session (the ANCOVA units when outcomes link students to session_id)
 -- keys: session_id
--- depends: video_summary
--- Over the session's teacher videos (role 'teacher' or not given). happiness_share and gesture_rate are
--- ratios of sums over those videos (as in teacher_summary). Groups (null when the measure is missing):
--- facial_group = 'positive' when happiness_share >= getvariable('positive_happiness_share'), else 'neutral';
--- body_group = 'expressive' when gesture_rate >= getvariable('expressive_gesture_rate'), else 'still'.
+-- depends: teacher_videos
+-- Over the session's teacher videos. happiness_share and gesture_rate are ratios of sums over those videos
+-- (as in teacher_summary); facial_group and body_group are the macros of sql/macros/groups.sql.
 with
 
-teacher_videos as (
-    select * from video_summary
-    where video_summary.session is not null
-        and (video_summary.role is null or lower(video_summary.role) = 'teacher')
+in_sessions as (
+    select * from teacher_videos
+    where teacher_videos.session is not null
 ),
 
 measures as (
     select
-        teacher_videos.session as session_id,
-        string_agg(distinct teacher_videos.teacher, ', ' order by teacher_videos.teacher) as teacher_id,
+        in_sessions.session as session_id,
+        string_agg(distinct in_sessions.teacher, ', ' order by in_sessions.teacher) as teacher_id,
         count(*) as n_videos,
-        sum(teacher_videos.duration_s) as duration_s,
-        sum(teacher_videos.expression_s) as expression_s,
-        sum(teacher_videos.happiness_s) / nullif(sum(teacher_videos.expression_s), 0) as happiness_share,
-        sum(teacher_videos.body_s) as body_s,
-        sum(teacher_videos.gestures) / nullif(sum(teacher_videos.body_s) / 60, 0) as gesture_rate
-    from teacher_videos
-    group by teacher_videos.session
+        sum(in_sessions.duration_s) as duration_s,
+        sum(in_sessions.expression_s) as expression_s,
+        sum(in_sessions.happiness_s) / nullif(sum(in_sessions.expression_s), 0) as happiness_share,
+        sum(in_sessions.body_s) as body_s,
+        sum(in_sessions.gestures) / nullif(sum(in_sessions.body_s) / 60, 0) as gesture_rate
+    from in_sessions
+    group by in_sessions.session
 ),
 
 final as (
     select
         measures.*,
-        case
-            when measures.happiness_share >= getvariable('positive_happiness_share') then 'positive'
-            when measures.happiness_share is not null then 'neutral'
-        end as facial_group,
-        case
-            when measures.gesture_rate >= getvariable('expressive_gesture_rate') then 'expressive'
-            when measures.gesture_rate is not null then 'still'
-        end as body_group
+        facial_group(measures.happiness_share) as facial_group,
+        body_group(measures.gesture_rate) as body_group
     from measures
 )
 
