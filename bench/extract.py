@@ -71,7 +71,9 @@ def cli_rate(video: Path, root: Path) -> dict:
     assert code == 0
     from tasks.warehouse import run_query
 
-    frames = run_query(Store(root / "cli-store"), "select sum(sampled_frames)::bigint as n from videos").to_pylist()[0]["n"]
+    frames = run_query(Store(root / "cli-store"), "select sum(sampled_frames)::bigint as n from videos").to_pylist()[0][
+        "n"
+    ]
     return {"frames": frames, "seconds": round(seconds, 2), "frames_per_s": round(frames / seconds, 1)}
 
 

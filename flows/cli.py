@@ -303,12 +303,21 @@ def _add_training_commands(sub, models_sub) -> None:
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", required=True, help="output folder (created if needed)")
-    parser.add_argument("--fps", type=float, default=5.0, help="face sampling rate (default 5)")
-    parser.add_argument("--body-fps", type=float, default=1.0, help="body keypoint rate, 0 = off (default 1)")
-    parser.add_argument("--chunk-seconds", type=int, default=10, help="seconds of video per Dask task")
+    from tasks.extract import ExtractParams
+
+    parser.add_argument("--fps", type=float, default=ExtractParams.fps, help="face sampling rate (default %(default)s)")
+    parser.add_argument(
+        "--body-fps",
+        type=float,
+        default=ExtractParams.body_fps,
+        help="body keypoint rate, 0 = off (default %(default)s)",
+    )
+    parser.add_argument(
+        "--chunk-seconds", type=int, default=ExtractParams.chunk_seconds, help="seconds of video per Dask task"
+    )
     parser.add_argument("--workers", type=int, default=None, help="local Dask worker processes")
     parser.add_argument("--dask-address", default=None, help="use an existing Dask scheduler")
-    parser.add_argument("--face-backend", default="mediapipe", help="mediapipe (default) or insightface")
+    parser.add_argument("--face-backend", default=ExtractParams.face_backend, help="mediapipe (default) or insightface")
     parser.add_argument("--face-model-dir", default=None, help="model pack directory (insightface)")
     parser.add_argument(
         "--no-crops",

@@ -1,4 +1,8 @@
-"""PyTorch models from the two papers in ``shared/papers`` and the AU-rule baseline.
+"""PyTorch models from the two papers in ``shared/papers`` and the AU-rule baseline: the ground floor.
+
+The models, their shared blocks, the prediction tasks and rule baseline (``rules``), the registry,
+datasets as torch ``Dataset`` s over already-prepared clips, training and evaluation. May import: only
+third-party packages and other ``models`` modules, never ``tasks`` or ``flows``.
 
 Video layout for the whole repository
 -------------------------------------

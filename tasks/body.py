@@ -12,13 +12,11 @@ at. :meth:`MediaPipeBodyBackend.reset` restarts the graph, so each chunk starts 
 on this 2-core machine (shared, so expect +-30 %), 1 frame/s of ``pyfeat_WolfgangLanger_Pexels.mp4``
 (640 x 360) and of ``metaloom_pexels-kindel-media-8164110.mp4`` (1920 x 1080): 32 and 41 ms per frame in
 tracking mode versus 55 and 70 ms with ``static_image_mode=True``; the person was found in every frame
-either way (``python -m tasks.body VIDEO --fps 1`` prints the time per frame).
+either way (``python bench/backends.py body VIDEO --fps 1`` prints the time per frame).
 """
 
 from __future__ import annotations
 
-import argparse
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -102,27 +100,3 @@ def load_body_backend(name: str = "mediapipe", **options: Any) -> BodyBackend:
     if name not in BODY_BACKENDS:
         raise ValueError(f"unknown body backend {name!r}; valid names: {sorted(BODY_BACKENDS)}")
     return BODY_BACKENDS[name](**options)
-
-
-def _benchmark(video: str, fps: float) -> None:
-    """Print per-frame detect() time on a video sampled at ``fps``."""
-    import decord
-
-    reader = decord.VideoReader(video)
-    step = max(1, round(reader.get_avg_fps() / fps))
-    frames = reader.get_batch(list(range(0, len(reader), step))).asnumpy()
-    backend = load_body_backend()
-    backend.detect(frames[0])
-    backend.reset()
-    start = time.perf_counter()
-    found = sum(len(backend.detect(frame)) > 0 for frame in frames)
-    elapsed = (time.perf_counter() - start) / len(frames)
-    print(f"mediapipe pose: {elapsed * 1000:.1f} ms/frame, a person in {found}/{len(frames)} frames")
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=_benchmark.__doc__)
-    parser.add_argument("video")
-    parser.add_argument("--fps", type=float, default=1.0)
-    arguments = parser.parse_args()
-    _benchmark(arguments.video, arguments.fps)

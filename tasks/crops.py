@@ -15,7 +15,7 @@ about 103 px and the jaw sides at about 18 and 94 px. Mouth corners move with a 
 with the same weight as the eyes, so a broad smile shrinks the crop scale by a few per cent.
 
 Storage. Crops are JPEG-encoded at quality :data:`JPEG_QUALITY` = 90 (OpenCV's default 4:2:0 chroma).
-Measured with ``python -m tasks.crops VIDEO ...`` on the 162 faces of the three face clips in
+Measured with ``python bench/backends.py crops VIDEO ...`` on the 162 faces of the three face clips in
 ``shared/media`` sampled at 5 fps: quality 80 / 90 / 95 give 3.5 / 4.8 / 6.6 kB per crop and a mean
 absolute error of 3.3 / 2.4 / 1.7 grey levels; 90 keeps the error near the sensor noise of classroom video
 at 73 % of the size of 95. In a zstd Parquet file a crop row costs 4.3 kB (zstd shares the JPEG headers),
@@ -26,10 +26,6 @@ file. ``face_id`` is assigned later (tracking needs the whole video), so a crop 
 ``bbox_*`` (the same float32 values as its ``frames`` row) and is joined to ``frames`` on
 (frame, nearest bbox), see ``tasks.inference``.
 """
-
-import argparse
-import tempfile
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -133,46 +129,3 @@ def append_crop(
     columns["bbox_w"].append(x2 - x1)
     columns["bbox_h"].append(y2 - y1)
     columns["jpeg"].append(encode_jpeg(align_face(pixels, face.landmarks)))
-
-
-def _measure(videos: list[str], fps: float, qualities: tuple[int, ...] = (80, 90, 95)) -> None:
-    """Print aligned-crop JPEG sizes and errors per quality, and Parquet bytes per crop row, on real videos."""
-    from tasks.decode import decode_frames, frame_times, open_video, plan_chunks
-    from tasks.faces import load_face_backend
-    from tasks.store import table_from_columns, write_table_atomic
-
-    backend = load_face_backend("mediapipe")
-    columns = crop_columns()
-    sizes: dict[int, list[int]] = {q: [] for q in qualities}
-    errors: dict[int, list[float]] = {q: [] for q in qualities}
-    for video in videos:
-        reader = open_video(video)
-        chunks = plan_chunks(frame_times(reader), fps, 10**6)
-        stamps = {f: t for c in chunks for f, t in zip(c.frames, c.timestamps, strict=True)}
-        backend.reset()
-        for frame, pixels in decode_frames(reader, tuple(stamps)):
-            for index, face in enumerate(backend.detect(pixels)):
-                crop = align_face(pixels, face.landmarks)
-                for q in qualities:
-                    data = encode_jpeg(crop, q)
-                    sizes[q].append(len(data))
-                    errors[q].append(float(np.abs(decode_jpeg(data).astype(int) - crop).mean()))
-                append_crop(columns, frame, stamps[frame], index, face, pixels)
-    for q in qualities:
-        print(f"quality {q}: {np.mean(sizes[q]):.0f} B per crop, mean abs error {np.mean(errors[q]):.2f} grey levels")
-    table = table_from_columns(columns, CROP_SCHEMA)
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "part-0.parquet"
-        write_table_atomic(table, path)
-        per_row = path.stat().st_size / max(table.num_rows, 1)
-    hour = 3600 * fps * per_row / 2**20
-    print(f"Parquet (quality {JPEG_QUALITY}, zstd): {table.num_rows} crops, {per_row:.0f} B per crop row, "
-          f"{hour:.1f} MiB per face track per hour at {fps:g} fps")  # fmt: skip
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=_measure.__doc__)
-    parser.add_argument("videos", nargs="+")
-    parser.add_argument("--fps", type=float, default=5.0)
-    arguments = parser.parse_args()
-    _measure(arguments.videos, arguments.fps)

@@ -20,7 +20,7 @@ pose in radians). Backends are chosen by name through :func:`load_face_backend`:
 
   The only temporal state is step 2 (the previous frame's faces); :meth:`MediaPipeFaceBackend.reset` drops
   it. Measured on this 2-core machine, 640 x 360 frames of ``pyfeat_WolfgangLanger_Pexels.mp4`` sampled
-  at 5 fps, one face (``python -m tasks.faces /work/shared/media/pyfeat_WolfgangLanger_Pexels.mp4``):
+  at 5 fps, one face (``python bench/backends.py faces /work/shared/media/pyfeat_WolfgangLanger_Pexels.mp4``):
   full-range detection 4.5 ms, FaceMesh on a crop 4.3 ms, whole ``detect()`` 9-11 ms per frame (19 ms
   while other jobs shared the 2 cores)
   with one face (+ about 4.5 ms per extra face); decoding with decord costs about 5 ms per sampled frame
@@ -41,9 +41,7 @@ the image left), 48-59 outer lips and 60-67 inner lips (clockwise from the image
 
 from __future__ import annotations
 
-import argparse
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -383,29 +381,3 @@ def load_face_backend(name: str = "mediapipe", **options: Any) -> FaceBackend:
     if name not in FACE_BACKENDS:
         raise ValueError(f"unknown face backend {name!r}; valid names: {sorted(FACE_BACKENDS)}")
     return FACE_BACKENDS[name](**options)
-
-
-def _benchmark(video: str, fps: float, backend: str) -> None:
-    """Print per-frame detect() time on a video sampled at ``fps`` (the command in the module docstring)."""
-    import decord
-
-    reader = decord.VideoReader(video)
-    step = max(1, round(reader.get_avg_fps() / fps))
-    frames = reader.get_batch(list(range(0, len(reader), step))).asnumpy()
-    face_backend = load_face_backend(backend)
-    face_backend.detect(frames[0])
-    face_backend.reset()
-    start = time.perf_counter()
-    counts = [len(face_backend.detect(frame)) for frame in frames]
-    elapsed = (time.perf_counter() - start) / len(frames)
-    found = sum(c > 0 for c in counts)
-    print(f"{backend}: {elapsed * 1000:.1f} ms/frame, faces in {found}/{len(frames)} frames")
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=_benchmark.__doc__)
-    parser.add_argument("video")
-    parser.add_argument("--fps", type=float, default=5.0)
-    parser.add_argument("--backend", default="mediapipe")
-    arguments = parser.parse_args()
-    _benchmark(arguments.video, arguments.fps, arguments.backend)
