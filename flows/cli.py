@@ -329,6 +329,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import duckdb
+
     from tasks.store import StoreBusy
 
     try:
@@ -336,8 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     except StoreBusy as exc:
         print(f"lessonlens {args.command}: {exc}", file=sys.stderr)
         return 3
-    except (UsageError, FileNotFoundError, PermissionError, ValueError) as exc:
-        print(f"lessonlens {args.command}: error: {exc}", file=sys.stderr)
+    except (UsageError, FileNotFoundError, PermissionError, ValueError, duckdb.Error) as exc:
+        message = " ".join(str(exc).split())  # one line, whatever the error text holds
+        print(f"lessonlens {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

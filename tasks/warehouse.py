@@ -45,7 +45,6 @@ from tasks.store import BODY_SCHEMA, CATALOG_TABLES, FRAME_SCHEMA, Store, empty_
 
 SQL = files("sql")
 STAGING_VIEWS = ("videos", "frames", "body", "predictions")
-READ_ONLY_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 _SOURCE = re.compile(r"read_parquet\('\$\{store\}/([^']+)'")
 _HEADER = re.compile(r"^--\s*(grain|keys|depends):\s*(.*)$")
 
@@ -160,10 +159,21 @@ def set_thresholds(con: duckdb.DuckDBPyConnection, thresholds: Mapping[str, floa
 
 def connect(store: Store, thresholds: Mapping[str, float] | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the staging views over ``store``, the threshold variables and
-    every mart as a view."""
+    every mart as a view, sandboxed by DuckDB itself (the connection of ``query``, the marts and ``analyse``):
+
+    - file access only under the store root (``allowed_directories`` + ``enable_external_access=false``):
+      no other file, no URL, can be read or written;
+    - extensions are never installed or loaded automatically (a URL cannot pull one in);
+    - ``lock_configuration=true`` once the views exist, so no statement can undo the above.
+
+    Writes inside the store are kept out by :func:`check_read_only`, which admits SELECT (with WITH) and
+    plain EXPLAIN of a SELECT only.
+    """
     if not store.root.is_dir():
         raise FileNotFoundError(f"store {store.root} does not exist (run `lessonlens run` first)")
-    con = duckdb.connect()
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    con.execute(f"set allowed_directories = ['{sql_literal(str(store.root))}/']")
+    con.execute("set enable_external_access = false")
     for path in sql_files("staging"):
         text = path.read_text()
         if all(any(store.root.glob(g)) for g in _SOURCE.findall(text)):
@@ -175,6 +185,7 @@ def connect(store: Store, thresholds: Mapping[str, float] | None = None) -> duck
         con.execute(path.read_text())
     for mart in mart_files():
         con.execute(f"create or replace view {mart.name} as\n{mart.path.read_text()}")
+    con.execute("set lock_configuration = true")
     return con
 
 
@@ -199,21 +210,51 @@ def _empty(name: str) -> pa.Table:
     return pa.Table.from_pandas(empty_frame(CATALOG_TABLES[name]), preserve_index=False)
 
 
-def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
-    for statement in con.extract_statements(sql):
-        if statement.type not in READ_ONLY_STATEMENTS:
-            kind = statement.type.name.lower()
-            raise QueryRefused(
-                f"refused: `lessonlens query` is read-only, and this is a {kind} statement: "
-                f"{statement.query.strip()[:80]!r}. Use SELECT (or EXPLAIN) over the views."
-            )
+def _refuse(statement: str, why: str) -> QueryRefused:
+    return QueryRefused(
+        f"refused: `lessonlens query` is read-only, and {why}: {statement.strip()[:80]!r}. "
+        "Use SELECT (or EXPLAIN of a SELECT) over the views."
+    )
+
+
+def _words(sql: str) -> list[tuple[int, str]]:
+    """(offset, lower-case text) of each token of ``sql`` that is not a comment."""
+    tokens = duckdb.tokenize(sql)
+    ends = [start for start, _ in tokens[1:]] + [len(sql)]
+    return [
+        (start, sql[start:end].strip().lower())
+        for (start, kind), end in zip(tokens, ends, strict=True)
+        if kind != duckdb.token_type.comment
+    ]
+
+
+def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> list[str]:
+    """The statements of ``sql`` when every one is a SELECT or a plain EXPLAIN of a SELECT; QueryRefused
+    naming the first other statement (COPY, ATTACH, SET, EXPLAIN ANALYZE of anything ...) otherwise."""
+    statements = con.extract_statements(sql)
+    if not statements:
+        raise QueryRefused("refused: no SQL statement given")
+    for statement in statements:
+        text = statement.query
+        if statement.type == duckdb.StatementType.EXPLAIN:
+            words = _words(text)
+            if len(words) < 2 or words[1][1] in ("analyze", "analyse"):
+                raise _refuse(text, "EXPLAIN ANALYZE executes its statement")
+            inner = con.extract_statements(text[words[1][0] :])
+            if len(inner) != 1 or inner[0].type != duckdb.StatementType.SELECT:
+                raise _refuse(text, "EXPLAIN is allowed of a SELECT only")
+        elif statement.type != duckdb.StatementType.SELECT:
+            raise _refuse(text, f"this is a {statement.type.name.lower()} statement")
+    return [s.query for s in statements]
 
 
 def run_query(store: Store, sql: str) -> pa.Table:
-    """Run read-only ``sql`` over the store's staging views and marts; anything but SELECT/EXPLAIN is refused."""
+    """Run read-only ``sql`` over the store's staging views and marts and return the last statement's rows.
+
+    Every statement is checked before any runs (:func:`check_read_only`); each runs to completion.
+    """
     con = connect(store)
-    check_read_only(con, sql)
-    statements = con.extract_statements(sql)
+    statements = check_read_only(con, sql)
     for statement in statements[:-1]:
-        con.execute(statement)
-    return con.sql(statements[-1].query).to_arrow_table()
+        con.execute(statement).fetchall()
+    return con.sql(statements[-1]).to_arrow_table()

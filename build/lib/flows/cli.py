@@ -1,0 +1,345 @@
+"""``lessonlens``: run the corpus flow, query the store, inspect models.
+
+Exit codes: 0 success; 1 the run finished but some videos failed (see ``failures``); 2 bad arguments
+or input (the message names the parameter or file); 3 another run is writing the same store.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import flows  # noqa: F401  (offline Prefect defaults)
+from tasks.store import Store
+
+
+def _run(args: argparse.Namespace) -> int:
+    from flows.engine import prefect_api
+    from flows.nightly_corpus import nightly_corpus
+
+    corpus = Path(args.corpus)
+    if not corpus.exists():
+        raise UsageError(f"corpus {corpus} does not exist")
+    with prefect_api():
+        summary = nightly_corpus(
+            corpus=str(corpus.resolve()),
+            store=str(Path(args.store).resolve()),
+            fps=args.fps,
+            face_backend=args.face_backend,
+            face_model_dir=args.face_model_dir,
+            body_fps=args.body_fps,
+            chunk_seconds=args.chunk_seconds,
+            keep_crops=not args.no_crops,
+            dask_address=args.dask_address,
+            workers=args.workers,
+        )
+    print(
+        f"{summary['found']} videos: {summary['extracted']} extracted, {summary['skipped']} already done, "
+        f"{summary['failed']} failed; {summary['windows']} prediction windows; store {Path(args.store).resolve()}"
+    )
+    if summary["failed"]:
+        print(f'see failures: lessonlens query --store {args.store} "select * from failures"')
+    return 1 if summary["failed"] else 0
+
+
+def _print_table(table, fmt: str) -> None:
+    frame = table.to_pandas()
+    if fmt == "csv":
+        sys.stdout.write(frame.to_csv(index=False))
+    elif fmt == "json":
+        sys.stdout.write(frame.to_json(orient="records", date_format="iso") + "\n")
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.max_rows", 200, "display.max_columns", 50, "display.width", 200):
+            print(frame.to_string(index=False) if len(frame) else "(no rows)")
+
+
+def _query(args: argparse.Namespace) -> int:
+    from tasks.warehouse import run_query
+
+    _print_table(run_query(Store(args.store), args.sql), args.format)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from tasks.warehouse import run_query
+
+    store = Store(args.store)
+    sections = {
+        "videos": "select status, count(*) as videos, sum(sampled_frames) as frames, "
+        "sum(face_rows) as face_rows, sum(body_rows) as body_rows from videos group by status order by status",
+        "last run": "select run_id, started_at, finished_at, videos_found, videos_skipped, videos_extracted, "
+        "videos_failed, frames_analysed from runs order by started_at desc limit 1",
+        "failures of the last run": "select path, stage, reason, message from failures "
+        "where run_id = (select run_id from runs order by started_at desc limit 1)",
+    }
+    for title, sql in sections.items():
+        print(f"== {title}")
+        _print_table(run_query(store, sql), "table")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from tasks.synthetic import make_demo_corpus
+    from tasks.warehouse import run_query
+
+    clips = make_demo_corpus(Path(args.corpus))
+    print(f"demo corpus: {len(clips)} clips made from face photos shipped in pip packages, in {args.corpus}")
+    run_args = build_parser().parse_args(["run", args.corpus, "--store", args.store])
+    run_args.workers = args.workers
+    code = _run(run_args)
+    print("\nper video (expressions by the AU-rule baseline until a trained model is promoted):")
+    summary = run_query(
+        Store(args.store),
+        "select regexp_extract(v.path, '[^/]+$') as video, v.sampled_frames as frames, v.face_tracks as faces, "
+        "round(s.face_visible_s, 1) as face_s, s.dominant_expression as expression, "
+        "round(s.happiness_share, 2) as happiness, round(s.AU12_r, 2) as AU12_r, "
+        "round(s.gesture_rate, 1) as gestures_per_min "
+        "from videos v join video_summary s using (video_id) order by video",
+    )
+    _print_table(summary, "table")
+    print(f'\nquery it yourself: lessonlens query --store {args.store} "select * from frames limit 5"')
+    return code
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from flows.serve import serve_deployments
+
+    serve_deployments(
+        store=str(Path(args.store).resolve()),
+        corpus=str(Path(args.corpus).resolve()) if args.corpus else None,
+        cron=args.cron,
+        reprocess_cron=args.reprocess_cron,
+        dask_address=args.dask_address,
+        workers=args.workers,
+    )
+    return 0
+
+
+def _models_info(args: argparse.Namespace) -> int:
+    from models.info import collect, format_table
+
+    rows = collect(latency=not args.no_latency)
+    print(json.dumps(rows, indent=2) if args.json else format_table(rows))
+    return 0
+
+
+def _analyse(args: argparse.Namespace) -> int:
+    from tasks.analysis import analyse_store
+    from tasks.report import formatted_paper_table
+    from tasks.warehouse import parse_thresholds
+
+    thresholds = parse_thresholds(args.threshold)
+    analysis = analyse_store(Store(args.store), args.outcomes, args.report, args.link, args.ss_type, thresholds)
+    for dv, result in analysis.results.items():
+        print(f"== {dv} (n = {result.n_used})")
+        print(formatted_paper_table(result).to_string(index=False))
+    print(f"report: {analysis.report}")
+    return 0
+
+
+def _ancova(args: argparse.Namespace) -> int:
+    from tasks.stats import ancova, read_table
+
+    try:
+        result = ancova(read_table(args.data), args.dv, args.between, args.covariate, args.ss_type)
+    except TypeError as exc:
+        raise UsageError(str(exc)) from exc
+    if args.format == "json":
+        print(json.dumps(result.to_dict(), indent=2))
+    elif args.format == "csv":
+        sys.stdout.write(result.table.to_csv(index=False))
+    else:
+        print(f"== ANCOVA of {args.dv} (type {result.ss_type} SS; n = {result.n_used}, {result.n_dropped} dropped)")
+        print(result.table.to_string(index=False))
+        print("== adjusted means")
+        print(result.adjusted_means.to_string(index=False))
+        print("== homogeneity of regression slopes")
+        print(result.slopes.to_string(index=False))
+    return 0
+
+
+class UsageError(ValueError):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lessonlens", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="extract per-frame features of a video corpus into a store")
+    run.add_argument("corpus", help="folder of videos (recursively), optionally with manifest.csv")
+    _add_run_options(run)
+    run.set_defaults(func=_run)
+
+    query = sub.add_parser("query", help="read-only SQL over the store's views")
+    query.add_argument("--store", required=True)
+    query.add_argument("sql", help="views: videos, frames, body, failures, runs")
+    query.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    query.set_defaults(func=_query)
+
+    status = sub.add_parser("status", help="what the store holds and how the last run went")
+    status.add_argument("--store", required=True)
+    status.set_defaults(func=_status)
+
+    demo = sub.add_parser("demo", help="generate a demo corpus and run the pipeline on it")
+    demo.add_argument("--corpus", default="demo-corpus")
+    demo.add_argument("--store", default="demo-store")
+    demo.add_argument("--workers", type=int, default=None)
+    demo.set_defaults(func=_demo)
+
+    serve = sub.add_parser("serve", help="serve the nightly-corpus and reprocess-after-retraining deployments")
+    serve.add_argument("--store", required=True, help="default store of both deployments")
+    serve.add_argument("--corpus", default=None, help="default corpus of nightly-corpus")
+    serve.add_argument("--cron", default="0 2 * * *", help="nightly-corpus schedule (default 02:00 daily)")
+    serve.add_argument("--reprocess-cron", default="0 3 * * 0", help="weekly safety run of reprocess")
+    serve.add_argument("--dask-address", default=None, help="run the flows on an existing Dask scheduler")
+    serve.add_argument("--workers", type=int, default=None, help="local Dask worker processes")
+    serve.set_defaults(func=_serve)
+
+    models = sub.add_parser("models", help="the papers' models")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    info = models_sub.add_parser("info", help="parameters, GFLOPs per clip and CPU latency of every variant")
+    info.add_argument("--json", action="store_true")
+    info.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
+    info.set_defaults(func=_models_info)
+
+    analyse = sub.add_parser("analyse", help="ANCOVA of student outcomes by teacher expression groups, with a report")
+    analyse.add_argument("--store", required=True)
+    analyse.add_argument("--outcomes", required=True, help="student outcomes .csv/.parquet (see tasks/outcomes.py)")
+    analyse.add_argument("--report", default=None, help="report folder (default <store>/reports/<run id>)")
+    analyse.add_argument("--link", choices=["session_id", "teacher_id"], default="session_id")
+    analyse.add_argument("--ss-type", type=int, choices=[2, 3], default=2)
+    analyse.add_argument(
+        "--threshold",
+        action="append",
+        metavar="NAME=VALUE",
+        help="set a mart threshold (repeatable; names and defaults in tasks/warehouse.py)",
+    )
+    analyse.set_defaults(func=_analyse)
+
+    ancova = sub.add_parser("ancova", help="ANCOVA of any table (.csv or .parquet)")
+    ancova.add_argument("--data", required=True)
+    ancova.add_argument("--dv", required=True, help="dependent variable column")
+    ancova.add_argument("--between", nargs="+", required=True, help="factor columns (all interactions)")
+    ancova.add_argument("--covariate", nargs="+", required=True, help="covariate columns")
+    ancova.add_argument("--ss-type", type=int, choices=[2, 3], default=2)
+    ancova.add_argument(
+        "--format",
+        choices=["table", "json", "csv"],
+        default="table",
+        help="csv: the ANCOVA table only; json: every table",
+    )
+    ancova.set_defaults(func=_ancova)
+    _add_training_commands(sub, models_sub)
+    return parser
+
+
+def _add_training_commands(sub, models_sub) -> None:
+    """``train``, ``evaluate`` and ``models register|list|promote`` (handlers in flows/train.py)."""
+    from models import available_models
+
+    def lazy(name: str):
+        def handler(args: argparse.Namespace) -> int:
+            from flows import train
+
+            return getattr(train, name)(args)
+
+        return handler
+
+    def dataset_args(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--dataset", required=True, choices=["daisee", "dfew", "manifest"])
+        parser.add_argument("path", help="dataset root (DAiSEE, DFEW) or manifest CSV (path,label,split)")
+        parser.add_argument("--fold", type=int, choices=range(1, 6), default=1, help="DFEW fold")
+        parser.add_argument("--daisee-task", choices=["state", "level"], default="state")
+        parser.add_argument(
+            "--daisee-state", choices=["boredom", "engagement", "confusion", "frustration"], default="engagement"
+        )
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+        parser.add_argument("--out", default=None, help="output folder")
+
+    train = sub.add_parser("train", help="train a paper model on a labelled dataset (optionally register it)")
+    dataset_args(train)
+    train.add_argument("--model", required=True, choices=available_models())
+    train.add_argument("--variant", default="paper")
+    train.add_argument("--epochs", type=int, default=100)
+    train.add_argument("--store", default=None, help="store to cache clips in and register the model into")
+    train.add_argument("--register", action="store_true")
+    train.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    train.add_argument("--override", action="append", default=None, help="config field KEY=JSON (repeatable)")
+    train.add_argument("--fps", type=float, default=5.0)
+    train.add_argument("--batch-size", type=int, default=8)
+    train.set_defaults(func=lazy("train_main"))
+
+    evaluate = sub.add_parser("evaluate", help="UAR, WAR, per-class recall, confusion matrix of a version")
+    dataset_args(evaluate)
+    evaluate.add_argument("--store", required=True)
+    evaluate.add_argument("--model", required=True, choices=available_models())
+    evaluate.add_argument("--version", required=True)
+    evaluate.add_argument("--split", choices=["train", "validation", "test"], default="test")
+    evaluate.set_defaults(func=lazy("evaluate_main"))
+
+    register = models_sub.add_parser("register", help="register a training run's checkpoint")
+    register.add_argument("--store", required=True)
+    register.add_argument("--checkpoint", required=True, help="the --out folder of lessonlens train")
+    register.add_argument("--task", choices=["emotion", "learner_state"], default=None)
+    register.add_argument("--licence", default=None, help="e.g. research-only (DAiSEE/DFEW-trained weights)")
+    register.set_defaults(func=lazy("models_register_main"))
+
+    listing = models_sub.add_parser("list", help="registered versions")
+    listing.add_argument("--store", required=True)
+    listing.add_argument("--model", default=None)
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=lazy("models_list_main"))
+
+    promote = models_sub.add_parser("promote", help="make a version its task's model (emits the Prefect event)")
+    promote.add_argument("--store", required=True)
+    promote.add_argument("--model", required=True)
+    promote.add_argument("--version", required=True)
+    promote.set_defaults(func=lazy("models_promote_main"))
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", required=True, help="output folder (created if needed)")
+    from tasks.extract import ExtractParams
+
+    parser.add_argument("--fps", type=float, default=ExtractParams.fps, help="face sampling rate (default %(default)s)")
+    parser.add_argument(
+        "--body-fps",
+        type=float,
+        default=ExtractParams.body_fps,
+        help="body keypoint rate, 0 = off (default %(default)s)",
+    )
+    parser.add_argument(
+        "--chunk-seconds", type=int, default=ExtractParams.chunk_seconds, help="seconds of video per Dask task"
+    )
+    parser.add_argument("--workers", type=int, default=None, help="local Dask worker processes")
+    parser.add_argument("--dask-address", default=None, help="use an existing Dask scheduler")
+    parser.add_argument("--face-backend", default=ExtractParams.face_backend, help="mediapipe (default) or insightface")
+    parser.add_argument("--face-model-dir", default=None, help="model pack directory (insightface)")
+    parser.add_argument(
+        "--no-crops",
+        action="store_true",
+        help="do not keep aligned face crops (~4.5 kB per face per sampled frame); reprocessing after "
+        "retraining then decodes the videos again",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from tasks.store import StoreBusy
+
+    try:
+        return args.func(args)
+    except StoreBusy as exc:
+        print(f"lessonlens {args.command}: {exc}", file=sys.stderr)
+        return 3
+    except (UsageError, FileNotFoundError, PermissionError, ValueError) as exc:
+        print(f"lessonlens {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Where flows run: the Prefect API, the Dask cluster, and every fan-out of work over it.
+
+Dask worker processes report their Prefect task runs to the API named by ``PREFECT_API_URL`` in
+their environment; without it each worker would start its own temporary server (slow, and its runs
+would be invisible). ``prefect_api()`` therefore starts Prefect's local temporary API in this
+process when no server is configured and exports its URL before any worker starts.
+"""
+
+import logging
+import math
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
+
+import flows  # noqa: F401  (offline Prefect defaults)
+from tasks.store import StepResult, Store
+
+
+@contextmanager
+def prefect_api() -> Iterator[str]:
+    """The Prefect API URL: the configured server's, or a temporary local one for this process."""
+    from prefect.settings import PREFECT_API_URL
+
+    configured = os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value()
+    if configured:
+        yield configured
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start()
+    os.environ["PREFECT_API_URL"] = server.api_url
+    try:
+        yield server.api_url
+    finally:
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=5)  # send the last run logs before the API goes away
+        os.environ.pop("PREFECT_API_URL", None)
+        server.stop()
+
+
+def task_runner(dask_address: str | None = None, workers: int | None = None):
+    """A DaskTaskRunner on an existing scheduler (``dask_address``) or on a new LocalCluster.
+
+    Local workers are processes with one thread each (the face models are not thread-safe and each
+    process loads them once); ``workers`` defaults to the machine's cores.
+    """
+    from prefect_dask import DaskTaskRunner
+
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # Dask's INFO chatter drowns the run's progress
+    if dask_address:
+        if workers:
+            raise ValueError("--workers applies to the local cluster only; omit it with --dask-address")
+        return DaskTaskRunner(address=dask_address)
+    n = workers or os.cpu_count() or 1
+    if n < 1:
+        raise ValueError(f"workers must be >= 1, got {n}")
+    return DaskTaskRunner(
+        cluster_kwargs={
+            "n_workers": n,
+            "threads_per_worker": 1,
+            "processes": True,
+            "dashboard_address": ":0",
+            "silence_logs": logging.WARNING,
+        }
+    )
+
+
+def map_on_cluster(fn: Callable, items: list) -> list:
+    """``fn`` over ``items`` on the Dask cluster of the Prefect task that calls it, results in input order.
+
+    Called from inside a task running on a Dask worker: ``worker_client`` secedes from the worker's thread
+    pool while it waits, so the worker's slot serves the items meanwhile.
+    """
+    from distributed import worker_client
+
+    if not items:
+        return []
+    with worker_client() as client:
+        return client.gather(client.map(fn, items, pure=False))
+
+
+def gpu_resources_available(client) -> bool:
+    """Whether any worker of the Dask ``client`` was started with a ``GPU`` resource (``--resources GPU=1``).
+
+    A task annotated with a resource no worker has waits forever (PLATFORM.md), so annotate only when True.
+    """
+    workers = client.scheduler_info(n_workers=-1)["workers"].values()
+    return any(w.get("resources", {}).get("GPU", 0) >= 1 for w in workers)
+
+
+def infer_on_dask(
+    client,
+    store: Store,
+    video_ids: list[str],
+    task: str,
+    *,
+    videos_per_task: int = 8,
+    **options,
+) -> list[StepResult]:
+    """:func:`tasks.inference.infer_videos` (``options``: its window, stride, device) on batches of at most
+    ``videos_per_task`` videos (fewer when that would leave a worker idle) mapped over the Dask ``client``'s
+    workers, each batch holding one GPU (``resources={"GPU": 1}``) when the cluster has GPU workers;
+    results of all videos in input order."""
+    from tasks.inference import infer_videos  # torch: only where inference runs
+
+    if videos_per_task < 1:
+        raise ValueError(f"videos_per_task must be >= 1, got {videos_per_task}")
+    ids = list(dict.fromkeys(video_ids))
+    workers = max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
+    per_task = max(1, min(videos_per_task, math.ceil(len(ids) / workers)))  # every worker gets work
+    batches = [ids[i : i + per_task] for i in range(0, len(ids), per_task)]
+    if not batches:
+        return []
+    work = partial(infer_videos, store, task=task, **options)
+    resources = {"GPU": 1} if gpu_resources_available(client) else None
+    futures = client.map(work, batches, pure=False, resources=resources)
+    return [result for part in client.gather(futures) for result in part]

@@ -1,0 +1,232 @@
+"""The ``nightly-corpus`` flow: discover → extract (Dask) → publish, resumable and idempotent.
+
+Prefect tasks stay coarse: one for discovery (in the flow process) and one per video, which runs on a
+Dask worker and fans the video's chunks out over the cluster with ``worker_client`` (a Prefect task
+per chunk costs ~0.2 s each here: PLATFORM.md). Only paths and small summaries cross task boundaries.
+The catalog is written by the flow process alone, after each video, so a crash loses at most the
+videos in flight, whose finished chunks are reused by the next run.
+"""
+
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+from prefect import flow, get_run_logger, task
+from prefect.futures import as_completed
+
+import flows  # noqa: F401  (offline Prefect defaults)
+from flows.engine import map_on_cluster
+from models.rules import TASK_CLASSES
+from tasks.discover import MANIFEST_COLUMNS, VideoRef, discover
+from tasks.extract import ExtractParams, extract_chunk, extract_video
+from tasks.store import StepResult, Store
+
+
+@task(name="discover")
+def discover_task(corpus: str, store: Store) -> list[VideoRef]:
+    refs, files = discover(corpus, store.read_catalog("files"))
+    store.upsert_catalog("files", files, key="path")
+    unique: dict[str, VideoRef] = {}
+    for ref in refs:
+        unique.setdefault(ref.video_id, ref)  # a copy of a video is analysed once
+    return list(unique.values())
+
+
+@task(name="infer", task_run_name="infer {task_name}")
+def infer_task(store: Store, task_name: str, video_ids: list[str]) -> list[StepResult]:
+    """Predictions of ``task_name`` for ``video_ids``, batched across videos over the cluster's workers."""
+    from distributed import worker_client
+
+    from flows.engine import infer_on_dask
+
+    with worker_client() as client:
+        return infer_on_dask(client, store, video_ids, task_name)
+
+
+def run_inference(st: Store, tasks: list[str], run_id: str, logger) -> tuple[int, list[dict]]:
+    """The inference stage: predictions of each of ``tasks`` for every video whose predictions are stale
+    (missing, made by another model version than the one inference uses now, or older than the frames).
+
+    Returns the number of windows predicted and the failure rows it recorded (stage ``infer``).
+    """
+    from tasks.inference import stale_videos
+
+    windows, failures = 0, []
+    for task_name in tasks:
+        todo = stale_videos(st, task_name)
+        if not todo:
+            continue
+        results = infer_task.submit(st, task_name, todo).result()
+        windows += sum(r.counts["windows"] for r in results)
+        failures += st.record_failures(results, run_id)
+        done = [r for r in results if r.status == "ok"]
+        if done:
+            logger.info(
+                "%s: %d windows in %d videos by %s (%s)", task_name, sum(r.counts["windows"] for r in done),
+                len(done), done[0].info["model_name"], done[0].info["model_version"],
+            )  # fmt: skip
+    return windows, failures
+
+
+@task(name="extract-video", task_run_name="extract {ref.video_id}")
+def extract_video_task(ref: VideoRef, params: ExtractParams, store: Store) -> StepResult:
+    return extract_video(ref, params, store, lambda jobs: map_on_cluster(extract_chunk, jobs))
+
+
+def done_ids(catalog: pd.DataFrame, params: ExtractParams, store: Store) -> set[str]:
+    """Videos already extracted with exactly these parameters whose partition is in place."""
+    ok = catalog[(catalog["status"] == "ok") & (catalog["params"] == params.to_json())]
+    return {v for v in ok["video_id"] if store.has_partition("frames", v)}
+
+
+def refresh_rows(catalog: pd.DataFrame, refs: list[VideoRef]) -> pd.DataFrame:
+    """Catalog rows of skipped videos with their current path and manifest metadata."""
+    by_id = {r.video_id: r for r in refs}
+    rows = catalog[catalog["video_id"].isin(by_id)].copy()
+    rows["path"] = rows["video_id"].map(lambda v: by_id[v].path)
+    for column in MANIFEST_COLUMNS:
+        rows[column] = rows["video_id"].map(lambda v, c=column: by_id[v].meta.get(c))
+    return rows
+
+
+def validate_parameters(corpus: str, store: str, face_backend: str, face_model_dir: str | None) -> Store:
+    """Fail the run at once, naming the parameter, before any work starts."""
+    from tasks.faces import FACE_BACKENDS
+
+    if not Path(corpus).exists():
+        raise ValueError(f"parameter corpus: {corpus} does not exist")
+    if face_backend not in FACE_BACKENDS:
+        raise ValueError(f"parameter face_backend: {face_backend!r} is not one of {', '.join(FACE_BACKENDS)}")
+    if face_model_dir is not None and not Path(face_model_dir).is_dir():
+        raise ValueError(f"parameter face_model_dir: {face_model_dir} is not a directory")
+    try:
+        return Store(store).ensure()
+    except PermissionError as exc:
+        raise ValueError(f"parameter store: {exc}") from exc
+
+
+def publish_artifacts(
+    st: Store, counts: dict, failures: list[dict], run_id: str, title: str = "nightly-corpus"
+) -> None:
+    """Counts per stage, model versions used and the run's failures, in the Prefect UI next to the flow run."""
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    from tasks.inference import current_version
+
+    rows = "".join(f"| {name} | {value} |\n" for name, value in counts.items())
+    versions = "".join(f"| {t} | {current_version(st, t)} |\n" for t in TASK_CLASSES)
+    create_markdown_artifact(
+        key=f"{title}-summary",
+        markdown=(
+            f"### {title} run `{run_id}`\n\n| count | value |\n|---|---|\n{rows}\n"
+            f"| task | model version used |\n|---|---|\n{versions}"
+        ),
+        description="counts per stage and model versions",
+    )
+    if failures:
+        table = [{k: f[k] for k in ("path", "stage", "reason", "message")} for f in failures]
+        create_table_artifact(key=f"{title}-failures", table=table, description="videos that failed")
+
+
+@flow(name="nightly-corpus")
+def nightly_corpus(
+    corpus: str,
+    store: str,
+    fps: float = ExtractParams.fps,
+    face_backend: str = ExtractParams.face_backend,
+    face_model_dir: str | None = None,
+    body_fps: float = ExtractParams.body_fps,
+    chunk_seconds: int = ExtractParams.chunk_seconds,
+    au_model_dir: str | None = ExtractParams.au_model_dir,
+    keep_crops: bool = ExtractParams.keep_crops,
+    dask_address: str | None = None,
+    workers: int | None = None,
+) -> dict:
+    """Extract per-frame features of every new or changed video in ``corpus`` into ``store``.
+
+    The work runs in the subflow ``extract-corpus`` on a Dask cluster: the scheduler at ``dask_address``,
+    or a new LocalCluster of ``workers`` processes (default: one per core). One run at a time may write a
+    store; a second one fails at once naming the run that holds it.
+
+    Returns counts: found, skipped (already extracted with the same parameters), extracted, failed,
+    frames (analysed), and the run id.
+    """
+    from flows.engine import task_runner
+
+    st = validate_parameters(corpus, store, face_backend, face_model_dir)
+    options = (("model_dir", str(Path(face_model_dir).resolve())),) if face_model_dir else ()
+    try:
+        params = ExtractParams(
+            fps=fps, chunk_seconds=chunk_seconds, face_backend=face_backend, face_options=options,
+            body_fps=body_fps, au_model_dir=au_model_dir, keep_crops=keep_crops,
+        )  # fmt: skip
+        runner = task_runner(dask_address, workers)
+    except ValueError as exc:
+        raise ValueError(f"parameters: {exc}") from exc
+    run_id = uuid.uuid4().hex[:12]
+    with st.writer_lock(f"nightly-corpus run {run_id}"):
+        if removed := st.remove_temporary_files():
+            get_run_logger().warning("removed %d temporary files left by an interrupted run", removed)
+        extract = extract_corpus.with_options(task_runner=runner)
+        return extract(str(Path(corpus).resolve()), str(st.root), params, run_id)
+
+
+@flow(name="extract-corpus")
+def extract_corpus(corpus: str, store: str, params: ExtractParams, run_id: str) -> dict:
+    """Discover, extract on Dask, record: the body of ``nightly-corpus`` (which holds the store lock)."""
+    return _extract_corpus(corpus, Store(store), params, run_id, get_run_logger())
+
+
+def _extract_corpus(corpus: str, st: Store, params: ExtractParams, run_id: str, logger) -> dict:
+    from prefect.runtime import flow_run
+
+    started = datetime.now(UTC)
+    refs = discover_task(corpus, st)
+    catalog = st.read_catalog("videos")
+    done = done_ids(catalog, params, st)
+    todo = [r for r in refs if r.video_id not in done]
+    skipped = [r for r in refs if r.video_id in done]
+    # renamed or moved files and manifest edits update the catalog without re-extraction
+    st.upsert_catalog("videos", refresh_rows(catalog, skipped), key="video_id")
+    logger.info(
+        "%d videos in %s: %d already extracted, %d to extract (fps=%s, backend=%s)",
+        len(refs), corpus, len(skipped), len(todo), params.fps, params.face_backend,
+    )  # fmt: skip
+    counts = {"found": len(refs), "skipped": len(skipped), "extracted": 0, "failed": 0, "frames": 0}
+    meta = {r.video_id: {"size_bytes": r.size_bytes, **r.meta} for r in todo}
+    failures: list[dict] = []
+    clock = time.perf_counter()
+    futures = {extract_video_task.submit(ref, params, st): ref for ref in todo}
+    for n_done, future in enumerate(as_completed(list(futures)), start=1):
+        ref = futures[future]
+        try:
+            result = future.result()
+        except Exception as exc:  # a bug or a crashed worker: record it, keep the corpus going
+            result = StepResult(ref.video_id, ref.path, "extract").fail(
+                "extract", "internal_error", f"{type(exc).__name__}: {exc}"
+            )
+        st.record_video(result, meta[ref.video_id], params.to_json(), run_id)
+        prefix = f"[{n_done}/{len(todo)}] {ref.path}"
+        if result.status == "ok":
+            counts["extracted"] += 1
+            counts["frames"] += result.counts["sampled_frames"]
+            logger.info(
+                "%s: %d frames, %d face rows in %d tracks, %d body rows (%.1f s)", prefix,
+                *(result.counts[k] for k in ("sampled_frames", "face_rows", "face_tracks", "body_rows")),
+                result.seconds,
+            )  # fmt: skip
+        else:
+            counts["failed"] += 1
+            failures += st.record_failures([result], run_id)
+            logger.error("%s failed at %s (%s): %s", prefix, result.stage, result.reason, result.message)
+        rate = counts["frames"] / max(time.perf_counter() - clock, 1e-9)
+        logger.info("progress: %d/%d videos, %d frames, %.1f frames/s", n_done, len(todo), counts["frames"], rate)
+    counts["windows"], infer_failures = run_inference(st, list(TASK_CLASSES), run_id, logger)
+    failures += infer_failures
+    flow_run_id = str(flow_run.id) if flow_run.id else None
+    st.append_run(run_id, started, params.to_json(), counts, corpus=str(corpus), flow_run_id=flow_run_id)
+    publish_artifacts(st, counts, failures, run_id)
+    logger.info("run %s: %s", run_id, counts)
+    return {"run_id": run_id, **counts}

@@ -1,0 +1,85 @@
+"""The ``reprocess`` flow: recompute predictions made by an older model version, from the stored crops.
+
+Triggered by the event ``lessonlens.model.registered`` (a version was promoted) through the deployment
+``reprocess-after-retraining``, and weekly as a safety net. Only inference runs: decoding and face
+extraction are not repeated for videos whose aligned crops are in the store (``crops`` table); videos
+extracted with ``--no-crops`` are decoded again for their crops, and the run says how many.
+"""
+
+import json
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+
+import flows  # noqa: F401  (offline Prefect defaults)
+from flows.nightly_corpus import publish_artifacts, run_inference
+from models.rules import TASK_CLASSES
+from tasks.store import Store
+
+
+def validate_reprocess(store: str, task: str | None) -> tuple[Store, list[str]]:
+    st = Store(store)
+    if not st.catalog_path("videos").is_file():
+        raise ValueError(f"parameter store: {store} has no extracted videos (run nightly-corpus first)")
+    if task not in (None, "", *TASK_CLASSES):
+        raise ValueError(f"parameter task: {task!r} is not one of {', '.join(TASK_CLASSES)}")
+    return st.ensure(), [task] if task else list(TASK_CLASSES)
+
+
+@flow(name="reprocess")
+def reprocess(store: str, task: str | None = None, dask_address: str | None = None, workers: int | None = None) -> dict:
+    """Recompute the stale predictions of ``task`` (every task when empty) in ``store`` on Dask."""
+    from flows.engine import task_runner
+
+    st, tasks = validate_reprocess(store, task)
+    run_id = uuid.uuid4().hex[:12]
+    with st.writer_lock(f"reprocess run {run_id}"):
+        infer = reprocess_predictions.with_options(task_runner=task_runner(dask_address, workers))
+        return infer(str(st.root), tasks, run_id)
+
+
+def refresh_report(st: Store, logger) -> Path | None:
+    """Redo the store's latest analysis (same outcomes file and settings) over the new predictions.
+
+    The marts are views over the Parquet files, so they are current as soon as the predictions are; the
+    report is a file, rewritten here into a new report folder. Returns its path, or None when the store
+    has no earlier analysis or its outcomes file is gone (logged).
+    """
+    from tasks.analysis import analyse_store, latest_parameters
+
+    parameters = latest_parameters(st)
+    if parameters is None:
+        return None
+    if not Path(parameters["outcomes"]).is_file():
+        logger.warning("report not refreshed: outcomes file %s of the last analysis is gone", parameters["outcomes"])
+        return None
+    analysis = analyse_store(st, **parameters)
+    logger.info("report refreshed: %s", analysis.report)
+    return analysis.report
+
+
+@flow(name="reprocess-predictions")
+def reprocess_predictions(store: str, tasks: list[str], run_id: str) -> dict:
+    """The body of ``reprocess`` (which holds the store lock)."""
+    from tasks.inference import stale_videos
+
+    logger = get_run_logger()
+    st = Store(store)
+    started = datetime.now(UTC)
+    stale = {t: stale_videos(st, t) for t in tasks}
+    videos = sorted({v for ids in stale.values() for v in ids})
+    without_crops = [v for v in videos if not st.has_partition("crops", v)]
+    logger.info(
+        "%d videos with stale predictions (%s); %d have no stored crops and are decoded again",
+        len(videos), ", ".join(f"{t}: {len(ids)}" for t, ids in stale.items()), len(without_crops),
+    )  # fmt: skip
+    windows, failures = run_inference(st, tasks, run_id, logger)
+    report = refresh_report(st, logger) if windows else None
+    counts = {"found": len(videos), "skipped": 0, "extracted": 0, "failed": len(failures), "frames": 0}
+    counts.update(windows=windows, decoded_again=len(without_crops), report=str(report) if report else "-")
+    st.append_run(run_id, started, json.dumps({"reprocess": tasks}), {"found": len(videos), "failed": len(failures)})
+    publish_artifacts(st, counts, failures, run_id, title="reprocess")
+    logger.info("reprocess %s: %s", run_id, counts)
+    return {"run_id": run_id, **counts}

@@ -1,0 +1,74 @@
+-- grain: one row per video × face track × window of the emotion predictions (one model per video)
+-- keys: video_id, face_id, window_index
+-- depends: predictions, videos, primary_faces
+-- Model: per video, trained models come before the AU-rule baseline (model_name containing
+-- 'rule baseline'), then the greatest model_version (text order); only that model's windows are kept.
+with
+
+emotion_predictions as (
+    select * from predictions where task = 'emotion'
+),
+
+lesson_videos as (
+    select * from videos
+),
+
+primary_tracks as (
+    select * from primary_faces
+),
+
+ranked_models as (
+    select
+        emotion_predictions.video_id,
+        emotion_predictions.model_version,
+        emotion_predictions.model_name,
+        row_number() over (
+            partition by emotion_predictions.video_id
+            order by
+                emotion_predictions.model_name ilike '%rule baseline%',
+                emotion_predictions.model_version desc
+        ) as model_rank
+    from emotion_predictions
+    group by emotion_predictions.video_id, emotion_predictions.model_version, emotion_predictions.model_name
+),
+
+final as (
+    select
+        emotion_predictions.video_id,
+        emotion_predictions.face_id,
+        emotion_predictions.window_index,
+        emotion_predictions.start_time,
+        emotion_predictions.end_time,
+        emotion_predictions.end_time - emotion_predictions.start_time as duration_s,
+        emotion_predictions.n_frames,
+        coalesce(emotion_predictions.face_id = primary_tracks.face_id, false) as is_primary_face,
+        emotion_predictions.model_name,
+        emotion_predictions.model_version,
+        emotion_predictions.label,
+        emotion_predictions.confidence,
+        emotion_predictions.p_anger,
+        emotion_predictions.p_disgust,
+        emotion_predictions.p_fear,
+        emotion_predictions.p_happiness,
+        emotion_predictions.p_sadness,
+        emotion_predictions.p_surprise,
+        emotion_predictions.p_neutral,
+        lesson_videos.path,
+        lesson_videos.course,
+        lesson_videos.session,
+        lesson_videos.teacher,
+        lesson_videos.role,
+        lesson_videos.lesson_type
+    from emotion_predictions
+    inner join ranked_models
+        on emotion_predictions.video_id = ranked_models.video_id
+        and emotion_predictions.model_version = ranked_models.model_version
+        and emotion_predictions.model_name = ranked_models.model_name
+        and ranked_models.model_rank = 1
+    inner join lesson_videos
+        on emotion_predictions.video_id = lesson_videos.video_id
+    left join primary_tracks
+        on emotion_predictions.video_id = primary_tracks.video_id
+)
+
+select * from final

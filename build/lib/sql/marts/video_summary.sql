@@ -1,0 +1,153 @@
+-- grain: one row per video in the catalog
+-- keys: video_id
+-- depends: videos, frames, primary_faces, expression_windows, wrist_motion
+-- Expressions: the primary face's emotion windows (see primary_faces); <class>_s is the window time
+-- labelled <class> and <class>_share = <class>_s / expression_s; dominant_expression has the largest
+-- share (ties: alphabetical). Mean AU intensities (AUxx_r) are over the primary face's frames.
+-- face_visible_s = frames_with_face / sampled_frames × duration_s.
+-- Gestures: the person with the most body samples (see wrist_motion for the definition);
+-- body_s is the time covered by samples with a wrist speed, gesture_rate = gestures per minute of body_s,
+-- moving_share = time with is_moving / body_s.
+with
+
+lesson_videos as (
+    select * from videos
+),
+
+face_frames as (
+    select * from frames
+),
+
+primary_tracks as (
+    select * from primary_faces
+),
+
+windows as (
+    select * from expression_windows
+),
+
+motion as (
+    select * from wrist_motion
+),
+
+label_time as (
+    select
+        windows.video_id,
+        windows.label,
+        sum(windows.duration_s) as seconds
+    from windows
+    where windows.is_primary_face
+    group by windows.video_id, windows.label
+),
+
+expression_time as (
+    select
+        label_time.video_id,
+        sum(label_time.seconds) as expression_s,
+        coalesce(sum(label_time.seconds) filter (where label_time.label = 'anger'), 0) as anger_s,
+        coalesce(sum(label_time.seconds) filter (where label_time.label = 'disgust'), 0) as disgust_s,
+        coalesce(sum(label_time.seconds) filter (where label_time.label = 'fear'), 0) as fear_s,
+        coalesce(sum(label_time.seconds) filter (where label_time.label = 'happiness'), 0) as happiness_s,
+        coalesce(sum(label_time.seconds) filter (where label_time.label = 'sadness'), 0) as sadness_s,
+        coalesce(sum(label_time.seconds) filter (where label_time.label = 'surprise'), 0) as surprise_s,
+        coalesce(sum(label_time.seconds) filter (where label_time.label = 'neutral'), 0) as neutral_s,
+        first(label_time.label order by label_time.seconds desc, label_time.label) as dominant_expression
+    from label_time
+    group by label_time.video_id
+),
+
+primary_face_frames as (
+    select face_frames.*
+    from face_frames
+    inner join primary_tracks
+        on face_frames.video_id = primary_tracks.video_id
+        and face_frames.face_id = primary_tracks.face_id
+),
+
+au_means as (
+    select
+        primary_face_frames.video_id,
+        avg(columns('^AU\d+_r$'))
+    from primary_face_frames
+    group by primary_face_frames.video_id
+),
+
+person_samples as (
+    select
+        motion.video_id,
+        motion.person_id,
+        count(*) as n_samples
+    from motion
+    group by motion.video_id, motion.person_id
+),
+
+primary_persons as (
+    select
+        person_samples.video_id,
+        first(person_samples.person_id order by person_samples.n_samples desc, person_samples.person_id)
+            as person_id
+    from person_samples
+    group by person_samples.video_id
+),
+
+gestures as (
+    select
+        motion.video_id,
+        coalesce(sum(motion.dt_s) filter (where motion.wrist_speed is not null), 0) as body_s,
+        coalesce(sum(motion.dt_s) filter (where motion.is_moving), 0) as moving_s,
+        count(*) filter (where motion.gesture_start) as gestures
+    from motion
+    inner join primary_persons
+        on motion.video_id = primary_persons.video_id
+        and motion.person_id = primary_persons.person_id
+    group by motion.video_id
+),
+
+final as (
+    select
+        lesson_videos.video_id,
+        lesson_videos.path,
+        lesson_videos.status,
+        lesson_videos.course,
+        lesson_videos.session,
+        lesson_videos.teacher,
+        lesson_videos.role,
+        lesson_videos.lesson_type,
+        lesson_videos.duration_s,
+        lesson_videos.frames_with_face / nullif(lesson_videos.sampled_frames, 0) * lesson_videos.duration_s
+            as face_visible_s,
+        primary_tracks.face_id as primary_face_id,
+        expression_time.expression_s,
+        expression_time.anger_s,
+        expression_time.disgust_s,
+        expression_time.fear_s,
+        expression_time.happiness_s,
+        expression_time.sadness_s,
+        expression_time.surprise_s,
+        expression_time.neutral_s,
+        expression_time.anger_s / nullif(expression_time.expression_s, 0) as anger_share,
+        expression_time.disgust_s / nullif(expression_time.expression_s, 0) as disgust_share,
+        expression_time.fear_s / nullif(expression_time.expression_s, 0) as fear_share,
+        expression_time.happiness_s / nullif(expression_time.expression_s, 0) as happiness_share,
+        expression_time.sadness_s / nullif(expression_time.expression_s, 0) as sadness_share,
+        expression_time.surprise_s / nullif(expression_time.expression_s, 0) as surprise_share,
+        expression_time.neutral_s / nullif(expression_time.expression_s, 0) as neutral_share,
+        expression_time.dominant_expression,
+        gestures.body_s,
+        gestures.moving_s,
+        gestures.gestures,
+        gestures.gestures / nullif(gestures.body_s / 60, 0) as gesture_rate,
+        gestures.moving_s / nullif(gestures.body_s, 0) as moving_share,
+        au_means.* exclude (video_id)
+    from lesson_videos
+    left join primary_tracks
+        on lesson_videos.video_id = primary_tracks.video_id
+    left join expression_time
+        on lesson_videos.video_id = expression_time.video_id
+    left join au_means
+        on lesson_videos.video_id = au_means.video_id
+    left join gestures
+        on lesson_videos.video_id = gestures.video_id
+)
+
+select * from final

@@ -1,0 +1,219 @@
+"""DuckDB over a store: the staging views of ``sql/staging``, the marts of ``sql/marts`` and read-only SQL.
+
+Every DuckDB connection of LessonLens comes from :func:`connect`. The SQL files ship inside the ``sql``
+package and are read through it (``importlib.resources``), so an installed wheel finds them.
+
+Staging: each ``sql/staging/<name>.sql`` defines view ``<name>`` over Parquet under ``${store}``. A table
+with no file yet (a new store) becomes an empty view with the documented schema, so queries never fail
+just because nothing has been extracted.
+
+Macros: ``sql/macros/*.sql`` define DuckDB macros the marts share (the design's group definitions).
+
+Marts: each ``sql/marts/<name>.sql`` defines view ``<name>`` from the staging views (``videos``,
+``frames``, ``body``, ``predictions``) and other marts. Its header states ``-- grain:``, ``-- keys:`` and
+``-- depends:``; :func:`mart_files` orders the files so that every view is created after those it reads.
+
+Thresholds are DuckDB variables (``set variable name = value``) that the marts read with
+``getvariable('name')`` when they are queried, so changing one changes the marts at once:
+
+==============================  =======  ===================================================================
+name                            default  meaning
+==============================  =======  ===================================================================
+``positive_happiness_share``    0.25     facial group 'positive' when at least this share of the expression
+                                         window time is labelled happiness, else 'neutral'
+``expressive_gesture_rate``     6.0      body group 'expressive' at this many gestures per minute or more,
+                                         else 'still'
+``gesture_min_speed``           0.5      a body sample is moving when a wrist moved at least this many
+                                         shoulder widths per second since the previous sample
+``keypoint_min_visibility``     0.5      BlazePose visibility a wrist and both shoulders need to count
+==============================  =======  ===================================================================
+"""
+
+import graphlib
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib.resources import files
+from importlib.resources.abc import Traversable
+
+import duckdb
+import pyarrow as pa
+
+from models.rules import TASK_CLASSES
+from tasks.store import BODY_SCHEMA, CATALOG_TABLES, FRAME_SCHEMA, Store, empty_frame, prediction_schema
+
+SQL = files("sql")
+STAGING_VIEWS = ("videos", "frames", "body", "predictions")
+READ_ONLY_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+_SOURCE = re.compile(r"read_parquet\('\$\{store\}/([^']+)'")
+_HEADER = re.compile(r"^--\s*(grain|keys|depends):\s*(.*)$")
+
+
+def sql_files(folder: str) -> list[Traversable]:
+    """The ``*.sql`` files of ``sql/<folder>``, sorted by name."""
+    return sorted((p for p in SQL.joinpath(folder).iterdir() if p.name.endswith(".sql")), key=lambda p: p.name)
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A DuckDB variable the marts read with ``getvariable``."""
+
+    name: str
+    default: float
+    meaning: str
+
+
+THRESHOLDS: dict[str, Threshold] = {
+    t.name: t
+    for t in (
+        Threshold("positive_happiness_share", 0.25, "facial group 'positive' at this happiness share+"),
+        Threshold("expressive_gesture_rate", 6.0, "body group 'expressive' at this many gestures/min+"),
+        Threshold("gesture_min_speed", 0.5, "moving: wrist speed in shoulder widths per second, at least"),
+        Threshold("keypoint_min_visibility", 0.5, "visibility a wrist and both shoulders need to count"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class MartFile:
+    """One mart: its view name, SQL file and the grain, keys and dependencies its header states."""
+
+    name: str
+    path: Traversable
+    grain: str
+    keys: tuple[str, ...]
+    depends: tuple[str, ...]
+
+
+def read_mart(path: Traversable) -> MartFile:
+    """Parse the ``-- grain:``, ``-- keys:`` and ``-- depends:`` header lines of a mart file."""
+    header: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        if not line.startswith("--"):
+            break
+        match = _HEADER.match(line)
+        if match:
+            header[match.group(1)] = match.group(2).strip()
+    missing = [k for k in ("grain", "keys", "depends") if not header.get(k)]
+    if missing:
+        raise ValueError(f"{path}: the header lacks {missing} (each mart states grain, keys and depends)")
+    return MartFile(
+        name=path.name.removesuffix(".sql"),
+        path=path,
+        grain=header["grain"],
+        keys=_names(header["keys"]),
+        depends=_names(header["depends"]),
+    )
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
+def mart_files() -> list[MartFile]:
+    """The marts of ``sql/marts`` in creation order (every mart after the views it depends on)."""
+    marts = {m.name: m for m in map(read_mart, sql_files("marts"))}
+    for mart in marts.values():
+        unknown = [d for d in mart.depends if d not in marts and d not in STAGING_VIEWS]
+        if unknown:
+            raise ValueError(f"{mart.path}: depends on {unknown}, which are neither marts nor staging views")
+    graph = {m.name: [d for d in m.depends if d in marts] for m in marts.values()}
+    try:
+        order = list(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as err:
+        raise ValueError(f"marts depend on each other in a cycle: {err.args[1]}") from err
+    return [marts[name] for name in order]
+
+
+def parse_thresholds(items: Iterable[str] | None) -> dict[str, float]:
+    """``["name=value", ...]`` (the CLI's ``--threshold``) as a dict; names and numbers are checked."""
+    parsed: dict[str, float] = {}
+    for item in items or ():
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"threshold {item!r} is not name=value")
+        try:
+            parsed[name.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"threshold {name.strip()!r}: {value!r} is not a number") from None
+    return resolve_thresholds(parsed)
+
+
+def resolve_thresholds(overrides: Mapping[str, float] | None = None) -> dict[str, float]:
+    """Every threshold: its default unless ``overrides`` sets it; unknown names, non-finite values raise."""
+    values = {name: t.default for name, t in THRESHOLDS.items()}
+    for name, value in (overrides or {}).items():
+        if name not in THRESHOLDS:
+            raise ValueError(f"unknown threshold {name!r}; valid: {sorted(THRESHOLDS)}")
+        if not math.isfinite(float(value)):
+            raise ValueError(f"threshold {name!r} must be a finite number, got {value!r}")
+        values[name] = float(value)
+    return values
+
+
+def set_thresholds(con: duckdb.DuckDBPyConnection, thresholds: Mapping[str, float] | None = None) -> None:
+    """Set every threshold variable on ``con`` (defaults for those not in ``thresholds``)."""
+    for name, value in resolve_thresholds(thresholds).items():
+        con.execute(f"set variable {name} = {value!r}::double")
+
+
+def connect(store: Store, thresholds: Mapping[str, float] | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the staging views over ``store``, the threshold variables and
+    every mart as a view."""
+    if not store.root.is_dir():
+        raise FileNotFoundError(f"store {store.root} does not exist (run `lessonlens run` first)")
+    con = duckdb.connect()
+    for path in sql_files("staging"):
+        text = path.read_text()
+        if all(any(store.root.glob(g)) for g in _SOURCE.findall(text)):
+            con.execute(text.replace("${store}", sql_literal(str(store.root))))
+        else:
+            con.register(path.name.removesuffix(".sql"), _empty(path.name.removesuffix(".sql")))
+    set_thresholds(con, thresholds)
+    for path in sql_files("macros"):
+        con.execute(path.read_text())
+    for mart in mart_files():
+        con.execute(f"create or replace view {mart.name} as\n{mart.path.read_text()}")
+    return con
+
+
+class QueryRefused(ValueError):
+    """An ad-hoc statement that would write, attach, install or change settings."""
+
+
+def sql_literal(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _empty(name: str) -> pa.Table:
+    video_id = pa.field("video_id", pa.string())
+    if name == "frames":
+        return pa.schema([video_id, *FRAME_SCHEMA]).empty_table()
+    if name == "body":
+        return pa.schema([video_id, *BODY_SCHEMA]).empty_table()
+    if name == "predictions":
+        keys = [pa.field("task", pa.string()), pa.field("model_version", pa.string()), video_id]
+        fields = {f.name: f for task in TASK_CLASSES for f in prediction_schema(task)}
+        return pa.schema([*keys, *fields.values()]).empty_table()
+    return pa.Table.from_pandas(empty_frame(CATALOG_TABLES[name]), preserve_index=False)
+
+
+def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    for statement in con.extract_statements(sql):
+        if statement.type not in READ_ONLY_STATEMENTS:
+            kind = statement.type.name.lower()
+            raise QueryRefused(
+                f"refused: `lessonlens query` is read-only, and this is a {kind} statement: "
+                f"{statement.query.strip()[:80]!r}. Use SELECT (or EXPLAIN) over the views."
+            )
+
+
+def run_query(store: Store, sql: str) -> pa.Table:
+    """Run read-only ``sql`` over the store's staging views and marts; anything but SELECT/EXPLAIN is refused."""
+    con = connect(store)
+    check_read_only(con, sql)
+    statements = con.extract_statements(sql)
+    for statement in statements[:-1]:
+        con.execute(statement)
+    return con.sql(statements[-1].query).to_arrow_table()
