@@ -50,6 +50,7 @@ IMAGE_CLIP_SECONDS = 2.0  # an image becomes a clip this long ...
 IMAGE_CLIP_FPS = 25.0  # ... at the demo corpus' frame rate
 MISS = "(no prediction)"
 MANIFEST_COLUMNS = ("path", "label", "start", "end")
+FACE_COLUMNS = ("face_tracks", "frames_with_face", "sampled_frames", "windows")
 
 Progress = Callable[[str], None]
 
@@ -231,15 +232,17 @@ def resolve_model(registry: str | Path | None, spec: str | None) -> dict | None:
     (unique among the registry's versions of the task) or ``NAME:VERSION``; None means what the pipeline
     would use: the promoted version when ``registry`` has one, else the rule baseline.
     """
-    if spec == "rules" or (spec is None and registry is None):
+    if spec is None:
+        return promoted(registry, TASK) if registry is not None and Path(registry).is_dir() else None
+    if spec == "rules":
         return None
     if registry is None:
         raise ValueError(f"--model {spec}: registered versions are read from a store; give --registry (or --store)")
-    if not models_root(registry).parent.is_dir():
+    if not Path(registry).is_dir():
         raise FileNotFoundError(f"--registry {registry} does not exist")
-    if spec is None or spec == "promoted":
+    if spec == "promoted":
         record = promoted(registry, TASK)
-        if record is None and spec == "promoted":
+        if record is None:
             raise ValueError(f"--model promoted: no {TASK} model is promoted in {registry} (use --model rules)")
         return record
     name, _, version = spec.rpartition(":")
@@ -384,12 +387,7 @@ def score(clips: pd.DataFrame, windows: pd.DataFrame) -> dict:
         "window": label_metrics(windows["label"].tolist(), windows["predicted"].tolist()) if len(windows) else None,
         "misses": [{"row": int(r.row), "path": r.path, "reason": r.miss_reason} for r in misses.itertuples()],
         "faces": {
-            str(r.row): {
-                "face_tracks": r.face_tracks,
-                "frames_with_face": r.frames_with_face,
-                "sampled_frames": r.sampled_frames,
-                "windows": int(r.windows),
-            }  # fmt: skip
+            str(r.row): {k: None if pd.isna(getattr(r, k)) else int(getattr(r, k)) for k in FACE_COLUMNS}
             for r in clips.itertuples()
         },
     }

@@ -149,6 +149,7 @@ def registry(tmp_path_factory):
 def test_model_specs_resolve_to_registry_records_or_the_rules(registry, tmp_path):
     assert ev.resolve_model(None, None) is None and ev.resolve_model(registry, "rules") is None
     assert ev.resolve_model(registry, None) is None  # nothing promoted: the pipeline would use the rules
+    assert ev.resolve_model(tmp_path / "new-store", None) is None
     assert ev.resolve_model(registry, "v0001")["name"] == "teacher_expression"  # the only emotion v0001
     assert ev.resolve_model(registry, "teacher_expression:v0001")["version"] == "v0001"
     for spec, text in [("learner_state:v0001", "predicts task 'learner_state'"), ("v0009", "teacher_expression:v0001"),
