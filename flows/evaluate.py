@@ -84,7 +84,7 @@ def evaluate_manifest(
         progress(f"running the pipeline on {len(clips)} clips at {fps:g} fps into {root} (this takes a while)")
         summary = run_pipeline(out / "clips", root, fps, workers)
         progress(f"pipeline: {summary['extracted']} extracted, {summary['skipped']} already done, "
-                 f"{summary['failed']} failed, {summary['windows']} windows predicted")  # fmt: skip
+                 f"{summary['failed']} failed, {summary['windows']} prediction windows (all tasks)")  # fmt: skip
         clip_table, windows = ev.collect_predictions(items, clips, root)
         model_version = _version(root)
     result = ev.score(clip_table, windows)
