@@ -248,9 +248,13 @@ def _add_training_commands(sub, models_sub) -> None:
 
         return handler
 
-    def dataset_args(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--dataset", required=True, choices=["daisee", "dfew", "manifest"])
-        parser.add_argument("path", help="dataset root (DAiSEE, DFEW) or manifest CSV (path,label,split)")
+    def dataset_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
+        parser.add_argument("--dataset", required=required, choices=["daisee", "dfew", "manifest"])
+        parser.add_argument(
+            "path",
+            nargs=None if required else "?",
+            help="dataset root (DAiSEE, DFEW) or manifest CSV (path,label,split)",
+        )
         parser.add_argument("--fold", type=int, choices=range(1, 6), default=1, help="DFEW fold")
         parser.add_argument("--daisee-task", choices=["state", "level"], default="state")
         parser.add_argument(
@@ -273,13 +277,25 @@ def _add_training_commands(sub, models_sub) -> None:
     train.add_argument("--batch-size", type=int, default=8)
     train.set_defaults(func=lazy("train_main"))
 
-    evaluate = sub.add_parser("evaluate", help="UAR, WAR, per-class recall, confusion matrix of a version")
-    dataset_args(evaluate)
-    evaluate.add_argument("--store", required=True)
-    evaluate.add_argument("--model", required=True, choices=available_models())
-    evaluate.add_argument("--version", required=True)
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="UAR, WAR, recall, confusion matrix of a version on a dataset, or "
+        "of any predictor on your labelled clips (--manifest); AUs vs OpenFace (--au-reference)",
+    )
+    dataset_args(evaluate, required=False)  # the dataset form's required options are checked by the handler
+    evaluate.add_argument("--store", default=None, help="dataset form: the registry; --manifest: store to extract into")
+    evaluate.add_argument(
+        "--model",
+        default=None,
+        help=f"dataset form: {', '.join(available_models())}; "
+        "--manifest: rules | promoted | VERSION | NAME:VERSION (default: what the pipeline uses)",
+    )
+    evaluate.add_argument("--version", default=None)
     evaluate.add_argument("--split", choices=["train", "validation", "test"], default="test")
-    evaluate.set_defaults(func=lazy("evaluate_main"))
+    from flows.evaluate import add_arguments, evaluate_main
+
+    add_arguments(evaluate)
+    evaluate.set_defaults(func=evaluate_main)
 
     register = models_sub.add_parser("register", help="register a training run's checkpoint")
     register.add_argument("--store", required=True)
