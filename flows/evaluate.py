@@ -105,8 +105,9 @@ def evaluate_manifest(
 def _version(store: Path) -> str:
     from tasks.evaluate import TASK
     from tasks.inference import current_version
+    from tasks.store import Store
 
-    return current_version(store, TASK)
+    return current_version(Store(store), TASK)
 
 
 def evaluate_au_reference(

@@ -217,12 +217,13 @@ def _read_pointer(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def promote(store_root: str | os.PathLike, name: str, version: str) -> dict:
+def promote(store_root: str | os.PathLike, name: str, version: str, *, notify: bool = True) -> dict:
     """Make ``version`` of ``name`` the model of its task; returns the pointer written.
 
-    The pointer ``<store>/models/promoted/<task>.json`` is replaced atomically, then the Prefect event
-    ``lessonlens.model.registered`` is emitted (only when a Prefect API is configured, see the module
-    docstring). An unregistered version is a ValueError listing the registered ones.
+    The pointer ``<store>/models/promoted/<task>.json`` is replaced atomically, then, with ``notify``, the
+    Prefect event ``lessonlens.model.registered`` is emitted (only when a Prefect API is configured, see the
+    module docstring; ``lessonlens evaluate`` promotes in its own store without it). An unregistered
+    version is a ValueError listing the registered ones.
     """
     record = _record(_version_dir(store_root, name, version))
     pointer = {
@@ -233,7 +234,8 @@ def promote(store_root: str | os.PathLike, name: str, version: str) -> dict:
     }
     _write_json(models_root(store_root) / "promoted" / f"{record['task']}.json", pointer)
     logger.info("promoted %s %s for task %s", name, version, record["task"])
-    emit_promoted(name, version, record["task"], store_root)
+    if notify:
+        emit_promoted(name, version, record["task"], store_root)
     return pointer
 
 

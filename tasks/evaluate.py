@@ -30,14 +30,13 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from models.registry import list_versions, models_root, promoted
+from models.registry import list_versions, models_root, promote, promoted
 from models.rules import EMOTIONS
 from models.train import classification_metrics, save_metrics
 from tasks.discover import VIDEO_EXTENSIONS, content_id
@@ -293,18 +292,15 @@ def prepare_store(store: str | Path, registry: str | Path | None, record: dict |
     if not link.exists():
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(Path(record["path"]).resolve(), target_is_directory=True)
-    pointer = {"task": TASK, "name": record["name"], "version": record["version"],
-               "promoted_at": datetime.now(UTC).isoformat()}  # fmt: skip
-    path = models_root(store) / "promoted" / f"{TASK}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(pointer, indent=2, sort_keys=True) + "\n")
+    promote(store, record["name"], record["version"], notify=False)  # its own store: no reprocess event
 
 
 # scoring ----------------------------------------------------------------------------------------------
 def prediction_file(store: str | Path, video_id: str) -> Path:
-    from tasks.inference import current_version, prediction_path
+    from tasks.inference import current_version
 
-    return prediction_path(store, TASK, current_version(store, TASK), video_id)
+    store = Store(store)
+    return store.prediction_path(TASK, current_version(store, TASK), video_id)
 
 
 def collect_predictions(

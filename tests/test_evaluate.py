@@ -14,7 +14,8 @@ import pytest
 from flows.cli import main
 from flows.evaluate import evaluate_manifest
 from models import build_model
-from models.registry import TASK_CLASSES, register
+from models.registry import register
+from models.rules import TASK_CLASSES
 from tasks import evaluate as ev
 
 SMALL_EXPRESSION = dict(num_frames=4, image_size=64, layers=(1, 1, 1, 1), base_width=4, roi_hidden=8,
