@@ -1,12 +1,17 @@
 """``lessonlens``: run the corpus flow, query the store, inspect models.
 
 Exit codes: 0 success; 1 the run finished but some videos failed (see ``failures``); 2 bad arguments
-or input (the message names the parameter or file); 3 another run is writing the same store.
+or input (the message names the parameter or file); 3 another run is writing the same store; 4 an
+unexpected error (a bug: one line on stderr, the traceback in a file it names).
 """
 
 import argparse
 import json
+import os
 import sys
+import tempfile
+import traceback
+from datetime import UTC, datetime
 from pathlib import Path
 
 import flows  # noqa: F401  (offline Prefect defaults)
@@ -15,11 +20,19 @@ from tasks.store import Store
 
 def _run(args: argparse.Namespace) -> int:
     from flows.engine import prefect_api
-    from flows.nightly_corpus import nightly_corpus
+    from flows.nightly_corpus import nightly_corpus, validate_parameters
+    from tasks.extract import ExtractParams
 
     corpus = Path(args.corpus)
-    if not corpus.exists():
-        raise UsageError(f"corpus {corpus} does not exist")
+    store = validate_parameters(
+        str(corpus), args.store, args.face_backend, args.face_model_dir, args.au_model_dir, args.workers,
+        args.dask_address,
+    )  # fmt: skip
+    try:
+        ExtractParams(fps=args.fps, body_fps=args.body_fps, chunk_seconds=args.chunk_seconds)
+    except ValueError as exc:
+        raise UsageError(f"parameters: {exc}") from exc
+    store.check_not_busy()
     with prefect_api():
         summary = nightly_corpus(
             corpus=str(corpus.resolve()),
@@ -27,6 +40,7 @@ def _run(args: argparse.Namespace) -> int:
             fps=args.fps,
             face_backend=args.face_backend,
             face_model_dir=args.face_model_dir,
+            au_model_dir=args.au_model_dir,
             body_fps=args.body_fps,
             chunk_seconds=args.chunk_seconds,
             keep_crops=not args.no_crops,
@@ -113,6 +127,7 @@ def _serve(args: argparse.Namespace) -> int:
         reprocess_cron=args.reprocess_cron,
         dask_address=args.dask_address,
         workers=args.workers,
+        au_model_dir=str(Path(args.au_model_dir).resolve()) if args.au_model_dir else None,
     )
     return 0
 
@@ -160,6 +175,9 @@ def _ancova(args: argparse.Namespace) -> int:
     return 0
 
 
+CRASH = 4  # exit code of an unexpected error
+
+
 class UsageError(ValueError):
     pass
 
@@ -196,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--reprocess-cron", default="0 3 * * 0", help="weekly safety run of reprocess")
     serve.add_argument("--dask-address", default=None, help="run the flows on an existing Dask scheduler")
     serve.add_argument("--workers", type=int, default=None, help="local Dask worker processes")
+    serve.add_argument("--au-model-dir", default=None, help="an ONNX AU model for nightly-corpus (see run)")
     serve.set_defaults(func=_serve)
 
     models = sub.add_parser("models", help="the papers' models")
@@ -334,7 +353,10 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=None, help="local Dask worker processes")
     parser.add_argument("--dask-address", default=None, help="use an existing Dask scheduler")
     parser.add_argument("--face-backend", default=ExtractParams.face_backend, help="mediapipe (default) or insightface")
-    parser.add_argument("--face-model-dir", default=None, help="model pack directory (insightface)")
+    parser.add_argument("--face-model-dir", default=None, help="model pack directory (insightface only)")
+    parser.add_argument(
+        "--au-model-dir", default=None, help="an ONNX AU model (au_model.onnx + au_model.json); default: geometric AUs"
+    )
     parser.add_argument(
         "--no-crops",
         action="store_true",
@@ -358,6 +380,17 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(str(exc).split())  # one line, whatever the error text holds
         print(f"lessonlens {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a bug: say so in one line, keep the traceback in a file
+        from tasks.decode import first_line
+
+        log = Path(tempfile.gettempdir()) / f"lessonlens-crash-{datetime.now(UTC):%Y%m%dT%H%M%S}-{os.getpid()}.log"
+        log.write_text("".join(traceback.format_exception(exc)))
+        print(
+            f"lessonlens {args.command}: unexpected error ({type(exc).__name__}: {first_line(exc)}); "
+            f"the traceback is in {log}",
+            file=sys.stderr,
+        )
+        return CRASH
 
 
 if __name__ == "__main__":

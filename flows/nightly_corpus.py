@@ -91,16 +91,38 @@ def refresh_rows(catalog: pd.DataFrame, refs: list[VideoRef]) -> pd.DataFrame:
     return rows
 
 
-def validate_parameters(corpus: str, store: str, face_backend: str, face_model_dir: str | None) -> Store:
-    """Fail the run at once, naming the parameter, before any work starts."""
+def validate_parameters(
+    corpus: str,
+    store: str,
+    face_backend: str = ExtractParams.face_backend,
+    face_model_dir: str | None = None,
+    au_model_dir: str | None = None,
+    workers: int | None = None,
+    dask_address: str | None = None,
+) -> Store:
+    """Fail the run at once, naming the parameter, before any work starts (the CLI calls it too)."""
+    from tasks.action_units import load_au_estimator
     from tasks.faces import FACE_BACKENDS
 
     if not Path(corpus).exists():
         raise ValueError(f"parameter corpus: {corpus} does not exist")
     if face_backend not in FACE_BACKENDS:
         raise ValueError(f"parameter face_backend: {face_backend!r} is not one of {', '.join(FACE_BACKENDS)}")
-    if face_model_dir is not None and not Path(face_model_dir).is_dir():
-        raise ValueError(f"parameter face_model_dir: {face_model_dir} is not a directory")
+    if face_backend == "insightface" and face_model_dir is None:
+        raise ValueError("parameter face_model_dir: the insightface backend needs its model pack directory")
+    if face_backend != "insightface" and face_model_dir is not None:
+        raise ValueError(f"parameter face_model_dir: the {face_backend} backend takes no model directory")
+    if face_model_dir is not None and not any(Path(face_model_dir).glob("*.onnx")):
+        raise ValueError(f"parameter face_model_dir: {face_model_dir} is not a directory holding .onnx files")
+    if au_model_dir is not None:
+        try:
+            load_au_estimator(au_model_dir)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"parameter au_model_dir: {exc}") from exc
+    if workers is not None and workers < 1:
+        raise ValueError(f"parameter workers: must be >= 1, got {workers}")
+    if workers and dask_address:
+        raise ValueError("parameter workers: applies to the local cluster only; omit it with dask_address")
     try:
         return Store(store).ensure()
     except PermissionError as exc:
@@ -155,7 +177,7 @@ def nightly_corpus(
     """
     from flows.engine import task_runner
 
-    st = validate_parameters(corpus, store, face_backend, face_model_dir)
+    st = validate_parameters(corpus, store, face_backend, face_model_dir, au_model_dir, workers, dask_address)
     options = (("model_dir", str(Path(face_model_dir).resolve())),) if face_model_dir else ()
     try:
         params = ExtractParams(
@@ -225,6 +247,7 @@ def _extract_corpus(corpus: str, st: Store, params: ExtractParams, run_id: str, 
         logger.info("progress: %d/%d videos, %d frames, %.1f frames/s", n_done, len(todo), counts["frames"], rate)
     counts["windows"], infer_failures = run_inference(st, list(TASK_CLASSES), run_id, logger)
     failures += infer_failures
+    counts["failed"] += len({f["video_id"] for f in infer_failures})  # a video without predictions failed too
     flow_run_id = str(flow_run.id) if flow_run.id else None
     st.append_run(run_id, started, params.to_json(), counts, corpus=str(corpus), flow_run_id=flow_run_id)
     publish_artifacts(st, counts, failures, run_id)

@@ -41,6 +41,7 @@ def deployments(
     reprocess_cron: str = WEEKLY_CRON,
     dask_address: str | None = None,
     workers: int | None = None,
+    au_model_dir: str | None = None,
 ) -> list:
     from prefect.deployments.runner import EntrypointType
     from prefect.events import DeploymentEventTrigger
@@ -52,7 +53,12 @@ def deployments(
     nightly = nightly_corpus.to_deployment(
         name="nightly-corpus",
         cron=cron,
-        parameters={"store": store, **({"corpus": corpus} if corpus else {}), **dask},
+        parameters={
+            "store": store,
+            **({"corpus": corpus} if corpus else {}),
+            **({"au_model_dir": au_model_dir} if au_model_dir else {}),
+            **dask,
+        },  # fmt: skip
         description="extract every new or changed video of the corpus, then predict",
         entrypoint_type=EntrypointType.MODULE_PATH,
     )

@@ -74,6 +74,8 @@ class ExtractParams:
             raise ValueError(f"fps must be > 0, got {self.fps}")
         if self.body_fps < 0 or self.body_fps > self.fps:
             raise ValueError(f"body_fps must be between 0 and fps ({self.fps}), got {self.body_fps}")
+        if self.chunk_seconds < 1:
+            raise ValueError(f"chunk_seconds must be >= 1, got {self.chunk_seconds}")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

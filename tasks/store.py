@@ -226,16 +226,8 @@ class Store:
         process ends, even by ``kill -9``, so a crashed run never leaves a stale lock. (flock is reliable on
         local disks; on network file systems use one store per writer.)
         """
-        path = self.root / ".lock"
-        with open(path, "a+") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                fh.seek(0)
-                holder = fh.read().strip() or "another process"
-                raise StoreBusy(
-                    f"store {self.root} is being written by {holder}; wait for that run to finish or use another store"
-                ) from None
+        with open(self.root / ".lock", "a+") as fh:
+            self._lock(fh)
             fh.seek(0)
             fh.truncate()
             since = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -247,6 +239,23 @@ class Store:
                 fh.seek(0)
                 fh.truncate()
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def check_not_busy(self) -> None:
+        """Raise StoreBusy now when another run holds the writer lock (to fail before starting anything)."""
+        if (self.root / ".lock").is_file():
+            with open(self.root / ".lock", "a+") as fh:
+                self._lock(fh)
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _lock(self, fh) -> None:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise StoreBusy(
+                f"store {self.root} is being written by {holder}; wait for that run to finish or use another store"
+            ) from None
 
     def remove_temporary_files(self) -> int:
         """Delete temporary files left by a writer that died before its rename; call under the writer lock."""
