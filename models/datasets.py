@@ -77,12 +77,12 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from models.layout import BLAZEPOSE_FLIP, IBUG68_FLIP, KEYPOINT_NAMES, N_LANDMARKS, decode_jpeg, encode_jpeg
 from models.rules import EMOTIONS, LEARNER_STATES
-from tasks.body import KEYPOINT_NAMES
-from tasks.crops import align_face, alignment_matrix, decode_jpeg, encode_jpeg, transform_points
+from tasks.crops import align_face, alignment_matrix, transform_points
 from tasks.decode import VideoError, decode_frames, frame_times, open_video, plan_chunks
 from tasks.discover import content_id
-from tasks.store import N_LANDMARKS, write_table_atomic
+from tasks.store import write_table_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -103,18 +103,6 @@ FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 VIEWS = ("face", "body")
 MODEL_VIEWS = {"learner_state": "face", "teacher_expression": "face", "teacher_gesture": "body"}
 CACHE_VERSION = "1"
-
-# Horizontal flip: the index each point takes after mirroring (iBUG-68 image-left <-> image-right; BlazePose
-# person's left <-> right).
-IBUG68_FLIP = (
-    *range(16, -1, -1),  # jaw
-    *range(26, 16, -1),  # brows
-    27, 28, 29, 30, 35, 34, 33, 32, 31,  # nose
-    45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40,  # eyes
-    54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55,  # outer lips
-    64, 63, 62, 61, 60, 67, 66, 65,  # inner lips
-)  # fmt: skip
-BLAZEPOSE_FLIP = (0, 4, 5, 6, 1, 2, 3, 8, 7, 10, 9, *[k + (1 if k % 2 else -1) for k in range(11, 33)])
 
 
 class DatasetError(ValueError):

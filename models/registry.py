@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from models import available_models, model_module
+from models.files import atomic_write
 from models.rules import EMOTIONS, LEARNER_STATES
 
 logger = logging.getLogger(__name__)
@@ -96,13 +97,8 @@ def _versions(folder: Path) -> list[str]:
 
 def _write_json(path: Path, data: dict) -> None:
     """Write ``data`` as JSON through a temporary name and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def register(

@@ -22,15 +22,14 @@ confusion matrix (rows true, columns predicted), saved as ``metrics.json``, ``co
 ``confusion.png``.
 """
 
-import contextlib
 import json
 import logging
 import os
 import time
-import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +40,8 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from models import build_model, model_module
 from models.datasets import MODEL_VIEWS, CachedClip, ClipDataset, ClipSet, ExtractionParams, fingerprint, prepare
+from models.device import autocast, resolve_device
+from models.files import atomic_write
 from models.teacher_expression import label_correction_loss, relabel
 
 logger = logging.getLogger(__name__)
@@ -65,21 +66,6 @@ class TrainResult:
     metrics: dict
     history: list[dict] = field(default_factory=list)
     out_dir: Path | None = None
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto``: cuda when available, else cpu; ``cuda`` without a GPU is a ValueError."""
-    if device not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but no CUDA GPU is available (use 'auto' or 'cpu')")
-    return torch.device(device)
-
-
-def autocast(device: torch.device):
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
 
 
 def model_view(model_name: str) -> str:
@@ -224,15 +210,6 @@ def _loader(data: ClipDataset, labels: Tensor, batch_size: int, balanced: bool, 
         sampler = WeightedRandomSampler(1.0 / counts[labels], len(labels), replacement=True, generator=generator)
         return DataLoader(data, batch_size=batch_size, sampler=sampler)
     return DataLoader(data, batch_size=batch_size, shuffle=True, generator=generator)
-
-
-def _save_checkpoint(path: Path, state: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def train_epoch(
@@ -381,25 +358,23 @@ def train(
             epoch, epochs, stats["loss"], stats["accuracy"],
             "".join(f", {k} {v:.3f}" for k, v in record.items() if k.startswith(watch)), lr_now, record["seconds"],
         )  # fmt: skip
-        _save_checkpoint(
-            checkpoint,
-            {
-                "model": model_name,
-                "variant": variant,
-                "config": asdict(model.config),
-                "classes": list(dataset.classes),
-                "task": dataset.task,
-                "licence": dataset.licence,
-                "data_fingerprint": data_fingerprint,
-                "state_dict": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "epoch": epoch,
-                "step": step,
-                "labels": labels,
-                "history": history,
-            },
-        )
+        state = {
+            "model": model_name,
+            "variant": variant,
+            "config": asdict(model.config),
+            "classes": list(dataset.classes),
+            "task": dataset.task,
+            "licence": dataset.licence,
+            "data_fingerprint": data_fingerprint,
+            "state_dict": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "epoch": epoch,
+            "step": step,
+            "labels": labels,
+            "history": history,
+        }
+        atomic_write(checkpoint, partial(torch.save, state))
     final = "test" if any(c.path for c in cached["test"]) else watch
     metrics: dict = {"epochs": epochs, "steps": step, "history": history, "extraction": asdict(extraction),
                      "per_segment": per_segment, "dataset": dataset.name}  # fmt: skip

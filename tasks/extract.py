@@ -25,12 +25,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from tasks.body import KEYPOINT_NAMES, load_body_backend
+from models.layout import KEYPOINT_NAMES, N_LANDMARKS
+from tasks.body import load_body_backend
 from tasks.crops import CROP_SCHEMA, append_crop, crop_columns
 from tasks.decode import Chunk, Probe, VideoError, decode_frames, frame_times, open_video, plan_chunks, probe
 from tasks.discover import VideoRef
 from tasks.faces import load_face_backend
-from tasks.store import BODY_SCHEMA, FRAME_SCHEMA, N_LANDMARKS, Store, table_from_columns, write_table_atomic
+from tasks.store import BODY_SCHEMA, FRAME_SCHEMA, Store, table_from_columns, write_table_atomic
 
 EXTRACTOR_VERSION = "1"  # bump when what the rows mean changes (detector, landmarks, tracking, AUs): stores re-extract
 

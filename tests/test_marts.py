@@ -17,9 +17,9 @@ import pyarrow as pa
 import pytest
 
 import tasks.query
+from models.layout import KEYPOINT_NAMES
 from tasks import marts
 from tasks.action_units import AU_NAMES
-from tasks.body import KEYPOINT_NAMES
 from tasks.store import BODY_SCHEMA, FRAME_SCHEMA, Store, table_from_columns, write_table_atomic
 
 EMOTIONS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")

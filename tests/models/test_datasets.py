@@ -8,8 +8,6 @@ import pytest
 import torch
 
 from models.datasets import (
-    BLAZEPOSE_FLIP,
-    IBUG68_FLIP,
     Clip,
     ClipAugment,
     DatasetError,
@@ -21,7 +19,7 @@ from models.datasets import (
     read_manifest,
     sample_indices,
 )
-from tasks.body import KEYPOINT_NAMES
+from models.layout import BLAZEPOSE_FLIP, IBUG68_FLIP, KEYPOINT_NAMES
 
 # Boredom, Engagement, Confusion, Frustration per clip, and the single label the rules give.
 DAISEE_TABLE = {
