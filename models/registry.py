@@ -248,7 +248,7 @@ def emit_promoted(name: str, version: str, task: str, store_root: str | os.PathL
     ``reprocess-after-retraining`` deployment reprocesses the store the model was promoted in.
 
     ``PREFECT_API_URL`` is read from the environment as well as from Prefect's settings: the engine
-    (``flows.engine.prefect_api``) exports the URL of its temporary API after Prefect was imported, when
+    (``flows.engine.prefect_api``) exports the URL of its temporary API after Prefect was loaded, when
     the settings no longer see it.
     """
     from prefect.events import emit_event
