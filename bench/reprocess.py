@@ -28,7 +28,8 @@ from extract import ping_pong  # bench/extract.py
 
 from flows.cli import main as cli
 from models import build_model
-from models.registry import TASK_CLASSES, promote, register
+from models.registry import promote, register
+from models.rules import TASK_CLASSES
 from tasks.synthetic import make_demo_corpus
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"

@@ -1,8 +1,9 @@
 """The ``train`` flow and the handlers of ``lessonlens train``, ``evaluate`` and ``models register|list|promote``.
 
-The work is in ``models.train`` (plain functions); the flow wraps :func:`run_training` and logs through the
-run logger. The CLI handlers call the plain functions directly (no Prefect API needed), like ``analyse``;
-``models promote`` emits the registry's Prefect event when a Prefect API is configured.
+The work is in plain functions: ``tasks.prepare`` prepares the clips, ``models.train`` trains and evaluates on
+them; the flow wraps :func:`run_training` and logs through the run logger. The CLI handlers call the plain
+functions directly (no Prefect API needed), like ``analyse``; ``models promote`` emits the registry's Prefect
+event when a Prefect API is configured.
 """
 
 import argparse
@@ -12,8 +13,9 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 
 import flows  # noqa: F401  (offline Prefect defaults)
-from models.datasets import ExtractionParams, read_dataset
-from models.train import TrainResult, evaluate_registered, register_result, train
+from models.datasets import read_dataset
+from models.train import TrainResult, evaluate_registered, model_view, register_result, registered_extraction, train
+from tasks.prepare import ExtractionParams, prepare_set
 
 
 def parse_overrides(items: list[str] | None) -> dict:
@@ -58,7 +60,8 @@ def run_training(
     seed: int = 0,
     log=None,
 ) -> tuple[TrainResult, str | None]:
-    """Read the dataset, train, and register the result in ``store`` when ``register``; returns (result, version).
+    """Read the dataset, prepare its clips, train, and register the result in ``store`` when ``register``;
+    returns (result, version).
 
     Outputs go to ``out_dir``, default ``<store>/training/<model>-<dataset>`` (``training/...`` without a
     store); the extraction cache to ``<store>/cache/clips`` (``<out_dir>/cache`` without a store).
@@ -68,10 +71,11 @@ def run_training(
     clips = read_dataset(dataset, path, **(dataset_options or {}))
     root = Path(store) if store else None
     out = Path(out_dir) if out_dir else (root or Path(".")) / "training" / f"{model}-{dataset}"
+    cache = root / "cache" / "clips" if root else out / "cache"
+    prepared = prepare_set(clips, cache, model_view(model), ExtractionParams(fps=fps))
     result = train(
-        clips, model, variant, epochs=epochs, device=device, out_dir=out,
-        cache_dir=root / "cache" / "clips" if root else None, overrides=overrides,
-        extraction=ExtractionParams(fps=fps), batch_size=batch_size, seed=seed, resume=resume, log=log,
+        prepared, model, variant, epochs=epochs, device=device, out_dir=out, overrides=overrides,
+        batch_size=batch_size, seed=seed, resume=resume, log=log,
     )  # fmt: skip
     version = register_result(store, result) if register else None
     return result, version
@@ -127,10 +131,11 @@ def evaluate_main(args: argparse.Namespace) -> int:
     clips = read_dataset(args.dataset, args.path, **dataset_options(args.dataset, args))
     store = Path(args.store)
     out = Path(args.out or store / "evaluations" / args.model / args.version / f"{args.dataset}-{args.split}")
+    params = ExtractionParams(**registered_extraction(store, args.model, args.version))
+    prepared = prepare_set(clips, store / "cache" / "clips", model_view(args.model), params, splits=[args.split])
     metrics = evaluate_registered(
-        store, args.model, args.version, clips, split=args.split, device=args.device,
-        cache_dir=store / "cache" / "clips", out_dir=out,
-    )  # fmt: skip
+        store, args.model, args.version, prepared, split=args.split, device=args.device, out_dir=out
+    )
     print(f"{args.model} {args.version} on {args.dataset} {args.split}: WAR {metrics['war']:.4f}, "
           f"UAR {metrics['uar']:.4f} ({metrics['n']} clips); {out}")  # fmt: skip
     return 0
@@ -147,9 +152,9 @@ def models_register_main(args: argparse.Namespace) -> int:
     from models.registry import register
 
     folder = Path(args.checkpoint)
-    state = torch.load(folder / "checkpoint.pt", map_location="cpu", weights_only=True)
     if not (folder / "checkpoint.pt").is_file():
         raise FileNotFoundError(f"no checkpoint.pt in {folder} (the --out folder of lessonlens train)")
+    state = torch.load(folder / "checkpoint.pt", map_location="cpu", weights_only=True)
     metrics = json.loads((folder / "metrics.json").read_text()) if (folder / "metrics.json").is_file() else {}
     model = build_model(state["model"], state["variant"], **state["config"])
     model.load_state_dict(state["state_dict"])

@@ -1,4 +1,4 @@
-"""Labelled clip sets (DAiSEE, DFEW, a manifest CSV), their extraction cache, and the PyTorch dataset.
+"""Labelled clip sets (DAiSEE, DFEW, a manifest CSV), prepared clips, and the PyTorch dataset over them.
 
 Adapters turn a dataset as distributed into a :class:`ClipSet`: clips with an integer label, a split
 (``train`` / ``validation`` / ``test``) and the class names in logit order. Bad label rows raise
@@ -37,18 +37,14 @@ Adapters turn a dataset as distributed into a :class:`ClipSet`: clips with an in
   registry task (``emotion`` or ``learner_state``), the classes are that task's, in its order (so the
   model can be registered); otherwise they are the sorted label names and no task is set.
 
-Extraction (the same steps as the nightly run, so training and inference see identical input): frames
-are sampled on the nightly grid (``tasks.decode.plan_chunks`` at ``fps``; a frame folder is read as
-video at ``folder_fps``), decoded with decord, faces found by ``tasks.faces`` (mediapipe by default);
-the largest face of each frame is aligned with ``tasks.crops.align_face`` to 112 × 112 and its iBUG-68
-landmarks are mapped into crop pixels. The ``body`` view (for teacher_gesture) keeps the whole frame,
-letterboxed into a ``body_size`` square, with the 33 BlazePose keypoints of ``tasks.body`` in its pixels.
-Frames without a face (body) are dropped; a clip left without frames is dropped with a reason
-(``no_face``, ``no_body``, or the decoder's ``not_a_video`` / ``decode_error`` ...), counted by
-:func:`prepare`. Results are cached as Parquet at ``<cache>/<content id>/<params key>/<view>.parquet``
-(content id: SHA-256 prefix of the video bytes, or of a frame folder's names and bytes; written through a
-temporary name and renamed), so a clip is extracted once whatever its name. The cache holds face crops:
-keep it on the training machine.
+Prepared clips: ``tasks.prepare`` extracts each clip once (decode, faces, aligned crops or the letterboxed
+body view, on the nightly sampling grid) into a Parquet cache file per clip content and view; here a
+:class:`CachedClip` points to that file (or says why the clip was dropped) and a :class:`PreparedSet` holds
+a clip set's cached clips per split with the extraction parameters, whose :meth:`PreparedSet.fingerprint`
+identifies the training data. A cache file has one row per kept frame: ``frame``, ``timestamp``,
+``confidence``, ``jpeg`` (the image, ``models.layout`` codec) and the point columns of :func:`view_columns`
+in the image's pixels. Views: ``face`` (112 × 112 aligned crop, iBUG-68 landmarks) for learner_state and
+teacher_expression, ``body`` (letterboxed whole frame, 33 BlazePose keypoints) for teacher_gesture.
 
 Sampling (paper 2, §3.1, after TSN [39]): a clip's N cached frames are split evenly into U segments; in
 training V frames are drawn at random in each segment, at test the V frames at the middle of each segment.
@@ -65,10 +61,9 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -77,12 +72,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from models.layout import BLAZEPOSE_FLIP, IBUG68_FLIP, KEYPOINT_NAMES, N_LANDMARKS, decode_jpeg
 from models.rules import EMOTIONS, LEARNER_STATES
-from tasks.body import KEYPOINT_NAMES
-from tasks.crops import align_face, alignment_matrix, decode_jpeg, encode_jpeg, transform_points
-from tasks.decode import VideoError, decode_frames, frame_times, open_video, plan_chunks
-from tasks.discover import content_id
-from tasks.store import N_LANDMARKS, write_table_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -99,22 +90,8 @@ DFEW_LABELS = {1: "happiness", 2: "sadness", 3: "neutral", 4: "anger", 5: "surpr
 DFEW_FOLDS = (1, 2, 3, 4, 5)
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
-FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 VIEWS = ("face", "body")
 MODEL_VIEWS = {"learner_state": "face", "teacher_expression": "face", "teacher_gesture": "body"}
-CACHE_VERSION = "1"
-
-# Horizontal flip: the index each point takes after mirroring (iBUG-68 image-left <-> image-right; BlazePose
-# person's left <-> right).
-IBUG68_FLIP = (
-    *range(16, -1, -1),  # jaw
-    *range(26, 16, -1),  # brows
-    27, 28, 29, 30, 35, 34, 33, 32, 31,  # nose
-    45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40,  # eyes
-    54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55,  # outer lips
-    64, 63, 62, 61, 60, 67, 66, 65,  # inner lips
-)  # fmt: skip
-BLAZEPOSE_FLIP = (0, 4, 5, 6, 1, 2, 3, 8, 7, 10, 9, *[k + (1 if k % 2 else -1) for k in range(11, 33)])
 
 
 class DatasetError(ValueError):
@@ -356,33 +333,12 @@ def read_dataset(kind: str, path: str | os.PathLike, **options) -> ClipSet:
     return readers[kind](path, **options)
 
 
-# --------------------------------------------------------------------------------------- extraction
-
-
-@dataclass(frozen=True)
-class ExtractionParams:
-    """What a cached clip depends on; any change is a new cache entry.
-
-    Args:
-        fps: sampling rate on the nightly grid (the nightly default is 5).
-        folder_fps: the frame rate a folder of frame images is read at.
-        face_backend: ``tasks.faces`` backend name.
-        body_size: side of the letterboxed whole frame kept by the body view.
-    """
-
-    fps: float = 5.0
-    folder_fps: float = 25.0
-    face_backend: str = "mediapipe"
-    body_size: int = 224
-    version: str = CACHE_VERSION
-
-    def key(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+# ------------------------------------------------------------------------------------ prepared clips
 
 
 @dataclass(frozen=True)
 class CachedClip:
-    """A clip's extracted frames in the cache; ``path`` is None when it was dropped for ``reason``."""
+    """A clip's prepared frames (one cache file); ``path`` is None when it was dropped for ``reason``."""
 
     clip: Clip
     content: str
@@ -391,52 +347,28 @@ class CachedClip:
     reason: str | None = None
 
 
-def clip_content_id(path: Path) -> str:
-    """SHA-256 prefix of a video's bytes, or of a frame folder's file names and bytes."""
-    if path.is_file():
-        return content_id(path)
-    digest = hashlib.sha256()
-    for frame in _frame_files(path):
-        digest.update(frame.name.encode() + b"\0" + frame.read_bytes())
-    return digest.hexdigest()[:16]
+@dataclass(frozen=True)
+class PreparedSet:
+    """A :class:`ClipSet` prepared for one view: its cached clips per split and the extraction parameters.
 
+    ``params`` is the JSON form of the extraction parameters the cache files were made with
+    (``tasks.prepare.ExtractionParams``); training records it, and evaluation of a registered model checks it.
+    ``splits`` maps a split to its clips, dropped ones included (``path`` None); a split not prepared is absent.
+    """
 
-def _frame_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES and not p.name.startswith("."))
+    dataset: ClipSet
+    view: str
+    params: Mapping[str, object]
+    splits: Mapping[str, list[CachedClip]]
 
+    def split(self, split: str) -> list[CachedClip]:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
+        return list(self.splits.get(split, []))
 
-def _sampled_frames(path: Path, params: ExtractionParams) -> Iterable[tuple[int, float, np.ndarray]]:
-    """(frame index, timestamp, RGB pixels) of the frames on the sampling grid, in order."""
-    if path.is_dir():
-        files = _frame_files(path)
-        if not files:
-            raise VideoError("not_a_video", f"{path}: no frame images ({', '.join(FRAME_SUFFIXES)})")
-        times = np.arange(len(files)) / params.folder_fps
-        for chunk in plan_chunks(times, params.fps, 10**6):
-            for frame, stamp in zip(chunk.frames, chunk.timestamps, strict=True):
-                image = cv2.imread(str(files[frame]), cv2.IMREAD_COLOR)
-                if image is None:
-                    raise VideoError("decode_error", f"{files[frame]}: not a readable image")
-                yield frame, stamp, cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-        return
-    reader = open_video(path)
-    for chunk in plan_chunks(frame_times(reader), params.fps, 10**6):
-        stamps = dict(zip(chunk.frames, chunk.timestamps, strict=True))
-        for frame, pixels in decode_frames(reader, chunk.frames):
-            yield frame, stamps[frame], pixels
-
-
-def letterbox(pixels: np.ndarray, size: int) -> tuple[np.ndarray, float, np.ndarray]:
-    """``pixels`` scaled to fit a black ``size`` square, centred; returns it, the scale and the offset (x, y)."""
-    height, width = pixels.shape[:2]
-    scale = size / max(height, width)
-    w, h = max(1, round(width * scale)), max(1, round(height * scale))
-    offset = np.array([(size - w) // 2, (size - h) // 2], dtype=np.float64)
-    out = np.zeros((size, size, 3), np.uint8)
-    out[int(offset[1]) : int(offset[1]) + h, int(offset[0]) : int(offset[0]) + w] = cv2.resize(
-        pixels, (w, h), interpolation=cv2.INTER_AREA
-    )
-    return out, scale, offset
+    def fingerprint(self) -> str:
+        """:func:`fingerprint` of every prepared split with the dataset's classes."""
+        return fingerprint([c for split in SPLITS for c in self.split(split)], self.dataset.classes, self.params)
 
 
 def view_columns(view: str) -> list[str]:
@@ -446,96 +378,10 @@ def view_columns(view: str) -> list[str]:
     return [f"{n}_x" for n in KEYPOINT_NAMES] + [f"{n}_y" for n in KEYPOINT_NAMES]
 
 
-def _view_schema(view: str) -> pa.Schema:
-    base = [("frame", pa.int32()), ("timestamp", pa.float64()), ("confidence", pa.float32()), ("jpeg", pa.binary())]
-    return pa.schema(base + [(c, pa.float32()) for c in view_columns(view)])
-
-
-def extract_clip(path: Path, view: str, params: ExtractionParams, backend) -> tuple[dict[str, list], int]:
-    """Columns of one clip's cache file and the number of sampled frames (``backend`` detects faces or bodies)."""
-    columns: dict[str, list] = {f.name: [] for f in _view_schema(view)}
-    sampled = 0
-    backend.reset()
-    for frame, stamp, pixels in _sampled_frames(path, params):
-        sampled += 1
-        found = backend.detect(pixels)
-        if not found:
-            continue
-        if view == "face":
-            face = max(found, key=lambda f: float((f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1])))
-            image = align_face(pixels, face.landmarks)
-            points = transform_points(alignment_matrix(face.landmarks), face.landmarks)  # (68, 2) crop pixels
-            score = face.score
-        else:
-            body = found[0]
-            image, scale, offset = letterbox(pixels, params.body_size)
-            points = body.keypoints[:, :2] * scale + offset  # (33, 2) letterboxed pixels
-            score = body.score
-        columns["frame"].append(frame)
-        columns["timestamp"].append(stamp)
-        columns["confidence"].append(float(score))
-        columns["jpeg"].append(encode_jpeg(image))
-        flat = np.concatenate([points[:, 0], points[:, 1]])
-        for name, value in zip(view_columns(view), flat, strict=True):
-            columns[name].append(float(value))
-    return columns, sampled
-
-
-def cache_path(cache_dir: Path, content: str, params: ExtractionParams, view: str) -> Path:
-    return Path(cache_dir) / content / params.key() / f"{view}.parquet"
-
-
-def prepare(
-    clips: Sequence[Clip], cache_dir: str | os.PathLike, view: str, params: ExtractionParams | None = None
-) -> list[CachedClip]:
-    """Extract ``clips`` into the cache (each once; cached ones are read back) and return them all.
-
-    Dropped clips come back with ``path=None`` and a ``reason``; the counts per reason are logged.
-    """
-    if view not in VIEWS:
-        raise ValueError(f"unknown view {view!r}; valid views: {', '.join(VIEWS)}")
-    params = params or ExtractionParams()
-    backend = None
-    out = []
-    for clip in clips:
-        content = clip_content_id(clip.path) if clip.path.exists() else ""
-        target = cache_path(Path(cache_dir), content, params, view)
-        if content and not target.is_file():
-            if backend is None:
-                backend = _load_backend(view, params)
-            try:
-                columns, sampled = extract_clip(clip.path, view, params, backend)
-            except VideoError as exc:
-                logger.warning("clip %s dropped: %s", clip.clip_id, exc)
-                out.append(CachedClip(clip, content, None, 0, exc.reason))
-                continue
-            schema = _view_schema(view).with_metadata({"sampled_frames": str(sampled), "source": str(clip.path)})
-            write_table_atomic(pa.table(columns, schema=schema), target)
-        if not content:
-            out.append(CachedClip(clip, content, None, 0, "missing_file"))
-            continue
-        rows = pq.read_metadata(target).num_rows
-        reason = None if rows else ("no_face" if view == "face" else "no_body")
-        out.append(CachedClip(clip, content, target if rows else None, rows, reason))
-    drops = Counter(c.reason for c in out if c.reason)
-    logger.info("%d clips ready (%s view), dropped: %s", sum(c.path is not None for c in out), view, dict(drops))
-    return out
-
-
-def _load_backend(view: str, params: ExtractionParams):
-    if view == "face":
-        from tasks.faces import load_face_backend
-
-        return load_face_backend(params.face_backend)
-    from tasks.body import load_body_backend
-
-    return load_body_backend("mediapipe")
-
-
-def fingerprint(cached: Sequence[CachedClip], classes: Sequence[str], params: ExtractionParams) -> str:
+def fingerprint(cached: Sequence[CachedClip], classes: Sequence[str], params: Mapping[str, object]) -> str:
     """SHA-256 of what the model saw: classes, extraction parameters and (split, label, content id) per clip."""
     lines = sorted(f"{c.clip.split},{c.clip.label},{c.content}" for c in cached if c.path is not None)
-    text = json.dumps({"classes": list(classes), "params": asdict(params), "clips": lines}, sort_keys=True)
+    text = json.dumps({"classes": list(classes), "params": dict(params), "clips": lines}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

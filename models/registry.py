@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from models import available_models, model_module
+from models.files import atomic_write
 from models.rules import check_task
 
 logger = logging.getLogger(__name__)
@@ -88,13 +89,8 @@ def _versions(folder: Path) -> list[str]:
 
 def _write_json(path: Path, data: dict) -> None:
     """Write ``data`` as JSON through a temporary name and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def register(
@@ -246,7 +242,7 @@ def emit_promoted(name: str, version: str, task: str, store_root: str | os.PathL
     ``reprocess-after-retraining`` deployment reprocesses the store the model was promoted in.
 
     ``PREFECT_API_URL`` is read from the environment as well as from Prefect's settings: the engine
-    (``flows.engine.prefect_api``) exports the URL of its temporary API after Prefect was imported, when
+    (``flows.engine.prefect_api``) exports the URL of its temporary API after Prefect was loaded, when
     the settings no longer see it.
     """
     from prefect.events import emit_event

@@ -1,4 +1,7 @@
-"""Training and evaluation of the papers' models on a :class:`models.datasets.ClipSet`, as plain functions.
+"""Training and evaluation of the papers' models on prepared clips (:class:`models.datasets.PreparedSet`).
+
+The clips are prepared first, by the caller (``tasks.prepare.prepare_set``: decode, faces, crops, cache); the
+functions here only read the prepared cache files.
 
 Training (paper 2, §4.3, for every model): SGD, learning rate 1e-3, momentum 0.9, weight decay 1e-4;
 StepLR halving the rate every 7 epochs - except DAiSEE, which gets a WeightedRandomSampler (each clip
@@ -8,7 +11,7 @@ Clips are U segments × V frames (``models.datasets.sample_indices``), U × V = 
 ``num_frames``; augmentation is per clip (``models.datasets.ClipAugment``). teacher_expression trained
 with ``label_correction`` uses paper 1's loss (eq 10) and, from epoch ``relabel_from`` on, re-labels the
 low-weight group of each batch (eq 7); corrected labels persist for the rest of the run (in the
-checkpoint too). Its landmarks, and teacher_gesture's keypoints, come from the extraction cache.
+checkpoint too). Its landmarks, and teacher_gesture's keypoints, come from the prepared clips.
 
 Reproducibility: each epoch seeds torch with (seed, epoch) and draws its shuffling and augmentation from
 (seed, epoch, clip), so on CPU a run resumed from a checkpoint ends with the same weights as one that
@@ -22,15 +25,14 @@ confusion matrix (rows true, columns predicted), saved as ``metrics.json``, ``co
 ``confusion.png``.
 """
 
-import contextlib
 import json
 import logging
 import os
 import time
-import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +42,9 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from models import build_model, model_module
-from models.datasets import MODEL_VIEWS, CachedClip, ClipDataset, ClipSet, ExtractionParams, fingerprint, prepare
+from models.datasets import MODEL_VIEWS, SPLITS, CachedClip, ClipDataset, PreparedSet, fingerprint
+from models.device import autocast, resolve_device
+from models.files import atomic_write
 from models.teacher_expression import label_correction_loss, relabel
 
 logger = logging.getLogger(__name__)
@@ -65,21 +69,6 @@ class TrainResult:
     metrics: dict
     history: list[dict] = field(default_factory=list)
     out_dir: Path | None = None
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto``: cuda when available, else cpu; ``cuda`` without a GPU is a ValueError."""
-    if device not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but no CUDA GPU is available (use 'auto' or 'cpu')")
-    return torch.device(device)
-
-
-def autocast(device: torch.device):
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
 
 
 def model_view(model_name: str) -> str:
@@ -226,15 +215,6 @@ def _loader(data: ClipDataset, labels: Tensor, batch_size: int, balanced: bool, 
     return DataLoader(data, batch_size=batch_size, shuffle=True, generator=generator)
 
 
-def _save_checkpoint(path: Path, state: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def train_epoch(
     model: nn.Module,
     model_name: str,
@@ -280,16 +260,14 @@ def train_epoch(
 
 
 def train(
-    dataset: ClipSet,
+    prepared: PreparedSet,
     model_name: str,
     variant: str = "paper",
     *,
     epochs: int,
     device: str = "auto",
     out_dir: str | os.PathLike,
-    cache_dir: str | os.PathLike | None = None,
     overrides: dict | None = None,
-    extraction: ExtractionParams | None = None,
     batch_size: int = 8,
     per_segment: int = 1,
     lr: float = LR,
@@ -299,16 +277,15 @@ def train(
     resume: bool = False,
     log: logging.Logger | logging.LoggerAdapter | None = None,
 ) -> TrainResult:
-    """Train ``model_name`` ``variant`` on ``dataset``'s train split for ``epochs`` epochs (see module docstring).
+    """Train ``model_name`` ``variant`` on the prepared train split for ``epochs`` epochs (see module docstring).
 
     Args:
+        prepared: the dataset's clips prepared for the model's view (:func:`model_view`).
         epochs: total epochs; with ``resume`` the run continues from the checkpoint's epoch up to this.
         device: auto, cpu or cuda.
         out_dir: checkpoint, metrics.json, confusion.csv / .png.
-        cache_dir: the extraction cache (default ``<out_dir>/cache``).
         overrides: config fields replaced in the variant (e.g. tiny widths); ``num_classes`` is set from
             the dataset's classes.
-        extraction: sampling and backend of the cache (default ``ExtractionParams()``: nightly's 5 fps).
         per_segment: V frames per segment; U = num_frames / V.
         relabel_from: first epoch (1-based) in which teacher_expression re-labels (paper 1 gives none).
         augment: paper 2's clip augmentation in training (False: random frame sampling only).
@@ -320,18 +297,17 @@ def train(
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     torch_device = resolve_device(device)
+    view = model_view(model_name)
+    if prepared.view != view:
+        raise ValueError(f"{model_name} takes the {view!r} view; the clips were prepared for {prepared.view!r}")
+    dataset = prepared.dataset
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    extraction = extraction or ExtractionParams()
-    view = model_view(model_name)
     overrides = {**(overrides or {}), "num_classes": len(dataset.classes)}
     torch.manual_seed(seed)
     model = build_model(model_name, variant, **overrides).to(torch_device)
-    cached = {
-        split: prepare(dataset.split(split), Path(cache_dir or out / "cache"), view, extraction)
-        for split in ("train", "validation", "test")
-    }
-    data_fingerprint = fingerprint([c for clips in cached.values() for c in clips], dataset.classes, extraction)
+    cached = {split: prepared.split(split) for split in SPLITS}
+    data_fingerprint = prepared.fingerprint()
     train_data = clip_dataset(
         cached["train"], model, view, per_segment=per_segment, train=True, augment=augment, seed=seed
     )
@@ -381,27 +357,25 @@ def train(
             epoch, epochs, stats["loss"], stats["accuracy"],
             "".join(f", {k} {v:.3f}" for k, v in record.items() if k.startswith(watch)), lr_now, record["seconds"],
         )  # fmt: skip
-        _save_checkpoint(
-            checkpoint,
-            {
-                "model": model_name,
-                "variant": variant,
-                "config": asdict(model.config),
-                "classes": list(dataset.classes),
-                "task": dataset.task,
-                "licence": dataset.licence,
-                "data_fingerprint": data_fingerprint,
-                "state_dict": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "epoch": epoch,
-                "step": step,
-                "labels": labels,
-                "history": history,
-            },
-        )
+        state = {
+            "model": model_name,
+            "variant": variant,
+            "config": asdict(model.config),
+            "classes": list(dataset.classes),
+            "task": dataset.task,
+            "licence": dataset.licence,
+            "data_fingerprint": data_fingerprint,
+            "state_dict": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "epoch": epoch,
+            "step": step,
+            "labels": labels,
+            "history": history,
+        }
+        atomic_write(checkpoint, partial(torch.save, state))
     final = "test" if any(c.path for c in cached["test"]) else watch
-    metrics: dict = {"epochs": epochs, "steps": step, "history": history, "extraction": asdict(extraction),
+    metrics: dict = {"epochs": epochs, "steps": step, "history": history, "extraction": dict(prepared.params),
                      "per_segment": per_segment, "dataset": dataset.name}  # fmt: skip
     if any(c.path for c in cached[final]):
         found = evaluate(model, model_name, cached[final], dataset.classes, device=torch_device,
@@ -463,45 +437,67 @@ def register_result(store_root: str | os.PathLike, result: TrainResult) -> str:
     )
 
 
+def registered_extraction(store_root: str | os.PathLike, name: str, version: str) -> dict:
+    """The extraction parameters registered ``name`` ``version`` was trained with: prepare clips with these to
+    evaluate it ({} when the version records none: the defaults). ValueError listing the versions when unknown.
+    """
+    return dict(_registered_record(store_root, name, version)["metrics"].get("extraction", {}))
+
+
+def _registered_record(store_root: str | os.PathLike, name: str, version: str) -> dict:
+    from models.registry import list_versions
+
+    records = list_versions(store_root, name)
+    record = next((r for r in records if r["version"] == version), None)
+    if record is None:
+        known = ", ".join(r["version"] for r in records) or "none"
+        raise ValueError(f"model {name} has no version {version!r} in {store_root}; registered versions: {known}")
+    return record
+
+
 def evaluate_registered(
     store_root: str | os.PathLike,
     name: str,
     version: str,
-    dataset: ClipSet,
+    prepared: PreparedSet,
     *,
     split: str = "test",
     device: str = "auto",
-    cache_dir: str | os.PathLike,
     out_dir: str | os.PathLike | None = None,
     batch_size: int = 8,
 ) -> dict:
-    """Metrics of registered ``name`` ``version`` on ``dataset``'s ``split``, extracted and sampled as in training.
+    """Metrics of registered ``name`` ``version`` on the prepared ``split``, sampled as in training.
 
-    The dataset's class names are matched to the model's (any order); a class the model lacks is a
-    ValueError. With ``out_dir`` the metrics, confusion.csv and confusion.png are written there.
+    ``prepared`` must be prepared for the model's view with the parameters of :func:`registered_extraction`
+    (ValueError otherwise). The dataset's class names are matched to the model's (any order); a class the
+    model lacks is a ValueError. With ``out_dir`` the metrics, confusion.csv and confusion.png are written there.
     """
-    from models.registry import list_versions, load_model
+    from models.registry import load_model
 
-    record = next((r for r in list_versions(store_root, name) if r["version"] == version), None)
-    model = load_model(store_root, name, version)  # ValueError listing the versions when unknown
+    record = _registered_record(store_root, name, version)
+    model = load_model(store_root, name, version)
+    dataset = prepared.dataset
     model_classes = list(record["classes"])
     missing = [c for c in dataset.classes if c not in model_classes]
     if missing:
         raise ValueError(
             f"{name} {version} predicts {model_classes}; the dataset's classes {missing} are not among them"
         )
-    params = ExtractionParams(**record["metrics"].get("extraction", {}))
+    expected = record["metrics"].get("extraction", {})
+    differ = sorted(k for k, v in expected.items() if prepared.params.get(k) != v)
+    if prepared.view != model_view(name) or differ:
+        raise ValueError(
+            f"{name} {version} was trained on the {model_view(name)!r} view extracted with {expected}; the clips "
+            f"were prepared for {prepared.view!r} with {dict(prepared.params)} (differing: {differ})"
+        )
     per_segment = int(record["metrics"].get("per_segment", 1))
     to_model = [model_classes.index(c) for c in dataset.classes]
-    cached = [
-        replace(c, clip=replace(c.clip, label=to_model[c.clip.label]))
-        for c in prepare(dataset.split(split), Path(cache_dir), model_view(name), params)
-    ]
+    cached = [replace(c, clip=replace(c.clip, label=to_model[c.clip.label])) for c in prepared.split(split)]
     torch_device = resolve_device(device)
     metrics = evaluate(model.to(torch_device), name, cached, model_classes, device=torch_device,
                        per_segment=per_segment, batch_size=batch_size)  # fmt: skip
     metrics.update({"model": name, "version": version, "dataset": dataset.name, "split": split,
-                    "data_fingerprint": fingerprint(cached, model_classes, params)})  # fmt: skip
+                    "data_fingerprint": fingerprint(cached, model_classes, prepared.params)})  # fmt: skip
     if out_dir is not None:
         save_metrics(metrics, out_dir)
     return metrics

@@ -25,16 +25,6 @@ import numpy as np
 
 from tasks.faces import check_frame, import_mediapipe
 
-KEYPOINT_NAMES: list[str] = [
-    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye",
-    "right_eye_outer", "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder",
-    "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_pinky",
-    "right_pinky", "left_index", "right_index", "left_thumb", "right_thumb", "left_hip", "right_hip",
-    "left_knee", "right_knee", "left_ankle", "right_ankle", "left_heel", "right_heel",
-    "left_foot_index", "right_foot_index",
-]  # fmt: skip
-"""BlazePose's 33 keypoints in model order; left/right are the person's own sides."""
-
 
 @dataclass(frozen=True, slots=True)
 class Body:
@@ -43,7 +33,7 @@ class Body:
     Attributes:
         keypoints: (33, 3) float32: x, y in pixels of the frame given to ``detect()``, visibility in
             [0, 1] (the model's estimate that the point is visible, not occluded), order
-            :data:`KEYPOINT_NAMES`.
+            :data:`models.layout.KEYPOINT_NAMES`.
         score: mean visibility of the 17 upper-body points 0-16 (face, shoulders, elbows, wrists): the
             legacy Pose API exposes no detection score, and a seated person's legs are often out of
             frame.

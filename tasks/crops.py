@@ -30,11 +30,11 @@ file. ``face_id`` is assigned later (tracking needs the whole video), so a crop 
 import cv2
 import numpy as np
 
+from models.layout import encode_jpeg
 from tasks.faces import Face
 from tasks.store import CROP_SCHEMA
 
 CROP_SIZE = 112
-JPEG_QUALITY = 90
 
 # (x, y) in pixels of the 112 × 112 crop: image-left eye centre, image-right eye centre, nose tip,
 # image-left mouth corner, image-right mouth corner (see the module docstring for how they were chosen).
@@ -92,22 +92,6 @@ def align_face(pixels: np.ndarray, landmarks: np.ndarray, size: int = CROP_SIZE)
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=(0, 0, 0),
     )
-
-
-def encode_jpeg(crop: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
-    """JPEG bytes of an RGB uint8 image (OpenCV encodes BGR, so channels are swapped first)."""
-    ok, data = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ValueError(f"JPEG encoding failed for an image of shape {crop.shape}")
-    return data.tobytes()
-
-
-def decode_jpeg(data: bytes) -> np.ndarray:
-    """The RGB uint8 image (H, W, 3) of JPEG ``data``; ValueError when the bytes are not a JPEG image."""
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"not a decodable JPEG image ({len(data)} bytes)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def crop_columns() -> dict[str, list]:

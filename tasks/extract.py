@@ -25,7 +25,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from tasks.body import KEYPOINT_NAMES, load_body_backend
+from models.layout import KEYPOINT_NAMES, N_LANDMARKS
+from tasks.body import load_body_backend
 from tasks.crops import append_crop, crop_columns
 from tasks.decode import Chunk, Probe, VideoError, decode_frames, frame_times, open_video, plan_chunks, probe
 from tasks.discover import VideoRef
@@ -34,7 +35,6 @@ from tasks.store import (
     BODY_SCHEMA,
     CROP_SCHEMA,
     FRAME_SCHEMA,
-    N_LANDMARKS,
     StepResult,
     Store,
     table_from_columns,

@@ -30,7 +30,6 @@ repeated in the file). A video without faces gets an empty file, which records t
 window length and stride are in the file's metadata.
 """
 
-import contextlib
 import hashlib
 import heapq
 import inspect
@@ -51,11 +50,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from models import rules
+from models.device import autocast, resolve_device
+from models.layout import N_LANDMARKS, decode_jpeg
 from models.registry import load_model, promoted
 from models.rules import TASK_CLASSES, check_task
-from tasks.crops import CROP_SIZE, align_face, alignment_matrix, decode_jpeg, transform_points
+from tasks.crops import CROP_SIZE, align_face, alignment_matrix, transform_points
 from tasks.decode import VideoError, decode_frames, open_video
-from tasks.store import N_LANDMARKS, StepResult, Store, prediction_schema
+from tasks.store import StepResult, Store, prediction_schema
 
 logger = logging.getLogger(__name__)
 
@@ -166,16 +167,6 @@ def cached_model(store: Store, name: str, version: str, device: torch.device) ->
             _MODELS[key] = load_model(store.root, name, version).to(device)
             logger.info("loaded model %s %s on %s", name, version, device)
         return _MODELS[key]
-
-
-def resolve_device(device: str) -> torch.device:
-    """``"auto"``: cuda when available, else cpu; an explicit ``"cuda"`` without a GPU is a ValueError."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but no CUDA GPU is available (use 'auto' or 'cpu')")
-    return resolved
 
 
 @dataclass
@@ -306,10 +297,7 @@ class ModelPredictor:
             x = F.interpolate(
                 x.reshape(B * T, C, H, W), size=self.image_size, mode="bilinear", antialias=True, align_corners=False
             ).reshape(B, T, C, self.image_size, self.image_size)
-        autocast = (
-            torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else contextlib.nullcontext()
-        )
-        with torch.inference_mode(), autocast:
+        with torch.inference_mode(), autocast(self.device):
             if self.takes_landmarks:
                 points = torch.from_numpy(np.stack([p.landmarks for p in batch])).to(self.device)  # (B, T, 68, 2)
                 logits = self.model(x, points * (self.image_size / CROP_SIZE))

@@ -39,11 +39,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from models.files import atomic_write
+from models.layout import KEYPOINT_NAMES, N_LANDMARKS
 from models.rules import check_task
 from tasks.action_units import AU_NAMES
-from tasks.body import KEYPOINT_NAMES
 
-N_LANDMARKS = 68
 PARQUET_OPTIONS = {"compression": "zstd"}
 
 FRAME_SCHEMA = pa.schema(
@@ -422,13 +422,7 @@ def conform(df: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
 
 def write_table_atomic(table: pa.Table, path: Path) -> None:
     """Write ``table`` to ``path`` through a temporary name in the same folder and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        pq.write_table(table, tmp, **PARQUET_OPTIONS)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp, **PARQUET_OPTIONS))
 
 
 def table_from_columns(columns: dict[str, object], schema: pa.Schema) -> pa.Table:

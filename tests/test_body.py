@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from tasks.body import KEYPOINT_NAMES, Body, load_body_backend
+from models.layout import KEYPOINT_NAMES
+from tasks.body import Body, load_body_backend
 from tests.test_faces import sample
 
 

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from models.layout import decode_jpeg, encode_jpeg
 from tasks.crops import (
     CROP_SIZE,
     TEMPLATE,
@@ -9,8 +10,6 @@ from tasks.crops import (
     anchor_points,
     append_crop,
     crop_columns,
-    decode_jpeg,
-    encode_jpeg,
     transform_points,
 )
 from tasks.faces import Face

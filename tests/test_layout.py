@@ -4,6 +4,7 @@ ships inside the package, and an installed (non-editable) wheel works from anoth
 import ast
 import graphlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -68,9 +69,26 @@ def test_every_package_says_what_lives_there_and_what_it_may_import():
 def test_an_installed_wheel_runs_query_and_models_info_from_another_directory(tmp_path):
     """A normal (non-editable) install ships the SQL files: `lessonlens query` reads the marts through the
     package, from a directory that is not the source tree."""
+    source = tmp_path / "source"  # a copy of the tracked files: building leaves nothing in the checkout
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, check=True, text=True, capture_output=True).stdout
+    for name in tracked.split():
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(ROOT / name, source / name)
     wheels = tmp_path / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(wheels),
+            str(source),
+        ],
         check=True,
     )
     (wheel,) = wheels.glob("lessonlens-*.whl")

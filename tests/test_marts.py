@@ -15,9 +15,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from models.layout import KEYPOINT_NAMES
 from tasks import analysis, warehouse
 from tasks.action_units import AU_NAMES
-from tasks.body import KEYPOINT_NAMES
 from tasks.store import BODY_SCHEMA, FRAME_SCHEMA, Store, table_from_columns, write_table_atomic
 
 EMOTIONS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")

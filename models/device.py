@@ -1,0 +1,30 @@
+"""Where models run: the device a ``--device`` choice means, and the precision used there.
+
+``resolve_device``: ``auto`` is cuda when a GPU is visible, else cpu; ``cpu``, ``cuda`` and ``cuda:N`` are
+taken as given, but a cuda device without a GPU is a ValueError, as is any other device. ``autocast``: bf16
+autocast on CUDA, plain fp32 on CPU (training and inference use the same, so they see the same numbers).
+"""
+
+import contextlib
+
+import torch
+
+
+def resolve_device(device: str) -> torch.device:
+    """The ``torch.device`` of ``device`` (auto, cpu, cuda or cuda:N); ValueError for cuda without a GPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        resolved = None
+    if resolved is None or resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda (or cuda:N), got {device!r}")
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but no CUDA GPU is available (use 'auto' or 'cpu')")
+    return resolved
+
+
+def autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on a CUDA ``device``, else a context that changes nothing."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
