@@ -175,6 +175,152 @@ def _ancova(args: argparse.Namespace) -> int:
     return 0
 
 
+# training, evaluation and the registry ----------------------------------------------------------------
+def parse_overrides(items: list[str] | None) -> dict:
+    """``["depth=1", "widths=[8,16,32,64]"]`` → {"depth": 1, "widths": [8, 16, 32, 64]} (values are JSON)."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"override {item!r} is not KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"override {item!r}: value is not JSON ({exc.msg})") from exc
+    return out
+
+
+def dataset_options(kind: str, args: argparse.Namespace) -> dict:
+    """Adapter options of dataset ``kind`` from the CLI arguments."""
+    if kind == "daisee":
+        return {"task": args.daisee_task, "state": args.daisee_state, "seed": args.seed}
+    if kind == "dfew":
+        return {"fold": args.fold}
+    return {}
+
+
+def _train(args: argparse.Namespace) -> int:
+    """``lessonlens train --dataset KIND PATH --model NAME ...``: train, print the metrics, maybe register."""
+    import logging
+
+    from tasks.training import TrainingRun, run_training
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    run = TrainingRun(
+        args.dataset, args.path, args.model, args.variant, epochs=args.epochs, device=args.device,
+        store=args.store, out_dir=args.out, register=args.register, resume=args.resume,
+        dataset_options=dataset_options(args.dataset, args), overrides=parse_overrides(args.override),
+        fps=args.fps, batch_size=args.batch_size, seed=args.seed,
+    )  # fmt: skip
+    result, version = run_training(run)
+    metrics = result.metrics
+    if "war" in metrics:
+        print(f"{metrics['split']}: WAR {metrics['war']:.4f}, UAR {metrics['uar']:.4f} on {metrics['n']} clips")
+    print(f"outputs: {result.out_dir}")
+    if version:
+        print(f"registered {args.model} {version} in {args.store}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    """``lessonlens evaluate``: any expression predictor on labelled clips (``--manifest``), our AUs against
+    an OpenFace CSV (``--au-reference --video``), or a registered version on a training dataset."""
+    from flows.evaluate import evaluate_au_reference, evaluate_manifest
+    from tasks import evaluate as ev
+
+    if args.manifest and args.au_reference:
+        raise UsageError("give either --manifest or --au-reference, not both")
+    if args.manifest or args.au_reference:
+        clash = [f"--{k}" for k in ("dataset", "path", "version") if getattr(args, k, None)]
+        if clash:
+            raise UsageError(
+                f"{', '.join(clash)} belong to the training-dataset form; not with --manifest/--au-reference"
+            )
+    if args.manifest:
+        out = args.out or (Path(args.store) / "evaluations" / Path(args.manifest).stem if args.store
+                           else Path(f"evaluation-{Path(args.manifest).stem}"))  # fmt: skip
+        result = evaluate_manifest(args.manifest, out, model=args.model, registry=args.registry, store=args.store,
+                                   fps=args.fps, workers=args.workers)  # fmt: skip
+        print(f"{result['model']} ({result['model_version']}) on {result['clips']} clips of {args.manifest}:")
+        for line in ev.summary_lines(result):
+            print(f"  {line}")
+        print(f"report: {result['report']}")
+        return 0
+    if args.au_reference:
+        if not args.video:
+            raise UsageError("--au-reference needs --video (the video the OpenFace CSV was made from)")
+        out = Path(args.out or f"au-agreement-{Path(args.video).stem}")
+        table = evaluate_au_reference(args.au_reference, args.video, out, store=args.store, fps=args.fps,
+                                      workers=args.workers)  # fmt: skip
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        print(f"written: {out / 'au_agreement.csv'}, {out / 'au_agreement.json'}")
+        return 0
+    return _evaluate_version(args)
+
+
+def _evaluate_version(args: argparse.Namespace) -> int:
+    """``lessonlens evaluate --store S --model NAME --version V --dataset KIND PATH``: metrics of a version."""
+    from models import available_models
+    from tasks.training import evaluate_version
+
+    missing = [
+        k.upper() if k == "path" else f"--{k}"
+        for k in ("dataset", "path", "store", "model", "version")
+        if not getattr(args, k, None)
+    ]
+    if missing:
+        raise UsageError(
+            "give --manifest (your labelled clips), --au-reference with --video, or a registered version on a "
+            f"training dataset (--dataset KIND PATH --store --model --version; missing: {', '.join(missing)})"
+        )
+    if args.model not in available_models():
+        raise UsageError(f"--model {args.model!r}: valid models are {', '.join(available_models())}")
+    metrics, out = evaluate_version(
+        args.store, args.model, args.version, args.dataset, args.path, split=args.split, device=args.device,
+        out_dir=args.out, dataset_options=dataset_options(args.dataset, args),
+    )  # fmt: skip
+    print(f"{args.model} {args.version} on {args.dataset} {args.split}: WAR {metrics['war']:.4f}, "
+          f"UAR {metrics['uar']:.4f} ({metrics['n']} clips); {out}")  # fmt: skip
+    return 0
+
+
+def _models_register(args: argparse.Namespace) -> int:
+    """``lessonlens models register --store S --checkpoint DIR``: register the last epoch of a training run."""
+    from models.train import register_checkpoint
+
+    name, version = register_checkpoint(args.store, args.checkpoint, task=args.task, licence=args.licence)
+    print(f"registered {name} {version} in {args.store}")
+    return 0
+
+
+def _models_list(args: argparse.Namespace) -> int:
+    """``lessonlens models list --store S [--model NAME] [--json]``: registered versions."""
+    from models.registry import list_versions
+
+    records = list_versions(args.store, args.model)
+    if args.json:
+        print(json.dumps(records, indent=2, default=str))
+        return 0
+    if not records:
+        print("(no registered models)")
+    for r in records:
+        metrics = r["metrics"]
+        score = f"WAR {metrics['war']:.3f} UAR {metrics['uar']:.3f}" if "war" in metrics else "no metrics"
+        mark = " (promoted)" if r["promoted"] else ""
+        print(f"{r['name']} {r['version']}{mark}: task {r['task']}, variant {r['variant']}, {score}, "
+              f"registered {r['registered_at']}, licence {r['licence']}")  # fmt: skip
+    return 0
+
+
+def _models_promote(args: argparse.Namespace) -> int:
+    """``lessonlens models promote --store S --model NAME --version V``: make it its task's model."""
+    from models.registry import promote
+
+    pointer = promote(args.store, args.model, args.version)
+    print(f"promoted {args.model} {args.version} for task {pointer['task']}")
+    return 0
+
+
 CRASH = 4  # exit code of an unexpected error
 
 
@@ -256,16 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_training_commands(sub, models_sub) -> None:
-    """``train``, ``evaluate`` and ``models register|list|promote`` (handlers in flows/train.py)."""
+    """``train``, ``evaluate`` and ``models register|list|promote``."""
     from models import available_models
-
-    def lazy(name: str):
-        def handler(args: argparse.Namespace) -> int:
-            from flows import train
-
-            return getattr(train, name)(args)
-
-        return handler
+    from tasks.training import TrainingRun
 
     def dataset_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
         parser.add_argument("--dataset", required=required, choices=["daisee", "dfew", "manifest"])
@@ -286,15 +425,15 @@ def _add_training_commands(sub, models_sub) -> None:
     train = sub.add_parser("train", help="train a paper model on a labelled dataset (optionally register it)")
     dataset_args(train)
     train.add_argument("--model", required=True, choices=available_models())
-    train.add_argument("--variant", default="paper")
-    train.add_argument("--epochs", type=int, default=100)
+    train.add_argument("--variant", default=TrainingRun.variant)
+    train.add_argument("--epochs", type=int, default=TrainingRun.epochs)
     train.add_argument("--store", default=None, help="store to cache clips in and register the model into")
     train.add_argument("--register", action="store_true")
     train.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     train.add_argument("--override", action="append", default=None, help="config field KEY=JSON (repeatable)")
-    train.add_argument("--fps", type=float, default=5.0)
-    train.add_argument("--batch-size", type=int, default=8)
-    train.set_defaults(func=lazy("train_main"))
+    train.add_argument("--fps", type=float, default=TrainingRun.fps)
+    train.add_argument("--batch-size", type=int, default=TrainingRun.batch_size)
+    train.set_defaults(func=_train)
 
     evaluate = sub.add_parser(
         "evaluate",
@@ -311,29 +450,32 @@ def _add_training_commands(sub, models_sub) -> None:
     )
     evaluate.add_argument("--version", default=None)
     evaluate.add_argument("--split", choices=["train", "validation", "test"], default="test")
-    from flows.evaluate import add_arguments, evaluate_main
-
-    add_arguments(evaluate)
-    evaluate.set_defaults(func=evaluate_main)
+    evaluate.add_argument("--manifest", default=None, help="labelled clips: CSV path,label[,start,end]")
+    evaluate.add_argument("--au-reference", default=None, help="OpenFace CSV of --video: AU agreement")
+    evaluate.add_argument("--video", default=None, help="the video of --au-reference")
+    evaluate.add_argument("--registry", default=None, help="store to read --model versions from (default --store)")
+    evaluate.add_argument("--fps", type=float, default=None, help="face sampling rate (default: the pipeline's)")
+    evaluate.add_argument("--workers", type=int, default=None, help="local Dask worker processes")
+    evaluate.set_defaults(func=_evaluate)
 
     register = models_sub.add_parser("register", help="register a training run's checkpoint")
     register.add_argument("--store", required=True)
     register.add_argument("--checkpoint", required=True, help="the --out folder of lessonlens train")
     register.add_argument("--task", choices=["emotion", "learner_state"], default=None)
     register.add_argument("--licence", default=None, help="e.g. research-only (DAiSEE/DFEW-trained weights)")
-    register.set_defaults(func=lazy("models_register_main"))
+    register.set_defaults(func=_models_register)
 
     listing = models_sub.add_parser("list", help="registered versions")
     listing.add_argument("--store", required=True)
     listing.add_argument("--model", default=None)
     listing.add_argument("--json", action="store_true")
-    listing.set_defaults(func=lazy("models_list_main"))
+    listing.set_defaults(func=_models_list)
 
     promote = models_sub.add_parser("promote", help="make a version its task's model (emits the Prefect event)")
     promote.add_argument("--store", required=True)
     promote.add_argument("--model", required=True)
     promote.add_argument("--version", required=True)
-    promote.set_defaults(func=lazy("models_promote_main"))
+    promote.set_defaults(func=_models_promote)
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:

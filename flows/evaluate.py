@@ -1,14 +1,11 @@
-"""``lessonlens evaluate``: a registered version on a training dataset (``flows.train.evaluate_main``),
-any expression predictor on the user's labelled clips (``--manifest``), or our AUs against an OpenFace
-CSV (``--au-reference``).
+"""Evaluations that run the pipeline: any expression predictor on the user's labelled clips
+(:func:`evaluate_manifest`), or our AUs against an OpenFace CSV (:func:`evaluate_au_reference`).
 
-The two new evaluations run the clips through the ``nightly-corpus`` flow itself (real Prefect API, Dask
-cluster, decode → faces → tracks → AUs → predictions), into the store named by ``--store`` or a temporary
-one; the scoring is in ``tasks.evaluate``.
+Both run the clips through the ``nightly-corpus`` flow itself (real Prefect API, Dask cluster, decode →
+faces → tracks → AUs → predictions), into a given store or a temporary one; the scoring is in
+``tasks.evaluate``; ``lessonlens evaluate`` (``flows.cli``) calls them.
 """
 
-import argparse
-import inspect
 import shutil
 import sys
 import tempfile
@@ -17,17 +14,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import flows  # noqa: F401  (offline Prefect defaults)
+from tasks.extract import ExtractParams
 
 
 def _stderr(message: str) -> None:
     print(f"evaluate: {message}", file=sys.stderr, flush=True)
-
-
-def pipeline_fps() -> float:
-    """The ``fps`` default of the ``nightly-corpus`` flow (what ``lessonlens run`` samples at)."""
-    from flows.nightly_corpus import nightly_corpus
-
-    return float(inspect.signature(nightly_corpus.fn).parameters["fps"].default)
 
 
 @contextmanager
@@ -70,7 +61,7 @@ def evaluate_manifest(
     """
     from tasks import evaluate as ev
 
-    fps = pipeline_fps() if fps is None else float(fps)
+    fps = ExtractParams.fps if fps is None else float(fps)
     if not fps > 0:
         raise ValueError(f"--fps must be > 0, got {fps}")
     items = ev.read_label_manifest(manifest)
@@ -125,7 +116,7 @@ def evaluate_au_reference(
     from tasks import evaluate as ev
     from tasks.decode import VideoError, open_video
 
-    fps = pipeline_fps() if fps is None else float(fps)
+    fps = ExtractParams.fps if fps is None else float(fps)
     if not fps > 0:
         raise ValueError(f"--fps must be > 0, got {fps}")
     video = Path(video).resolve()
@@ -159,66 +150,3 @@ def evaluate_au_reference(
              "tolerance_s": tolerance, "our_samples": len(ours)}  # fmt: skip
     ev.write_au_agreement(out, table, facts)
     return table
-
-
-# ------------------------------------------------------------------------------------------- CLI
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of the two new evaluations (``--out``, ``--store`` and ``--model`` are shared)."""
-    parser.add_argument("--manifest", default=None, help="labelled clips: CSV path,label[,start,end]")
-    parser.add_argument("--au-reference", default=None, help="OpenFace CSV of --video: AU agreement")
-    parser.add_argument("--video", default=None, help="the video of --au-reference")
-    parser.add_argument("--registry", default=None, help="store to read --model versions from (default --store)")
-    parser.add_argument("--fps", type=float, default=None, help="face sampling rate (default: the pipeline's)")
-    parser.add_argument("--workers", type=int, default=None, help="local Dask worker processes")
-
-
-def evaluate_main(args: argparse.Namespace) -> int:
-    """Dispatch ``lessonlens evaluate`` on its options; the training-dataset form is unchanged."""
-    from tasks import evaluate as ev
-
-    if args.manifest and args.au_reference:
-        raise ValueError("give either --manifest or --au-reference, not both")
-    if args.manifest or args.au_reference:
-        clash = [f"--{k}" for k in ("dataset", "path", "version") if getattr(args, k, None)]
-        if clash:
-            raise ValueError(
-                f"{', '.join(clash)} belong to the training-dataset form; not with --manifest/--au-reference"
-            )
-    if args.manifest:
-        out = args.out or (Path(args.store) / "evaluations" / Path(args.manifest).stem if args.store
-                           else Path(f"evaluation-{Path(args.manifest).stem}"))  # fmt: skip
-        result = evaluate_manifest(args.manifest, out, model=args.model, registry=args.registry, store=args.store,
-                                   fps=args.fps, workers=args.workers)  # fmt: skip
-        print(f"{result['model']} ({result['model_version']}) on {result['clips']} clips of {args.manifest}:")
-        for line in ev.summary_lines(result):
-            print(f"  {line}")
-        print(f"report: {result['report']}")
-        return 0
-    if args.au_reference:
-        if not args.video:
-            raise ValueError("--au-reference needs --video (the video the OpenFace CSV was made from)")
-        out = Path(args.out or f"au-agreement-{Path(args.video).stem}")
-        table = evaluate_au_reference(args.au_reference, args.video, out, store=args.store, fps=args.fps,
-                                      workers=args.workers)  # fmt: skip
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-        print(f"written: {out / 'au_agreement.csv'}, {out / 'au_agreement.json'}")
-        return 0
-    missing = [
-        k.upper() if k == "path" else f"--{k}"
-        for k in ("dataset", "path", "store", "model", "version")
-        if not getattr(args, k, None)
-    ]
-    if missing:
-        raise ValueError(
-            "give --manifest (your labelled clips), --au-reference with --video, or a registered version on a "
-            f"training dataset (--dataset KIND PATH --store --model --version; missing: {', '.join(missing)})"
-        )
-    from models import available_models
-
-    if args.model not in available_models():
-        raise ValueError(f"--model {args.model!r}: valid models are {', '.join(available_models())}")
-    from flows.train import evaluate_main as evaluate_registered_main
-
-    return evaluate_registered_main(args)

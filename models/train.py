@@ -437,6 +437,28 @@ def register_result(store_root: str | os.PathLike, result: TrainResult) -> str:
     )
 
 
+def register_checkpoint(
+    store_root: str | os.PathLike, folder: str | os.PathLike, task: str | None = None, licence: str | None = None
+) -> tuple[str, str]:
+    """Register the last epoch of the training run in ``folder`` (its ``checkpoint.pt`` and ``metrics.json``);
+    task and licence come from the run (its dataset) unless given. Returns (model name, version)."""
+    from models.registry import register
+
+    folder = Path(folder)
+    if not (folder / CHECKPOINT).is_file():
+        raise FileNotFoundError(f"no {CHECKPOINT} in {folder} (the --out folder of lessonlens train)")
+    state = torch.load(folder / CHECKPOINT, map_location="cpu", weights_only=True)
+    metrics = json.loads((folder / "metrics.json").read_text()) if (folder / "metrics.json").is_file() else {}
+    model = build_model(state["model"], state["variant"], **state["config"])
+    model.load_state_dict(state["state_dict"])
+    version = register(
+        store_root, state["model"], model, variant=state["variant"], metrics=metrics,
+        data_fingerprint=state["data_fingerprint"], task=task or state["task"], classes=state["classes"],
+        licence=licence or state["licence"],
+    )  # fmt: skip
+    return state["model"], version
+
+
 def registered_extraction(store_root: str | os.PathLike, name: str, version: str) -> dict:
     """The extraction parameters registered ``name`` ``version`` was trained with: prepare clips with these to
     evaluate it ({} when the version records none: the defaults). ValueError listing the versions when unknown.

@@ -37,6 +37,7 @@ from models.layout import encode_jpeg
 from tasks.crops import align_face, alignment_matrix, transform_points
 from tasks.decode import VideoError, decode_frames, frame_times, open_video, plan_chunks
 from tasks.discover import content_id
+from tasks.extract import ExtractParams
 from tasks.store import write_table_atomic
 
 logger = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ class ExtractionParams:
         body_size: side of the letterboxed whole frame kept by the body view.
     """
 
-    fps: float = 5.0
+    fps: float = ExtractParams.fps  # the nightly sampling rate, so training sees what inference sees
     folder_fps: float = 25.0
     face_backend: str = "mediapipe"
     body_size: int = 224

@@ -180,28 +180,24 @@ def test_uar_and_war_on_a_hand_made_confusion(tmp_path):
         classification_metrics([], [], ["a"])
 
 
-def test_cli_handlers_train_register_list_promote_evaluate(labelled_set, tmp_path, capsys):
-    from argparse import Namespace
-
-    from flows.train import evaluate_main, models_list_main, models_promote_main, models_register_main, train_main
+def test_cli_train_register_list_promote_evaluate(labelled_set, tmp_path, capsys):
+    from flows.cli import main
 
     manifest, _ = labelled_set
     store = tmp_path / "store"
-    overrides = [f"{k}={json.dumps(v)}" for k, v in TINY["learner_state"].items()]
-    common = dict(dataset="manifest", path=str(manifest), device="cpu", fold=1, daisee_task="state",
-                  daisee_state="engagement", seed=0)  # fmt: skip
-    args = Namespace(**common, model="learner_state", variant="paper", epochs=1, store=str(store), out=None,
-                     register=True, resume=False, override=overrides, fps=FPS, batch_size=4)  # fmt: skip
-    assert train_main(args) == 0
+    overrides = [a for k, v in TINY["learner_state"].items() for a in ("--override", f"{k}={json.dumps(v)}")]
+    dataset = ["--dataset", "manifest", str(manifest), "--device", "cpu"]
+    train = ["train", *dataset, "--model", "learner_state", "--epochs", "1", "--store", str(store), "--register"]
+    assert main([*train, *overrides, "--fps", str(FPS), "--batch-size", "4"]) == 0
     out = store / "training" / "learner_state-manifest"
     assert (out / "checkpoint.pt").is_file() and "registered learner_state v0001" in capsys.readouterr().out
-    assert models_register_main(Namespace(store=str(store), checkpoint=str(out), task=None, licence=None)) == 0
-    assert models_promote_main(Namespace(store=str(store), model="learner_state", version="v0002")) == 0
-    assert models_list_main(Namespace(store=str(store), model=None, json=False)) == 0
+    assert main(["models", "register", "--store", str(store), "--checkpoint", str(out)]) == 0
+    assert main(["models", "promote", "--store", str(store), "--model", "learner_state", "--version", "v0002"]) == 0
+    assert main(["models", "list", "--store", str(store)]) == 0
     listing = capsys.readouterr().out
     assert "learner_state v0001: task emotion" in listing and "learner_state v0002 (promoted)" in listing
-    evaluate = Namespace(**common, store=str(store), model="learner_state", version="v0001", split="test", out=None)
-    assert evaluate_main(evaluate) == 0
+    evaluate = ["evaluate", *dataset, "--store", str(store), "--model", "learner_state", "--version", "v0001"]
+    assert main(evaluate) == 0
     saved = json.loads((store / "evaluations/learner_state/v0001/manifest-test/metrics.json").read_text())
     registered = json.loads((store / "models/learner_state/v0001/metrics.json").read_text())
     assert saved["n"] == 12 and saved["war"] == registered["war"]  # same clips, same preprocessing
