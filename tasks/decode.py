@@ -222,25 +222,35 @@ def decode_with_pyav(
     """Yield (frame, pixels) for the wanted ``frames`` whose presentation ``times`` (increasing) PyAV decodes.
 
     Seeks to the keyframe before the first wanted time and decodes in order; packets the decoder rejects
-    are skipped (their frames are not yielded). Pixels are rotated as the player (and decord) shows them.
+    are skipped (their frames are not yielded). When the seek yields none of the wanted frames (a wrong
+    keyframe index), one sequential pass from the start of the file tries again. Pixels are rotated as
+    the player (and decord) shows them.
     """
-    import av
-
     if not frames:
         return
     wanted = np.asarray(times, dtype=np.float64)
-    i = 0
+    seek = wanted[0] - TIME_TOLERANCE_S > 0
+    found = yield from _pyav_matching(path, frames, wanted, seek)
+    if seek and not found:
+        yield from _pyav_matching(path, frames, wanted, seek=False)
+
+
+def _pyav_matching(path, frames: Sequence[int], wanted: np.ndarray, seek: bool):
+    """Yield the wanted frames one decoding pass finds; returns how many it found."""
+    import av
+
+    i = found = 0
     try:
         container = av.open(str(path))
     except av.FFmpegError:
-        return
+        return 0
     with container:
         stream = container.streams.video[0]
         stream.codec_context.thread_count = 1  # parallelism comes from Dask running chunks side by side
-        start = wanted[0] - TIME_TOLERANCE_S
-        if start > 0:
+        if seek:
             try:
-                container.seek(int(np.floor(start / stream.time_base)), stream=stream, backward=True)
+                target = int(np.floor((wanted[0] - TIME_TOLERANCE_S) / stream.time_base))
+                container.seek(target, stream=stream, backward=True)
             except av.FFmpegError:
                 pass  # not seekable: decode from where the container stands (the start)
         for frame in _pyav_frames(container):
@@ -248,10 +258,12 @@ def decode_with_pyav(
             while i < len(wanted) and t > wanted[i] + TIME_TOLERANCE_S:
                 i += 1  # a wanted frame passed without being decoded
             if i == len(wanted):
-                return
+                break
             if abs(t - wanted[i]) <= TIME_TOLERANCE_S:
                 yield frames[i], display_pixels(frame)
                 i += 1
+                found += 1
+    return found
 
 
 def _pyav_frames(container):
