@@ -230,6 +230,7 @@ def _extract_corpus(corpus: str, st: Store, params: ExtractParams, run_id: str, 
                 "extract", "internal_error", f"{type(exc).__name__}: {exc}"
             )
         st.record_video(result, meta[ref.video_id], params.to_json(), run_id)
+        failures += st.record_failures([result], run_id)  # a failed video, or warnings of an extracted one
         prefix = f"[{n_done}/{len(todo)}] {ref.path}"
         if result.status == "ok":
             counts["extracted"] += 1
@@ -241,7 +242,6 @@ def _extract_corpus(corpus: str, st: Store, params: ExtractParams, run_id: str, 
             )  # fmt: skip
         else:
             counts["failed"] += 1
-            failures += st.record_failures([result], run_id)
             logger.error("%s failed at %s (%s): %s", prefix, result.stage, result.reason, result.message)
         rate = counts["frames"] / max(time.perf_counter() - clock, 1e-9)
         logger.info("progress: %d/%d videos, %d frames, %.1f frames/s", n_done, len(todo), counts["frames"], rate)

@@ -28,7 +28,18 @@ import pyarrow.parquet as pq
 from models.layout import KEYPOINT_NAMES, N_LANDMARKS
 from tasks.body import load_body_backend
 from tasks.crops import append_crop, crop_columns
-from tasks.decode import Chunk, Probe, VideoError, decode_frames, frame_times, open_video, plan_chunks, probe
+from tasks.decode import (
+    Chunk,
+    ChunkDecode,
+    Probe,
+    VideoError,
+    decode_chunk,
+    frame_times,
+    open_video,
+    plan_chunks,
+    probe,
+    video_decoding,
+)
 from tasks.discover import VideoRef
 from tasks.faces import load_face_backend
 from tasks.store import (
@@ -162,11 +173,12 @@ def extract_chunk(job: ChunkJob) -> ChunkResult:
     crops = crop_columns()  # row i of the crops fragment is row i of the faces fragment
     stamps = dict(zip(job.chunk.frames, job.chunk.timestamps, strict=True))
     body_every = job.params.body_every
+    decoded = ChunkDecode()  # decord, or PyAV where decord fails; frames neither decodes are skipped
     with (
         pooled("face", job.params.face_backend, job.params.face_options) as face_backend,
         pooled("body", "mediapipe", ()) if body_every else nullcontext() as body_backend,
     ):
-        for i, (frame, pixels) in enumerate(decode_frames(reader, job.chunk.frames)):
+        for i, (frame, pixels) in enumerate(decode_chunk(job.path, reader, job.chunk, decoded)):
             for index, face in enumerate(face_backend.detect(pixels)):
                 _append_face(faces, frame, stamps[frame], face)
                 if job.params.keep_crops:
@@ -175,7 +187,8 @@ def extract_chunk(job: ChunkJob) -> ChunkResult:
                 for person, body in enumerate(body_backend.detect(pixels)):
                     _append_body(bodies, frame, stamps[frame], person, body)
     del reader
-    sampled = {b"sampled_frames": str(len(job.chunk.frames)).encode()}
+    n_decoded = len(job.chunk.frames) - len(decoded.missing)
+    sampled = {b"sampled_frames": str(n_decoded).encode(), **decoded.metadata()}
     if body_every:
         write_table_atomic(table_from_columns(bodies, BODY_SCHEMA), job.body_path)
     if job.params.keep_crops:
@@ -184,7 +197,7 @@ def extract_chunk(job: ChunkJob) -> ChunkResult:
     write_table_atomic(table_from_columns(faces, face_schema), job.faces_path)
     return ChunkResult(
         job.chunk.index,
-        len(job.chunk.frames),
+        n_decoded,
         len(faces["frame"]),
         len(bodies["frame"]),
         time.perf_counter() - start,
@@ -220,7 +233,7 @@ def _append_body(cols: dict[str, list], frame: int, timestamp: float, person: in
 def plan_video(ref: VideoRef, params: ExtractParams) -> tuple[Probe, list[Chunk]]:
     reader = open_video(ref.path)
     times = frame_times(reader)
-    return probe(reader, times), plan_chunks(times, params.fps, params.chunk_seconds)
+    return probe(reader, times, ref.path), plan_chunks(times, params.fps, params.chunk_seconds)
 
 
 def extract_video(
@@ -247,6 +260,7 @@ def extract_video(
         jobs = [ChunkJob(ref.video_id, ref.path, chunk, params, str(work)) for chunk in chunks]
         work.mkdir(parents=True, exist_ok=True)
         chunk_results = list(run_chunks(jobs))
+        result.info.update(video_decoding([(j.chunk, j.faces_path) for j in jobs]))
         stage = "finalize"
         finalize_video(ref.video_id, jobs, params, store, result)
     except VideoError as exc:

@@ -123,6 +123,7 @@ VIDEO_COLUMNS = {
     "face_tracks": "Int32",
     "frames_with_face": "Int64",
     "body_rows": "Int64",
+    "decoder": "string",  # decord | pyav | decord+pyav (some chunks needed the PyAV fallback)
     "status": "string",  # ok | failed
     "params": "string",  # JSON of the extraction parameters the rows were made with
     "run_id": "string",
@@ -354,6 +355,7 @@ class Store:
             **meta,
             **result.counts,
             **(result.info.get("probe") or {}),
+            "decoder": result.info.get("decoder"),
             "status": result.status,
             "params": params_json if result.status == "ok" else None,
             "run_id": run_id,
@@ -362,19 +364,15 @@ class Store:
         self.upsert_catalog("videos", pd.DataFrame([row]), key="video_id")
 
     def record_failures(self, results: Iterable[StepResult], run_id: str) -> list[dict]:
-        """Append a ``failures`` row per failed result; returns the rows."""
+        """Append a ``failures`` row per failed result and per warning (``info["warnings"]``: stage, reason,
+        message; e.g. ``partly_undecodable`` of a video extracted without some time range); returns the rows."""
         rows = [
-            {
-                "run_id": run_id,
-                "video_id": r.video_id,
-                "path": r.path,
-                "stage": r.stage,
-                "reason": r.reason,
-                "message": r.message,
-                "failed_at": datetime.now(UTC),
-            }
+            {"run_id": run_id, "video_id": r.video_id, "path": r.path, **problem, "failed_at": datetime.now(UTC)}
             for r in results
-            if r.status == "failed"
+            for problem in (
+                [{"stage": r.stage, "reason": r.reason, "message": r.message}] if r.status == "failed" else []
+            )
+            + list(r.info.get("warnings") or [])
         ]
         self.append_catalog("failures", pd.DataFrame(rows))
         return rows
