@@ -19,7 +19,7 @@ from tasks.store import Store
 
 
 def _run(args: argparse.Namespace) -> int:
-    from flows.engine import prefect_api
+    from flows.engine import console_progress, prefect_api
     from flows.nightly_corpus import nightly_corpus, validate_parameters
     from tasks.extract import ExtractParams
 
@@ -33,7 +33,7 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"parameters: {exc}") from exc
     store.check_not_busy()
-    with prefect_api():
+    with prefect_api(), console_progress(sys.stdout.isatty()):
         summary = nightly_corpus(
             corpus=str(corpus.resolve()),
             store=str(Path(args.store).resolve()),
@@ -44,6 +44,7 @@ def _run(args: argparse.Namespace) -> int:
             body_fps=args.body_fps,
             chunk_seconds=args.chunk_seconds,
             keep_crops=not args.no_crops,
+            retry_failed=args.retry_failed,
             dask_address=args.dask_address,
             workers=args.workers,
         )
@@ -51,6 +52,8 @@ def _run(args: argparse.Namespace) -> int:
         f"{summary['found']} videos: {summary['extracted']} extracted, {summary['skipped']} already done, "
         f"{summary['failed']} failed; {summary['windows']} prediction windows; store {Path(args.store).resolve()}"
     )
+    if summary["known_failed"]:
+        print(f"{summary['known_failed']} files failed in an earlier run and were not tried again (--retry-failed)")
     if summary["failed"]:
         print(f'see failures: lessonlens query --store {args.store} "select * from failures"')
     return 1 if summary["failed"] else 0
@@ -87,6 +90,9 @@ def _status(args: argparse.Namespace) -> int:
         "videos_failed, frames_analysed from runs order by started_at desc limit 1",
         "failures of the last run": "select path, stage, reason, message from failures "
         "where run_id = (select run_id from runs order by started_at desc limit 1)",
+        "known-bad files (not tried again until --retry-failed)": "select v.path, f.stage, f.reason, f.message "
+        "from videos v join failures f on f.video_id = v.video_id and f.run_id = v.run_id "
+        "where v.status = 'failed' order by v.path",
     }
     for title, sql in sections.items():
         print(f"== {title}")
@@ -498,6 +504,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--face-model-dir", default=None, help="model pack directory (insightface only)")
     parser.add_argument(
         "--au-model-dir", default=None, help="an ONNX AU model (au_model.onnx + au_model.json); default: geometric AUs"
+    )
+    parser.add_argument(
+        "--retry-failed", action="store_true", help="try again files that failed before with the same content"
     )
     parser.add_argument(
         "--no-crops",

@@ -9,6 +9,7 @@ process when no server is configured and exports its URL before any worker start
 import logging
 import math
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -118,3 +119,50 @@ def infer_on_dask(
     resources = {"GPU": 1} if gpu_resources_available(client) else None
     futures = client.map(work, batches, pure=False, resources=resources)
     return [result for part in client.gather(futures) for result in part]
+
+
+_progress: Callable[[int, int, int], None] | None = None  # set while console_progress() shows a bar
+
+
+def report_progress(videos_done: int, videos_total: int, frames: int) -> None:
+    """Tell the console's progress bar, if this process shows one, how far the run is."""
+    if _progress is not None:
+        _progress(videos_done, videos_total, frames)
+
+
+@contextmanager
+def console_progress(enabled: bool, console=None) -> Iterator[None]:
+    """In a terminal: one progress bar (videos, frames, rate, ETA) instead of a log line per video.
+
+    Meanwhile Prefect's console handler shows warnings and errors only; the Prefect API still receives every
+    log line. Disabled (output not a terminal, or a flow run served by Prefect): nothing changes.
+    """
+    global _progress
+    if not enabled:
+        yield
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    handlers = [h for h in logging.getLogger().handlers if type(h).__name__ == "PrefectConsoleHandler"]
+    levels = [h.level for h in handlers]
+    columns = (
+        TextColumn("videos"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[frames]} frames, {task.fields[rate]:.1f} frames/s"), TimeRemainingColumn(),
+    )  # fmt: skip
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("extract", total=None, frames=0, rate=0.0)
+        start = time.perf_counter()
+
+        def update(done: int, total: int, frames: int) -> None:
+            rate = frames / max(time.perf_counter() - start, 1e-9)
+            bar.update(task, completed=done, total=total, frames=frames, rate=rate)
+
+        for handler in handlers:
+            handler.setLevel(logging.WARNING)
+        _progress = update
+        try:
+            yield
+        finally:
+            _progress = None
+            for handler, level in zip(handlers, levels, strict=True):
+                handler.setLevel(level)

@@ -7,6 +7,7 @@ The catalog is written by the flow process alone, after each video, so a crash l
 videos in flight, whose finished chunks are reused by the next run.
 """
 
+import json
 import time
 import uuid
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from prefect import flow, get_run_logger, task
 from prefect.futures import as_completed
 
 import flows  # noqa: F401  (offline Prefect defaults)
-from flows.engine import map_on_cluster
+from flows.engine import map_on_cluster, report_progress
 from models.rules import TASK_CLASSES
 from tasks.discover import MANIFEST_COLUMNS, VideoRef, discover
 from tasks.extract import ExtractParams, extract_chunk, extract_video
@@ -79,6 +80,17 @@ def done_ids(catalog: pd.DataFrame, params: ExtractParams, store: Store) -> set[
     """Videos already extracted with exactly these parameters whose partition is in place."""
     ok = catalog[(catalog["status"] == "ok") & (catalog["params"] == params.to_json())]
     return {v for v in ok["video_id"] if store.has_partition("frames", v)}
+
+
+def known_failed_ids(catalog: pd.DataFrame, params: ExtractParams) -> set[str]:
+    """Videos (by content) that failed extraction with the same extractor version: the same bytes would fail
+    again, so they are not probed again unless the run asks to retry them."""
+    failed = catalog[(catalog["status"] == "failed") & catalog["params"].notna()]
+    return {
+        v
+        for v, p in zip(failed["video_id"], failed["params"], strict=True)
+        if json.loads(p)["version"] == params.version
+    }
 
 
 def refresh_rows(catalog: pd.DataFrame, refs: list[VideoRef]) -> pd.DataFrame:
@@ -163,6 +175,7 @@ def nightly_corpus(
     chunk_seconds: int = ExtractParams.chunk_seconds,
     au_model_dir: str | None = ExtractParams.au_model_dir,
     keep_crops: bool = ExtractParams.keep_crops,
+    retry_failed: bool = False,
     dask_address: str | None = None,
     workers: int | None = None,
 ) -> dict:
@@ -172,8 +185,11 @@ def nightly_corpus(
     or a new LocalCluster of ``workers`` processes (default: one per core). One run at a time may write a
     store; a second one fails at once naming the run that holds it.
 
-    Returns counts: found, skipped (already extracted with the same parameters), extracted, failed,
-    frames (analysed), and the run id.
+    Files that failed before with the same content and extractor version are not tried again (counted as
+    ``known_failed``) unless ``retry_failed``.
+
+    Returns counts: found, skipped (already extracted with the same parameters), known_failed, extracted,
+    failed, frames (analysed), windows, and the run id.
     """
     from flows.engine import task_runner
 
@@ -192,34 +208,38 @@ def nightly_corpus(
         if removed := st.remove_temporary_files():
             get_run_logger().warning("removed %d temporary files left by an interrupted run", removed)
         extract = extract_corpus.with_options(task_runner=runner)
-        return extract(str(Path(corpus).resolve()), str(st.root), params, run_id)
+        return extract(str(Path(corpus).resolve()), str(st.root), params, run_id, retry_failed)
 
 
 @flow(name="extract-corpus")
-def extract_corpus(corpus: str, store: str, params: ExtractParams, run_id: str) -> dict:
+def extract_corpus(corpus: str, store: str, params: ExtractParams, run_id: str, retry_failed: bool = False) -> dict:
     """Discover, extract on Dask, record: the body of ``nightly-corpus`` (which holds the store lock)."""
-    return _extract_corpus(corpus, Store(store), params, run_id, get_run_logger())
+    return _extract_corpus(corpus, Store(store), params, run_id, retry_failed, get_run_logger())
 
 
-def _extract_corpus(corpus: str, st: Store, params: ExtractParams, run_id: str, logger) -> dict:
+def _extract_corpus(corpus: str, st: Store, params: ExtractParams, run_id: str, retry_failed: bool, logger) -> dict:
     from prefect.runtime import flow_run
 
     started = datetime.now(UTC)
     refs = discover_task(corpus, st)
     catalog = st.read_catalog("videos")
     done = done_ids(catalog, params, st)
-    todo = [r for r in refs if r.video_id not in done]
+    known_bad = set() if retry_failed else known_failed_ids(catalog, params)
+    todo = [r for r in refs if r.video_id not in done | known_bad]
     skipped = [r for r in refs if r.video_id in done]
     # renamed or moved files and manifest edits update the catalog without re-extraction
     st.upsert_catalog("videos", refresh_rows(catalog, skipped), key="video_id")
+    known = [r for r in refs if r.video_id in known_bad]
     logger.info(
-        "%d videos in %s: %d already extracted, %d to extract (fps=%s, backend=%s)",
-        len(refs), corpus, len(skipped), len(todo), params.fps, params.face_backend,
+        "%d videos in %s: %d already extracted, %d failed before (not retried), %d to extract (fps=%s, backend=%s)",
+        len(refs), corpus, len(skipped), len(known), len(todo), params.fps, params.face_backend,
     )  # fmt: skip
-    counts = {"found": len(refs), "skipped": len(skipped), "extracted": 0, "failed": 0, "frames": 0}
+    counts = {"found": len(refs), "skipped": len(skipped), "known_failed": len(known), "extracted": 0, "failed": 0,
+              "frames": 0}  # fmt: skip
     meta = {r.video_id: {"size_bytes": r.size_bytes, **r.meta} for r in todo}
     failures: list[dict] = []
     clock = time.perf_counter()
+    report_progress(0, len(todo), 0)
     futures = {extract_video_task.submit(ref, params, st): ref for ref in todo}
     for n_done, future in enumerate(as_completed(list(futures)), start=1):
         ref = futures[future]
@@ -243,6 +263,7 @@ def _extract_corpus(corpus: str, st: Store, params: ExtractParams, run_id: str, 
         else:
             counts["failed"] += 1
             logger.error("%s failed at %s (%s): %s", prefix, result.stage, result.reason, result.message)
+        report_progress(n_done, len(todo), counts["frames"])
         rate = counts["frames"] / max(time.perf_counter() - clock, 1e-9)
         logger.info("progress: %d/%d videos, %d frames, %.1f frames/s", n_done, len(todo), counts["frames"], rate)
     counts["windows"], infer_failures = run_inference(st, list(TASK_CLASSES), run_id, logger)

@@ -12,7 +12,10 @@ and removes the fragments.
 
 import hashlib
 import json
+import logging
+import os
 import shutil
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -134,6 +137,38 @@ class ChunkResult:
     seconds: float  # wall time spent, 0 when the fragment already existed
 
 
+_QUIET = False
+
+
+def quiet_native_logs() -> None:
+    """In a Dask worker process, send what native libraries write to stderr (MediaPipe / TFLite / absl, and
+    FFmpeg through decord) to /dev/null, once; Python's own stderr (logging, tracebacks) keeps the real one.
+
+    Those lines repeat per worker and per model ("Created TensorFlow Lite XNNPACK delegate", "moov atom not
+    found"): noise, not information, since every failure is recorded with its reason. Outside a worker (the
+    CLI process, tests calling these functions directly) nothing changes.
+    """
+    global _QUIET
+    if _QUIET:
+        return
+    try:
+        from distributed import get_worker
+
+        get_worker()
+    except (ImportError, ValueError):
+        return
+    _QUIET = True
+    old = sys.stderr
+    sys.stderr = os.fdopen(os.dup(2), "w", buffering=1)  # the real stderr, for Python
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)  # fd 2, where native code writes, goes nowhere
+    os.close(devnull)
+    for ref in logging._handlerList:  # handlers made before now wrote to the old object (fd 2)
+        handler = ref()
+        if isinstance(handler, logging.StreamHandler) and handler.stream is old:
+            handler.setStream(sys.stderr)
+
+
 # worker-side model pool: backends are loaded once per worker process and never shared by two threads
 _POOL: dict[tuple, list] = {}
 _POOL_LOCK = threading.Lock()
@@ -162,6 +197,7 @@ FACE_FRAGMENT_COLUMNS = [
 
 def extract_chunk(job: ChunkJob) -> ChunkResult:
     """Decode one chunk's sampled frames, detect faces (and bodies), write its fragments."""
+    quiet_native_logs()
     if job.is_done():
         meta = pq.read_schema(job.faces_path).metadata or {}
         sampled = int(meta.get(b"sampled_frames", b"0"))
@@ -249,6 +285,7 @@ def extract_video(
     counts (``sampled_frames``, ``face_rows``, ``face_tracks``, ``frames_with_face``, ``body_rows``,
     ``chunks_reused``), ``info["probe"]`` its probe.
     """
+    quiet_native_logs()
     start = time.perf_counter()
     result = StepResult(ref.video_id, ref.path, "extract", counts=dict.fromkeys(CATALOG_COUNTS, 0))
     work = store.work_dir(ref.video_id, params.key())

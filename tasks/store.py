@@ -125,7 +125,7 @@ VIDEO_COLUMNS = {
     "body_rows": "Int64",
     "decoder": "string",  # decord | pyav | decord+pyav (some chunks needed the PyAV fallback)
     "status": "string",  # ok | failed
-    "params": "string",  # JSON of the extraction parameters the rows were made with
+    "params": "string",  # JSON of the extraction parameters the rows were made with (or the attempt failed with)
     "run_id": "string",
     "extracted_at": "datetime64[us, UTC]",
     "course": "string",
@@ -155,6 +155,7 @@ RUN_COLUMNS = {
     "videos_skipped": "Int64",
     "videos_extracted": "Int64",
     "videos_failed": "Int64",
+    "videos_known_failed": "Int64",  # failed before with the same content and extractor version: not retried
     "frames_analysed": "Int64",
 }
 CATALOG_TABLES = {
@@ -357,7 +358,7 @@ class Store:
             **(result.info.get("probe") or {}),
             "decoder": result.info.get("decoder"),
             "status": result.status,
-            "params": params_json if result.status == "ok" else None,
+            "params": params_json,
             "run_id": run_id,
             "extracted_at": datetime.now(UTC),
         }
@@ -393,6 +394,7 @@ class Store:
             "videos_skipped": counts.get("skipped", 0),
             "videos_extracted": counts.get("extracted", 0),
             "videos_failed": counts.get("failed", 0),
+            "videos_known_failed": counts.get("known_failed", 0),
             "frames_analysed": counts.get("frames", 0),
         }
         self.append_catalog("runs", pd.DataFrame([run]))

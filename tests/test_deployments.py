@@ -129,17 +129,25 @@ def test_nightly_deployment_then_promotion_triggers_reprocessing(server, corpus,
         version = register(store, "learner_state", model, variant="paper", metrics={}, data_fingerprint="test",
                            task="learner_state", classes=list(TASK_CLASSES["learner_state"]))  # fmt: skip
         monkeypatch.setenv("PREFECT_API_URL", server["PREFECT_API_URL"])
-        promote(store, "learner_state", version)  # emits lessonlens.model.registered
 
         def reprocessed():
             rows = _q(store, "select distinct model_version from predictions where task = 'learner_state'")
             return rows == [{"model_version": version}]
 
-        _wait(reprocessed, 240, "the reprocess-after-retraining run", interval=3)
+        away = corpus.rename(corpus.with_name(corpus.name + "-away"))  # reprocessing must not need the videos
+        try:
+            promote(store, "learner_state", version)  # emits lessonlens.model.registered
+            _wait(reprocessed, 240, "the reprocess-after-retraining run", interval=3)
+            _wait(lambda: len(_q(store, "select * from runs")) == 2, 60, "the reprocess run record", interval=1)
+        finally:
+            away.rename(corpus)
         emotion = _q(store, "select distinct model_version from predictions where task = 'emotion'")
         assert emotion == [{"model_version": before[0]["model_version"]}]  # untouched task
-        runs = _q(store, "select * from runs order by started_at")
-        assert runs[-1]["videos_extracted"] == 0  # inference only: nothing decoded or detected again
+        (last,) = _q(store, "select run_id from runs order by started_at desc limit 1")
+        # with the videos gone, any decoding would have failed as missing_file: the stored crops served
+        assert _q(store, f"select * from failures where run_id = '{last['run_id']}'") == []
+        per_video = _q(store, "select count(distinct video_id) as n from predictions where task = 'learner_state'")
+        assert per_video == [{"n": 5}]
     finally:
         serving.kill()
 

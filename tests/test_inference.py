@@ -190,7 +190,8 @@ def test_promoted_model_on_decoded_then_stored_crops(extracted, tmp_path):
     (stored,) = infer_videos(Store(tmp_path), ["clip"], "learner_state", window=8, stride=4)
     assert stored.status == "ok"
     again = read_predictions(store, "learner_state", version, "clip")
-    np.testing.assert_allclose(again[[f"p_{c}" for c in TASK_CLASSES["learner_state"]]].to_numpy(), p, atol=0.02)
+    # stored JPEG crops vs crops decoded again: the same windows differ by <= 0.003 (measured), swapped ones more
+    np.testing.assert_allclose(again[[f"p_{c}" for c in TASK_CLASSES["learner_state"]]].to_numpy(), p, atol=0.005)
 
     stored_crops.unlink()
     (failed,) = infer_videos(Store(tmp_path), ["clip"], "learner_state", window=8, stride=4)

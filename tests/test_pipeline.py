@@ -90,12 +90,25 @@ def test_second_run_extracts_nothing_and_follows_renames(store, corpus, capsys):
     before = {p: p.stat().st_mtime_ns for p in (store / "frames").rglob("*.parquet")}
     (corpus / "wolfgang.mp4").rename(corpus / "wolfgang_renamed.mp4")
     code = main(["run", str(corpus), "--store", str(store), "--workers", "2"])
-    assert code == 1  # the bad files are still bad
+    assert code == 0  # the bad files failed before with the same bytes: not probed again, not new failures
     last = q(store, "select * from runs order by started_at desc limit 1")[0]
-    assert (last["videos_skipped"], last["videos_extracted"]) == (2, 0)
+    assert (last["videos_skipped"], last["videos_known_failed"], last["videos_extracted"]) == (2, 3, 0)
+    assert last["videos_failed"] == 0
     assert {p: p.stat().st_mtime_ns for p in (store / "frames").rglob("*.parquet")} == before
     assert q(store, "select count(*) as n from videos where path like '%wolfgang_renamed.mp4'") == [{"n": 1}]
-    assert "2 already done" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "2 already done" in out and "3 files failed in an earlier run" in out
+    assert main(["status", "--store", str(store)]) == 0
+    listed = capsys.readouterr().out.split("known-bad files")[1]
+    assert all(name in listed for name in ("zero.mp4", "notes.mp4", "cut.mp4"))
+
+
+def test_known_bad_files_are_tried_again_on_request(store, corpus):
+    failures_before = len(q(store, "select * from failures"))
+    assert main(["run", str(corpus), "--store", str(store), "--workers", "2", "--retry-failed"]) == 1
+    last = q(store, "select * from runs order by started_at desc limit 1")[0]
+    assert (last["videos_known_failed"], last["videos_failed"]) == (0, 3)
+    assert len(q(store, "select * from failures")) == failures_before + 3
 
 
 @pytest.mark.parametrize(

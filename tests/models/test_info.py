@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from models import build_model, info
+from models import build_model, info, model_module
 from tests.tiny import TINY_AGDTNET
 
 TINY = TINY_AGDTNET
@@ -58,7 +58,7 @@ def test_missing_model_module_is_skipped(monkeypatch):
 
 @pytest.mark.parametrize("name, points", [("teacher_expression", 68), ("teacher_gesture", 33)])
 def test_point_inputs_are_faked_for_teacher_models(name, points):
-    module = pytest.importorskip(f"models.{name}")
+    module = model_module(name)
     config = module.VARIANTS["paper"]
     x, pts = info.example_inputs(name, config)
     assert x.shape == (1, config.num_frames, 3, config.image_size, config.image_size)
