@@ -37,6 +37,7 @@ from tasks.store import (
     N_LANDMARKS,
     StepResult,
     Store,
+    make_dirs,
     table_from_columns,
     write_table_atomic,
 )
@@ -243,7 +244,7 @@ def extract_video(
         result.info["probe"] = asdict(probed)
         stage = "decode"
         jobs = [ChunkJob(ref.video_id, ref.path, chunk, params, str(work)) for chunk in chunks]
-        work.mkdir(parents=True, exist_ok=True)
+        make_dirs(work)  # with the store's permissions
         chunk_results = list(run_chunks(jobs))
         stage = "finalize"
         finalize_video(ref.video_id, jobs, params, store, result)
