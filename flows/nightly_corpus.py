@@ -96,7 +96,7 @@ def done_ids(catalog: pd.DataFrame, params: dict[str, ExtractParams], store: Sto
     ok = catalog[catalog["status"] == "ok"]
     return {
         v for v, used in zip(ok["video_id"], ok["params"], strict=True)
-        if v in params and used == params[v].to_json() and store.has_partition("frames", v)
+        if v in params and isinstance(used, str) and used == params[v].to_json() and store.has_partition("frames", v)
     }  # fmt: skip
 
 

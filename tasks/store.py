@@ -523,7 +523,8 @@ class Store:
             )
         removed = {"erasure_recorded": int(self.record_erasure(video_id, "face_track", face_id))}
         frames_path = self.partition("frames", video_id)
-        removed["frames_rows"] = _filter_face(frames_path, face_id)
+        # file times are kept: the rows left mean what they meant, so predictions stay current and crops age on
+        removed["frames_rows"] = _filter_face(frames_path, face_id, keep_times=True)
         removed["crops_rows"] = _filter_face(self.partition("crops", video_id), face_id, keep_times=True)
         removed["predictions_rows"] = sum(
             _filter_face(path, face_id)
@@ -670,14 +671,14 @@ def conform(df: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
 
 
 def make_dirs(path: Path) -> None:
-    """``mkdir -p`` where each new folder gets the mode of the folder it is made in (never world bits), so
-    folders under a store follow its permission policy whichever process or machine makes them."""
+    """``mkdir -p`` where each new folder gets the mode of the folder it is made in (never group-write or world
+    bits), so folders under a store follow its permission policy whichever process or machine makes them."""
     path = Path(path)
     missing = []
     while not path.exists():
         missing.append(path)
         path = path.parent
-    mode = stat.S_IMODE(path.stat().st_mode) & (0o770 | stat.S_ISGID)
+    mode = stat.S_IMODE(path.stat().st_mode) & (0o750 | stat.S_ISGID)
     for folder in reversed(missing):
         try:
             folder.mkdir()
@@ -687,8 +688,8 @@ def make_dirs(path: Path) -> None:
 
 
 def file_mode(folder: Path) -> int:
-    """The mode of a new file in ``folder``: its folder's read/write bits, never world bits."""
-    return stat.S_IMODE(Path(folder).stat().st_mode) & 0o660
+    """The mode of a new file in ``folder``: its folder's read/write bits, never group-write or world bits."""
+    return stat.S_IMODE(Path(folder).stat().st_mode) & 0o640
 
 
 def write_table_atomic(table: pa.Table, path: Path) -> None:
