@@ -6,6 +6,7 @@ import base64
 import logging
 import os
 import re
+import shutil
 import stat
 import time
 
@@ -110,7 +111,12 @@ def test_forgetting_a_video_removes_the_reports_that_may_show_it(tmp_path):
     assert sorted(p.name for p in reports.iterdir()) == ["r2"]
     assert removed["crops"] == removed["frames"] == 1 and removed["predictions"] == len(TASK_CLASSES)
     assert store.erased_videos() == {"0123456789abcdef"}
-    assert "0123456789abcdef" not in store.stale_videos("emotion", "any-version")
+    write_table_atomic(  # a partition left behind (say, restored from a backup) is still never predicted
+        table_from_columns({f.name: [] for f in FRAME_SCHEMA}, FRAME_SCHEMA),
+        store.partition("frames", "0123456789abcdef"),
+    )
+    assert store.stale_videos("emotion", "any-version") == ["fedcba9876543210"]
+    shutil.rmtree(store.partition("frames", "0123456789abcdef").parent)
     assert store.forget_video("0123456789abcdef") == {**dict.fromkeys(removed, 0)}  # idempotent
     assert store.record_erasure("0123456789abcdef", "video", action="undo")
     assert store.erased_videos() == set()
