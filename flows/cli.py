@@ -26,7 +26,7 @@ def _run(args: argparse.Namespace) -> int:
     corpus = Path(args.corpus)
     store = validate_parameters(
         str(corpus), args.store, args.face_backend, args.face_model_dir, args.au_model_dir, args.workers,
-        args.dask_address,
+        args.dask_address, args.crops_retention_days, args.store_group_readable,
     )  # fmt: skip
     try:
         ExtractParams(fps=args.fps, body_fps=args.body_fps, chunk_seconds=args.chunk_seconds)
@@ -47,6 +47,9 @@ def _run(args: argparse.Namespace) -> int:
             retry_failed=args.retry_failed,
             dask_address=args.dask_address,
             workers=args.workers,
+            keep_student_crops=args.keep_student_crops,
+            crops_retention_days=args.crops_retention_days,
+            store_group_readable=args.store_group_readable,
         )
     print(
         f"{summary['found']} videos: {summary['extracted']} extracted, {summary['skipped']} already done, "
@@ -97,6 +100,42 @@ def _status(args: argparse.Namespace) -> int:
     for title, sql in sections.items():
         print(f"== {title}")
         _print_table(run_query(store, sql), "table")
+    _status_personal_data(store)
+    return 0
+
+
+def _status_personal_data(store: Store) -> None:
+    from tasks.privacy import crop_holdings
+
+    crops = crop_holdings(store)
+    print("== face crops")
+    age = "-" if crops["oldest_days"] is None else f"{crops['oldest_days']:.1f} days"
+    print(f"{crops['videos']} videos, {crops['bytes']} bytes ({crops['bytes'] / 1e6:.1f} MB); oldest crop: {age}")
+    faces = sum(len(ids) for ids in store.erased_face_tracks().values())
+    print(f"== erasures in force\n{len(store.erased_videos())} videos, {faces} face tracks")
+
+
+def _forget(args: argparse.Namespace) -> int:
+    from tasks.privacy import check_video_id, forget, video_ids_for_path
+
+    store = Store(args.store)
+    if not store.root.is_dir():
+        raise UsageError(f"parameter --store: {args.store} is not a store")
+    if args.face_id is not None and args.face_id < 0:
+        raise UsageError(f"parameter --face-id: must be >= 0, got {args.face_id}")
+    store.ensure(group_readable=args.store_group_readable)
+    with store.writer_lock("lessonlens forget"):
+        ids = [check_video_id(args.video_id)] if args.video_id else video_ids_for_path(store, args.path)
+        for done in forget(store, ids, args.face_id, args.undo):
+            what = done["video_id"] + ("" if args.face_id is None else f" face track {args.face_id}")
+            if args.undo:
+                state = "erasure undone: later runs may extract it again" if done["undone"] else "was not erased"
+                print(f"{what}: {state}")
+                continue
+            counts = {k: v for k, v in done.items() if k not in {"video_id", "scope", "erasure_recorded"} and v}
+            removed = ", ".join(f"{k} {v}" for k, v in counts.items()) or "nothing left to remove"
+            recorded = "erasure recorded" if done["erasure_recorded"] else "already erased"
+            print(f"{what}: {recorded}; removed: {removed}")
     return 0
 
 
@@ -134,6 +173,9 @@ def _serve(args: argparse.Namespace) -> int:
         dask_address=args.dask_address,
         workers=args.workers,
         au_model_dir=str(Path(args.au_model_dir).resolve()) if args.au_model_dir else None,
+        keep_student_crops=args.keep_student_crops,
+        crops_retention_days=args.crops_retention_days,
+        store_group_readable=args.store_group_readable,
     )
     return 0
 
@@ -367,7 +409,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--dask-address", default=None, help="run the flows on an existing Dask scheduler")
     serve.add_argument("--workers", type=int, default=None, help="local Dask worker processes")
     serve.add_argument("--au-model-dir", default=None, help="an ONNX AU model for nightly-corpus (see run)")
+    _add_privacy_options(serve)
     serve.set_defaults(func=_serve)
+
+    forget = sub.add_parser("forget", help="erase a video or one face track from the store, for good")
+    forget.add_argument("--store", required=True)
+    which = forget.add_mutually_exclusive_group(required=True)
+    which.add_argument("--video-id", help="the video's id (videos table)")
+    which.add_argument("--path", help="the video file (its content hash, and the paths the catalog records)")
+    forget.add_argument("--face-id", type=int, default=None, help="erase only this face track of the video")
+    forget.add_argument("--undo", action="store_true", help="let later runs extract it again (restores nothing)")
+    forget.add_argument("--store-group-readable", action=argparse.BooleanOptionalAction, default=None)
+    forget.set_defaults(func=_forget)
 
     models = sub.add_parser("models", help="the papers' models")
     models_sub = models.add_subparsers(dest="models_command", required=True)
@@ -513,6 +566,32 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not keep aligned face crops (~4.5 kB per face per sampled frame); reprocessing after "
         "retraining then decodes the videos again",
+    )
+    _add_privacy_options(parser)
+
+
+def _add_privacy_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--keep-student-crops",
+        action="store_true",
+        help="also keep face crops of videos whose manifest role is not teacher (e.g. students)",
+    )
+    from tasks.privacy import DEFAULT_CROPS_RETENTION_DAYS
+
+    parser.add_argument(
+        "--crops-retention-days",
+        type=int,
+        default=DEFAULT_CROPS_RETENTION_DAYS,
+        metavar="N",
+        help="delete face crops older than N days once their predictions by the current models exist "
+        "(default %(default)s)",
+    )
+    parser.add_argument(
+        "--store-group-readable",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="make the store readable by its folders' group (0o750/0o640), or not (owner only, 0o700/0o600, "
+        "the default); remembered by the store",
     )
 
 

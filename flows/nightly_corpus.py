@@ -22,17 +22,32 @@ from flows.engine import map_on_cluster, report_progress
 from models.rules import TASK_CLASSES
 from tasks.discover import MANIFEST_COLUMNS, VideoRef, discover
 from tasks.extract import ExtractParams, extract_chunk, extract_video
+from tasks.privacy import DEFAULT_CROPS_RETENTION_DAYS
 from tasks.store import StepResult, Store
 
 
 @task(name="discover")
-def discover_task(corpus: str, store: Store) -> list[VideoRef]:
+def discover_task(corpus: str, store: Store) -> tuple[list[VideoRef], int]:
+    """The corpus' videos to consider, and how many files were left out because their video was erased.
+
+    Erased videos are dropped after hashing and before the ``files`` cache is written: their paths are never
+    kept (``tasks.privacy``)."""
     refs, files = discover(corpus, store.read_catalog("files"))
-    store.upsert_catalog("files", files, key="path")
+    erased = store.erased_videos()
+    store.upsert_catalog("files", files[~files["video_id"].isin(erased)], key="path")
     unique: dict[str, VideoRef] = {}
     for ref in refs:
-        unique.setdefault(ref.video_id, ref)  # a copy of a video is analysed once
-    return list(unique.values())
+        if ref.video_id not in erased:
+            unique.setdefault(ref.video_id, ref)  # a copy of a video is analysed once
+    return list(unique.values()), sum(ref.video_id in erased for ref in refs)
+
+
+@task(name="retention")
+def retention_task(store: Store, days: int) -> int:
+    """Delete the crops older than ``days`` whose predictions by the current models exist (``tasks.privacy``)."""
+    from tasks.privacy import expire_crops
+
+    return len(expire_crops(store, days))
 
 
 @task(name="infer", task_run_name="infer {task_name}")
@@ -76,10 +91,14 @@ def extract_video_task(ref: VideoRef, params: ExtractParams, store: Store) -> St
     return extract_video(ref, params, store, lambda jobs: map_on_cluster(extract_chunk, jobs))
 
 
-def done_ids(catalog: pd.DataFrame, params: ExtractParams, store: Store) -> set[str]:
-    """Videos already extracted with exactly these parameters whose partition is in place."""
-    ok = catalog[(catalog["status"] == "ok") & (catalog["params"] == params.to_json())]
-    return {v for v in ok["video_id"] if store.has_partition("frames", v)}
+def done_ids(catalog: pd.DataFrame, params: dict[str, ExtractParams], store: Store) -> set[str]:
+    """Videos already extracted with exactly their parameters (``params``: by video id) whose partition is in
+    place."""
+    ok = catalog[catalog["status"] == "ok"]
+    return {
+        v for v, used in zip(ok["video_id"], ok["params"], strict=True)
+        if v in params and isinstance(used, str) and used == params[v].to_json() and store.has_partition("frames", v)
+    }  # fmt: skip
 
 
 def known_failed_ids(catalog: pd.DataFrame, params: ExtractParams) -> set[str]:
@@ -111,10 +130,15 @@ def validate_parameters(
     au_model_dir: str | None = None,
     workers: int | None = None,
     dask_address: str | None = None,
+    crops_retention_days: int | None = None,
+    store_group_readable: bool | None = None,
 ) -> Store:
     """Fail the run at once, naming the parameter, before any work starts (the CLI calls it too)."""
     from tasks.action_units import load_au_estimator
     from tasks.faces import FACE_BACKENDS
+    from tasks.privacy import check_retention
+
+    check_retention(crops_retention_days)
 
     if not Path(corpus).exists():
         raise ValueError(f"parameter corpus: {corpus} does not exist")
@@ -136,7 +160,7 @@ def validate_parameters(
     if workers and dask_address:
         raise ValueError("parameter workers: applies to the local cluster only; omit it with dask_address")
     try:
-        return Store(store).ensure()
+        return Store(store).ensure(group_readable=store_group_readable)
     except PermissionError as exc:
         raise ValueError(f"parameter store: {exc}") from exc
 
@@ -178,6 +202,9 @@ def nightly_corpus(
     retry_failed: bool = False,
     dask_address: str | None = None,
     workers: int | None = None,
+    keep_student_crops: bool = False,
+    crops_retention_days: int | None = DEFAULT_CROPS_RETENTION_DAYS,
+    store_group_readable: bool | None = None,
 ) -> dict:
     """Extract per-frame features of every new or changed video in ``corpus`` into ``store``.
 
@@ -188,12 +215,21 @@ def nightly_corpus(
     Files that failed before with the same content and extractor version are not tried again (counted as
     ``known_failed``) unless ``retry_failed``.
 
-    Returns counts: found, skipped (already extracted with the same parameters), known_failed, extracted,
-    failed, frames (analysed), windows, and the run id.
+    Personal data (``tasks.privacy``): crops are kept (``keep_crops``) for videos whose manifest role is
+    ``teacher`` or unset, and for other roles (``students``) only with ``keep_student_crops``; erased videos
+    are skipped; ``crops_retention_days`` (None: keep them) deletes crops older than that once their predictions
+    by the current models exist; ``store_group_readable`` sets the store's permission policy (None: keep it).
+
+    Returns counts: found, skipped (already extracted with the same parameters, or held by a face-track
+    erasure), known_failed, erased (files skipped because their video was erased), extracted, failed, frames
+    (analysed), windows, crops_expired, and the run id.
     """
     from flows.engine import task_runner
 
-    st = validate_parameters(corpus, store, face_backend, face_model_dir, au_model_dir, workers, dask_address)
+    st = validate_parameters(
+        corpus, store, face_backend, face_model_dir, au_model_dir, workers, dask_address, crops_retention_days,
+        store_group_readable,
+    )  # fmt: skip
     options = (("model_dir", str(Path(face_model_dir).resolve())),) if face_model_dir else ()
     try:
         params = ExtractParams(
@@ -208,25 +244,41 @@ def nightly_corpus(
         if removed := st.remove_temporary_files():
             get_run_logger().warning("removed %d temporary files left by an interrupted run", removed)
         extract = extract_corpus.with_options(task_runner=runner)
-        return extract(str(Path(corpus).resolve()), str(st.root), params, run_id, retry_failed)
+        return extract(
+            str(Path(corpus).resolve()), str(st.root), params, run_id, retry_failed, keep_student_crops,
+            crops_retention_days,
+        )  # fmt: skip
 
 
 @flow(name="extract-corpus")
-def extract_corpus(corpus: str, store: str, params: ExtractParams, run_id: str, retry_failed: bool = False) -> dict:
+def extract_corpus(
+    corpus: str, store: str, params: ExtractParams, run_id: str, retry_failed: bool = False,
+    keep_student_crops: bool = False, crops_retention_days: int | None = None,
+) -> dict:  # fmt: skip
     """Discover, extract on Dask, record: the body of ``nightly-corpus`` (which holds the store lock)."""
-    return _extract_corpus(corpus, Store(store), params, run_id, retry_failed, get_run_logger())
+    return _extract_corpus(
+        corpus, Store(store), params, run_id, get_run_logger(), retry_failed, keep_student_crops,
+        crops_retention_days,
+    )  # fmt: skip
 
 
-def _extract_corpus(corpus: str, st: Store, params: ExtractParams, run_id: str, retry_failed: bool, logger) -> dict:
+def _extract_corpus(
+    corpus: str, st: Store, params: ExtractParams, run_id: str, logger, retry_failed: bool = False,
+    keep_student_crops: bool = False, crops_retention_days: int | None = None,
+) -> dict:  # fmt: skip
     from prefect.runtime import flow_run
 
+    from tasks.privacy import video_params
+
     started = datetime.now(UTC)
-    refs = discover_task(corpus, st)
+    refs, n_erased = discover_task(corpus, st)
+    plan = {r.video_id: video_params(params, r.meta, keep_student_crops) for r in refs}
     catalog = st.read_catalog("videos")
-    done = done_ids(catalog, params, st)
+    held = set(st.erased_face_tracks())  # a new extraction would bring an erased face track back
+    done = done_ids(catalog, plan, st)
     known_bad = set() if retry_failed else known_failed_ids(catalog, params)
-    todo = [r for r in refs if r.video_id not in done | known_bad]
-    skipped = [r for r in refs if r.video_id in done]
+    todo = [r for r in refs if r.video_id not in done | held | known_bad]
+    skipped = [r for r in refs if r.video_id in done or r.video_id in held]
     # renamed or moved files and manifest edits update the catalog without re-extraction
     st.upsert_catalog("videos", refresh_rows(catalog, skipped), key="video_id")
     known = [r for r in refs if r.video_id in known_bad]
@@ -234,13 +286,15 @@ def _extract_corpus(corpus: str, st: Store, params: ExtractParams, run_id: str, 
         "%d videos in %s: %d already extracted, %d failed before (not retried), %d to extract (fps=%s, backend=%s)",
         len(refs), corpus, len(skipped), len(known), len(todo), params.fps, params.face_backend,
     )  # fmt: skip
+    if n_erased:
+        logger.info("%d files skipped: their videos were erased (lessonlens forget)", n_erased)
     counts = {"found": len(refs), "skipped": len(skipped), "known_failed": len(known), "extracted": 0, "failed": 0,
-              "frames": 0}  # fmt: skip
+              "frames": 0, "erased": n_erased}  # fmt: skip
     meta = {r.video_id: {"size_bytes": r.size_bytes, **r.meta} for r in todo}
     failures: list[dict] = []
     clock = time.perf_counter()
     report_progress(0, len(todo), 0)
-    futures = {extract_video_task.submit(ref, params, st): ref for ref in todo}
+    futures = {extract_video_task.submit(ref, plan[ref.video_id], st): ref for ref in todo}
     for n_done, future in enumerate(as_completed(list(futures)), start=1):
         ref = futures[future]
         try:
@@ -249,7 +303,7 @@ def _extract_corpus(corpus: str, st: Store, params: ExtractParams, run_id: str, 
             result = StepResult(ref.video_id, ref.path, "extract").fail(
                 "extract", "internal_error", f"{type(exc).__name__}: {exc}"
             )
-        st.record_video(result, meta[ref.video_id], params.to_json(), run_id)
+        st.record_video(result, meta[ref.video_id], plan[ref.video_id].to_json(), run_id)
         failures += st.record_failures([result], run_id)  # a failed video, or warnings of an extracted one
         prefix = f"[{n_done}/{len(todo)}] {ref.path}"
         if result.status == "ok":
@@ -269,6 +323,11 @@ def _extract_corpus(corpus: str, st: Store, params: ExtractParams, run_id: str, 
     counts["windows"], infer_failures = run_inference(st, list(TASK_CLASSES), run_id, logger)
     failures += infer_failures
     counts["failed"] += len({f["video_id"] for f in infer_failures})  # a video without predictions failed too
+    counts["crops_expired"] = 0
+    if crops_retention_days is not None:
+        counts["crops_expired"] = retention_task(st, crops_retention_days)
+        logger.info("retention: crops of %d videos older than %d days deleted", counts["crops_expired"],
+                    crops_retention_days)  # fmt: skip
     flow_run_id = str(flow_run.id) if flow_run.id else None
     st.append_run(run_id, started, params.to_json(), counts, corpus=str(corpus), flow_run_id=flow_run_id)
     publish_artifacts(st, counts, failures, run_id)

@@ -15,6 +15,7 @@ import os
 
 import flows  # noqa: F401  (offline Prefect defaults)
 from models.registry import EVENT
+from tasks.privacy import DEFAULT_CROPS_RETENTION_DAYS
 
 NIGHTLY_CRON = "0 2 * * *"
 WEEKLY_CRON = "0 3 * * 0"
@@ -42,6 +43,9 @@ def deployments(
     dask_address: str | None = None,
     workers: int | None = None,
     au_model_dir: str | None = None,
+    keep_student_crops: bool = False,
+    crops_retention_days: int | None = DEFAULT_CROPS_RETENTION_DAYS,
+    store_group_readable: bool | None = None,
 ) -> list:
     from prefect.deployments.runner import EntrypointType
     from prefect.events import DeploymentEventTrigger
@@ -56,9 +60,12 @@ def deployments(
         parameters={
             "store": store,
             **({"corpus": corpus} if corpus else {}),
-            **({"au_model_dir": au_model_dir} if au_model_dir else {}),
             **dask,
-        },  # fmt: skip
+            "au_model_dir": au_model_dir,
+            "keep_student_crops": keep_student_crops,
+            "crops_retention_days": crops_retention_days,
+            "store_group_readable": store_group_readable,
+        },
         description="extract every new or changed video of the corpus, then predict",
         entrypoint_type=EntrypointType.MODULE_PATH,
     )

@@ -98,6 +98,9 @@ def analyse_store(
     path = write_report(folder, inputs)
     parameters = {"outcomes": facts["outcomes"], "link": link, "ss_type": ss_type, "thresholds": thresholds or {}}
     (folder / PARAMETERS_FILE).write_text(json.dumps(parameters, indent=2))
+    if store.reports_dir() in path.resolve().parents:  # erasing a video it may show removes it
+        store.write_report_index(folder, con.execute("select video_id from videos").df()["video_id"])
+        store.apply_permissions(folder)
     return Analysis(path, units, students, results, to_markdown(inputs, []))
 
 

@@ -51,6 +51,7 @@ from tasks.store import (
     FRAME_SCHEMA,
     StepResult,
     Store,
+    make_dirs,
     table_from_columns,
     write_table_atomic,
 )
@@ -295,7 +296,7 @@ def extract_video(
         result.info["probe"] = asdict(probed)
         stage = "decode"
         jobs = [ChunkJob(ref.video_id, ref.path, chunk, params, str(work)) for chunk in chunks]
-        work.mkdir(parents=True, exist_ok=True)
+        make_dirs(work)  # with the store's permissions
         chunk_results = list(run_chunks(jobs))
         result.info.update(video_decoding([(j.chunk, j.faces_path) for j in jobs]))
         stage = "finalize"

@@ -7,6 +7,7 @@ flow or CLI boundary, and passed as is to workers). Layout under one root (a loc
     <store>/catalog/files.parquet     one row per path seen: size, mtime, video_id (so unchanged files are not rehashed)
     <store>/catalog/failures.parquet  one row per run × video × stage that failed: reason, message
     <store>/catalog/runs.parquet      one row per run: parameters and counts
+    <store>/catalog/erasures.parquet  append-only: one row per erasure or undo (video_id, scope, face_id, time)
     <store>/frames/video_id=<id>/part-0.parquet   one row per video × sampled frame × face track
     <store>/body/video_id=<id>/part-0.parquet     one row per video × body-sampled frame × person
     <store>/crops/video_id=<id>/part-0.parquet    one row per video × sampled frame × face: aligned JPEG crop
@@ -14,10 +15,22 @@ flow or CLI boundary, and passed as is to workers). Layout under one root (a loc
     <store>/models/<name>/<version>/              registry (``models.registry``)
     <store>/reports/<run id>/                     analysis reports
     <store>/work/<video_id>/<params>/             chunk fragments of a video being extracted (deleted when done)
+    <store>/store.json                            store settings (``group_readable``)
 
 Every file is written under a temporary name in its final folder and renamed into place, so a crash
 never leaves a half-written file where a reader (DuckDB) looks. Partition files do not repeat the
 ``video_id`` column: it is the hive partition key (``hive_partitioning`` in DuckDB and pyarrow).
+
+Permissions: the store root is 0o700 and every folder under it 0o700, every file 0o600 (owner only), or
+0o750 / 0o640 when the store is made group-readable (``Store.ensure(group_readable=True)``, remembered in
+``store.json``; the group is the folders' group, e.g. set with ``chgrp`` and the setgid bit). New folders
+and files take their modes from the folder they are made in (:func:`make_dirs`, :func:`write_table_atomic`),
+so Dask workers on other machines follow the policy too; :meth:`Store.ensure` re-applies it to the whole
+tree (files written by others, e.g. the model registry) at the start of every writer.
+
+Personal data: :meth:`Store.forget_video` and :meth:`Store.forget_face` remove everything derived from a
+video or from one face track and record the erasure in ``erasures`` (no path: the content hash only);
+:meth:`Store.expire_crops` applies the crops' retention.
 
 Steps hand each other one record, :class:`StepResult` (what one step did to one video); the catalog's
 ``videos`` and ``failures`` rows are made from it here, and ``runs`` rows by :meth:`Store.append_run`.
@@ -25,9 +38,11 @@ Steps hand each other one record, :class:`StepResult` (what one step did to one 
 
 import contextlib
 import fcntl
+import json
 import os
 import shutil
 import socket
+import stat
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -37,6 +52,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from models.files import atomic_write
@@ -158,12 +174,24 @@ RUN_COLUMNS = {
     "videos_known_failed": "Int64",  # failed before with the same content and extractor version: not retried
     "frames_analysed": "Int64",
 }
+ERASURE_COLUMNS = {
+    "video_id": "string",  # content hash of the video (the only identifier kept: never its path)
+    "scope": "string",  # video | face_track
+    "face_id": "Int32",  # the face track (scope face_track); null for a whole video
+    "action": "string",  # erase | undo (an undo lets later runs extract the video again)
+    "recorded_at": "datetime64[us, UTC]",
+}
 CATALOG_TABLES = {
     "videos": VIDEO_COLUMNS,
     "files": FILE_COLUMNS,
     "failures": FAILURE_COLUMNS,
     "runs": RUN_COLUMNS,
+    "erasures": ERASURE_COLUMNS,
 }
+OWNER_ONLY_MODES = (0o700, 0o600)  # (folders, files)
+GROUP_READABLE_MODES = (0o750, 0o640)
+SETTINGS_FILE = "store.json"
+REPORT_INDEX = "video_ids.json"  # in each report folder under the store: the videos the report may show
 
 
 class StoreBusy(RuntimeError):
@@ -208,17 +236,79 @@ class Store:
     def __fspath__(self) -> str:  # a Store is accepted wherever a path to its root is
         return str(self.root)
 
-    def ensure(self) -> "Store":
-        """Create the folders, or raise an error naming the store when it cannot be written."""
+    def ensure(self, group_readable: bool | None = None) -> "Store":
+        """Create the folders and apply the permission policy to the whole store (see the module docstring),
+        or raise an error naming the store when it cannot be written.
+
+        ``group_readable``: True / False sets the store's policy (remembered in ``store.json``); None keeps
+        the store's current one (owner only for a new store).
+        """
         try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            if group_readable is not None and group_readable != self.group_readable:
+                self._write_settings({**self._settings(), "group_readable": bool(group_readable)})
+            self.apply_permissions()
             for sub in ("catalog", "frames", "body", "work"):
-                (self.root / sub).mkdir(parents=True, exist_ok=True)
+                make_dirs(self.root / sub)
             probe = self.root / f".write-test-{uuid.uuid4().hex}"
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as exc:
             raise PermissionError(f"store {self.root} is not writable: {exc}") from exc
         return self
+
+    # settings and permissions ----------------------------------------------------------------
+    def _settings(self) -> dict:
+        path = self.root / SETTINGS_FILE
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def _write_settings(self, settings: dict) -> None:
+        path = self.root / SETTINGS_FILE
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        tmp.write_text(json.dumps(settings, indent=2, sort_keys=True))
+        os.replace(tmp, path)
+
+    @property
+    def group_readable(self) -> bool:
+        """Whether the store's files are readable by the folders' group (else by the owner only)."""
+        return bool(self._settings().get("group_readable", False))
+
+    @property
+    def modes(self) -> tuple[int, int]:
+        """(folder mode, file mode) of the store's policy."""
+        return GROUP_READABLE_MODES if self.group_readable else OWNER_ONLY_MODES
+
+    def apply_permissions(self, top: Path | None = None) -> int:
+        """Give every folder and file under ``top`` (default: the whole store) the policy's modes; a folder's
+        setgid bit is kept. Returns how many modes were changed. Symbolic links are left alone."""
+        folder_mode, file_mode = self.modes
+        changed = 0
+
+        def fix(path: str, mode: int) -> None:
+            nonlocal changed
+            current = os.lstat(path).st_mode
+            if stat.S_ISLNK(current):
+                return
+            wanted = mode | (current & stat.S_ISGID if stat.S_ISDIR(current) else 0)
+            if stat.S_IMODE(current) != wanted:
+                os.chmod(path, wanted)
+                changed += 1
+
+        top = Path(top) if top is not None else self.root
+        if top.is_file():
+            fix(str(top), file_mode)
+            return changed
+        fix(str(top), folder_mode)
+        for folder, dirs, names in os.walk(top):
+            for name in dirs:
+                fix(os.path.join(folder, name), folder_mode)
+            for name in names:
+                fix(os.path.join(folder, name), file_mode)
+        return changed
+
+    def umask(self) -> int:
+        """The umask that gives new files of this process no more than the policy's modes."""
+        return 0o777 & ~self.modes[0]
 
     @contextmanager
     def writer_lock(self, owner: str) -> Iterator[None]:
@@ -228,16 +318,20 @@ class Store:
         process ends, even by ``kill -9``, so a crashed run never leaves a stale lock. (flock is reliable on
         local disks; on network file systems use one store per writer.)
         """
-        with open(self.root / ".lock", "a+") as fh:
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, self.modes[1])
+        with open(fd, "a+") as fh:
             self._lock(fh)
             fh.seek(0)
             fh.truncate()
             since = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
             fh.write(f"{owner} (pid {os.getpid()} on {socket.gethostname()}, since {since})")
             fh.flush()
+            # files made by this process and the local workers it starts meanwhile follow the store's policy
+            previous_umask = os.umask(self.umask())
             try:
                 yield
             finally:
+                os.umask(previous_umask)
                 fh.seek(0)
                 fh.truncate()
                 fcntl.flock(fh, fcntl.LOCK_UN)
@@ -309,12 +403,177 @@ class Store:
         """Videos with a frames partition but no predictions of ``task`` by ``version``, or predictions
         older than their frames (the video was re-extracted)."""
         stale = []
+        erased = self.erased_videos()  # never predicted again, even if a partition were left behind
         for video_id in self.video_ids("frames"):
+            if video_id in erased:
+                continue
             frames = self.partition("frames", video_id)
             out = self.prediction_path(task, version, video_id)
             if not out.is_file() or out.stat().st_mtime_ns < frames.stat().st_mtime_ns:
                 stale.append(video_id)
         return stale
+
+    # personal data: erasure, retention -------------------------------------------------------
+    def _active_erasures(self) -> pd.DataFrame:
+        """The erasures in force: for each (video, scope, face track), its last row when that is an erase."""
+        rows = self.read_catalog("erasures")
+        if rows.empty:
+            return rows
+        keys = rows[["video_id", "scope"]].assign(face_id=rows["face_id"].fillna(-1).astype("int64"))
+        last = rows.loc[~keys.duplicated(keep="last")]
+        return last[last["action"] == "erase"].reset_index(drop=True)
+
+    def erased_videos(self) -> set[str]:
+        """Videos erased as a whole: never extracted or predicted again (until an undo)."""
+        active = self._active_erasures()
+        return set(active.loc[active["scope"] == "video", "video_id"]) if not active.empty else set()
+
+    def erased_face_tracks(self) -> dict[str, set[int]]:
+        """Face tracks erased, by video: those videos are kept as they are, never re-extracted (a new
+        extraction would assign new track ids and bring the person back)."""
+        active = self._active_erasures()
+        out: dict[str, set[int]] = {}
+        if not active.empty:
+            for row in active[active["scope"] == "face_track"].itertuples(index=False):
+                out.setdefault(row.video_id, set()).add(int(row.face_id))
+        return out
+
+    def record_erasure(self, video_id: str, scope: str, face_id: int | None = None, action: str = "erase") -> bool:
+        """Append an ``erasures`` row unless the erasure is already in that state; True when one was added."""
+        if scope not in ("video", "face_track") or action not in ("erase", "undo"):
+            raise ValueError(f"scope must be video or face_track and action erase or undo, got {scope}, {action}")
+        if scope == "video":
+            active = video_id in self.erased_videos()
+        else:
+            active = face_id in self.erased_face_tracks().get(video_id, set())
+        if active == (action == "erase"):
+            return False
+        row = {"video_id": video_id, "scope": scope, "face_id": face_id, "action": action,
+               "recorded_at": datetime.now(UTC)}  # fmt: skip
+        self.append_catalog("erasures", pd.DataFrame([row]))
+        return True
+
+    def report_folders_showing(self, video_id: str) -> list[Path]:
+        """Report folders under the store that may show ``video_id``: those whose index lists it, and those
+        without an index (made before reports kept one)."""
+        found = []
+        for folder in sorted(p for p in self.reports_dir().glob("*") if p.is_dir()):
+            index = folder / REPORT_INDEX
+            if not index.is_file() or video_id in json.loads(index.read_text()):
+                found.append(folder)
+        return found
+
+    def write_report_index(self, folder: Path, video_ids: Iterable[str]) -> None:
+        """Record which videos a report folder may show, so that erasing one of them removes the report."""
+        path = Path(folder) / REPORT_INDEX
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        tmp.write_text(json.dumps(sorted(set(video_ids))))
+        os.replace(tmp, path)
+
+    def _remove_tree(self, path: Path) -> bool:
+        if not path.exists():
+            return False
+        shutil.rmtree(path)
+        return True
+
+    def _drop_catalog_rows(self, table: str, video_id: str) -> int:
+        rows = self.read_catalog(table)
+        keep = rows["video_id"] != video_id
+        if keep.all():
+            return 0
+        self.write_catalog(table, rows[keep.fillna(True)])
+        return int((~keep.fillna(True)).sum())
+
+    def forget_video(self, video_id: str) -> dict[str, int]:
+        """Remove everything derived from ``video_id`` and record the erasure (call under the writer lock).
+
+        Removed: its frames, body and crops partitions, its predictions of every task and model version, its
+        work fragments and training-cache entry, its ``videos``, ``files`` and ``failures`` rows, and the report
+        folders that may show it. The erasure is recorded first, so an interrupted call leaves the video erased
+        for later runs, and calling again finishes the removal. Idempotent: returns what this call removed.
+        """
+        removed = {"erasure_recorded": int(self.record_erasure(video_id, "video"))}
+        for table in ("frames", "body", "crops"):
+            removed[table] = int(self._remove_tree(self.partition(table, video_id).parent))
+        removed["predictions"] = 0
+        for folder in self.root.glob(f"predictions/task=*/model_version=*/video_id={video_id}"):
+            shutil.rmtree(folder)
+            removed["predictions"] += 1
+            with contextlib.suppress(OSError):  # the version's folder, once its last video is gone
+                folder.parent.rmdir()
+        removed["work"] = int(self._remove_tree(self.work_dir(video_id)))
+        removed["training_cache"] = int(self._remove_tree(self.root / "cache" / "clips" / video_id))
+        for table in ("videos", "files", "failures"):
+            removed[f"{table}_rows"] = self._drop_catalog_rows(table, video_id)
+        reports = self.report_folders_showing(video_id)
+        for folder in reports:
+            shutil.rmtree(folder)
+        removed["reports"] = len(reports)
+        return removed
+
+    def face_ids(self, video_id: str) -> list[int]:
+        """The face tracks in the video's frames partition (empty when it has none)."""
+        path = self.partition("frames", video_id)
+        if not path.is_file():
+            return []
+        return sorted({int(v) for v in pq.read_table(path, columns=["face_id"])["face_id"].to_pylist()})
+
+    def forget_face(self, video_id: str, face_id: int) -> dict[str, int]:
+        """Remove one face track's rows (frames, crops, predictions of every task and version) and record the
+        erasure; the other faces' rows stay. Body keypoints are not linked to face tracks and stay (forget the
+        video to remove them). Reports that may show the video are removed. Call under the writer lock.
+
+        Raises ValueError when the video has no such face track and it was not erased before.
+        """
+        tracks = self.face_ids(video_id)
+        already = face_id in self.erased_face_tracks().get(video_id, set())
+        if face_id not in tracks and not already:
+            raise ValueError(
+                f"parameter face_id: video {video_id} has no face track {face_id} "
+                f"(its tracks: {', '.join(map(str, tracks)) or 'none'})"
+            )
+        removed = {"erasure_recorded": int(self.record_erasure(video_id, "face_track", face_id))}
+        frames_path = self.partition("frames", video_id)
+        # file times are kept: the rows left mean what they meant, so predictions stay current and crops age on
+        removed["frames_rows"] = _filter_face(frames_path, face_id, keep_times=True)
+        removed["crops_rows"] = _filter_face(self.partition("crops", video_id), face_id, keep_times=True)
+        removed["predictions_rows"] = sum(
+            _filter_face(path, face_id)
+            for path in self.root.glob(f"predictions/task=*/model_version=*/video_id={video_id}/part-0.parquet")
+        )
+        if removed["frames_rows"]:
+            frames = pq.read_table(frames_path, columns=["frame", "face_id"])
+            videos = self.read_catalog("videos")
+            at = videos["video_id"] == video_id
+            videos.loc[at, "face_rows"] = frames.num_rows
+            videos.loc[at, "face_tracks"] = len(set(frames["face_id"].to_pylist()))
+            videos.loc[at, "frames_with_face"] = len(set(frames["frame"].to_pylist()))
+            self.write_catalog("videos", videos)
+        removed["work"] = int(self._remove_tree(self.work_dir(video_id)))
+        reports = self.report_folders_showing(video_id)
+        for folder in reports:
+            shutil.rmtree(folder)
+        removed["reports"] = len(reports)
+        return removed
+
+    def crop_files(self) -> dict[str, os.stat_result]:
+        """The crops partitions by video, with their ``stat`` (size, and mtime = when they were written)."""
+        return {v: self.partition("crops", v).stat() for v in self.video_ids("crops")}
+
+    def expire_crops(self, max_age_days: float, versions: dict[str, str], now: datetime | None = None) -> list[str]:
+        """Delete the crops partitions older than ``max_age_days`` whose video has current predictions of every
+        task by the version inference uses now (``versions``: task → version). Returns the videos whose crops
+        were deleted. Crops whose predictions are missing or stale are kept: they are still needed."""
+        if max_age_days < 0:
+            raise ValueError(f"crops retention must be >= 0 days, got {max_age_days}")
+        limit = (now or datetime.now(UTC)).timestamp() - max_age_days * 86400
+        stale = {v for task, version in versions.items() for v in self.stale_videos(task, version)}
+        expired = []
+        for video_id, info in self.crop_files().items():
+            if info.st_mtime < limit and video_id not in stale and self.has_partition("frames", video_id):
+                self._remove_tree(self.partition("crops", video_id).parent)
+                expired.append(video_id)
+        return expired
 
     # catalog ----------------------------------------------------------------------------------
     def catalog_path(self, table: str) -> Path:
@@ -420,9 +679,59 @@ def conform(df: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def make_dirs(path: Path) -> None:
+    """``mkdir -p`` where each new folder gets the mode of the folder it is made in (never group-write or world
+    bits), so folders under a store follow its permission policy whichever process or machine makes them."""
+    path = Path(path)
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    mode = stat.S_IMODE(path.stat().st_mode) & (0o750 | stat.S_ISGID)
+    for folder in reversed(missing):
+        try:
+            folder.mkdir()
+        except FileExistsError:  # made meanwhile by another worker
+            continue
+        os.chmod(folder, mode)
+
+
+def file_mode(folder: Path) -> int:
+    """The mode of a new file in ``folder``: its folder's read/write bits, never group-write or world bits."""
+    return stat.S_IMODE(Path(folder).stat().st_mode) & 0o640
+
+
 def write_table_atomic(table: pa.Table, path: Path) -> None:
-    """Write ``table`` to ``path`` through a temporary name in the same folder and an atomic rename."""
-    atomic_write(path, lambda tmp: pq.write_table(table, tmp, **PARQUET_OPTIONS))
+    """Write ``table`` to ``path`` through a temporary name in the same folder and an atomic rename.
+
+    The file gets the mode :func:`file_mode` of its folder (0o600 under an owner-only store)."""
+    path = Path(path)
+    make_dirs(path.parent)
+    mode = file_mode(path.parent)
+
+    def write(tmp: Path) -> None:
+        pq.write_table(table, tmp, **PARQUET_OPTIONS)
+        os.chmod(tmp, mode)
+
+    atomic_write(path, write)
+
+
+def _filter_face(path: Path, face_id: int, keep_times: bool = False) -> int:
+    """Rewrite the Parquet file at ``path`` (if any) without the rows of ``face_id``; returns how many were
+    removed. The schema and its metadata are kept; ``keep_times`` keeps the file's access and modification
+    times (the crops' age counts from their extraction)."""
+    if not path.is_file():
+        return 0
+    table = pq.ParquetFile(path).read()
+    keep = pc.not_equal(table["face_id"], pa.scalar(face_id, table.schema.field("face_id").type))
+    kept = table.filter(keep)
+    if kept.num_rows == table.num_rows:
+        return 0
+    before = path.stat()
+    write_table_atomic(kept, path)
+    if keep_times:
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    return table.num_rows - kept.num_rows
 
 
 def table_from_columns(columns: dict[str, object], schema: pa.Schema) -> pa.Table:
