@@ -4,7 +4,6 @@ The clips are real files written with PyAV, then damaged by zeroing whole packet
 demuxer, so the damage is the same on every run). No decoder is mocked.
 """
 
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from tasks.decode import (
     probe,
     video_decoding,
 )
-from tests.videos import rotated_copy
+from tests.videos import rotated_copy, write_vfr
 
 SIZE = (192, 108)  # coded width, height
 
@@ -33,27 +32,7 @@ def grey(i: int) -> int:
 
 def write_clip(path: Path, times_ms: list[int], codec: str, options: dict, rotation: int | None = None) -> Path:
     """Frame i is uniform grey ``grey(i)`` with a white bar, shown at ``times_ms[i]``."""
-    import av
-
-    width, height = SIZE
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=30, options=options)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.time_base = Fraction(1, 600)
-        if codec == "libx265":
-            stream.codec_tag = "hvc1"  # as phones write HEVC in .mov
-        if rotation is not None:
-            stream.set_display_rotation(rotation)
-        for i, t in enumerate(times_ms):
-            image = np.full((height, width, 3), grey(i), np.uint8)
-            image[:, :12] = 255  # left edge: shows which way the frame was turned
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts, frame.time_base = int(round(t * 0.6)), Fraction(1, 600)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    return write_vfr(path, times_ms, SIZE, codec=codec, options=options, rotation=rotation, shade=grey, edge=True)
 
 
 def packets(path: Path) -> list[dict]:
