@@ -32,7 +32,7 @@ from tasks.discover import VideoRef
 from tasks.faces import load_face_backend
 from tasks.store import BODY_SCHEMA, FRAME_SCHEMA, N_LANDMARKS, Store, table_from_columns, write_table_atomic
 
-EXTRACTOR_VERSION = "1"  # bump when what the rows mean changes (detector, landmarks, tracking, AUs): stores re-extract
+EXTRACTOR_VERSION = "2"  # bump when what the rows mean changes (detector, landmarks, tracking, AUs): stores re-extract
 
 
 @dataclass(frozen=True)
