@@ -6,14 +6,17 @@ Input: per-frame AU intensities with OpenFace 2 names (``AU_COLUMNS``, 0-5 scale
 dict of numpy arrays. Intensities are clipped to [0, 5] and divided by 5.
 
 Scoring. Each label has a prototype: a list of slots, each slot a set of alternative AUs (its activation
-is the largest of them), plus AUs allowed to co-occur. The score is a soft Jaccard (Tanimoto) overlap
+is the largest of them) with a weight (how diagnostic the slot is of the emotion), plus AUs allowed to
+co-occur. The score is a weighted soft Jaccard (Tanimoto) overlap
 
-    score = sum(slot activations) / (number of slots + sum of activations of AUs outside the prototype)
+    score = sum(weight * slot activation) / (sum of weights + sum of activations of AUs outside the prototype)
 
-so a label needs all of its AUs and loses to labels that explain more of the face. AU25 / AU26 (lips
+so a label is strongest with all of its AUs, can win on its diagnostic core alone (e.g. AU12 of a smile
+without a measurable AU06), and loses to labels that explain more of the face. AU25 / AU26 (lips
 part, jaw drop: speech, and a teacher talks most of the time) and AU45 (blink) never count against a
 prototype. ``neutral`` (and ``boredom`` for learner states) scores a constant ``baseline`` (0.2 = every
-prototype AU at intensity 1, the FACS "trace" level), so it wins when no prototype is clearly present.
+prototype AU at intensity 1, the FACS "trace" level), so it wins only when no prototype is present above
+the trace level on (weighted) average.
 Probabilities are ``softmax(scores / temperature)``; temperature 0.1 is our choice, not calibrated.
 
 Emotion prototypes (OpenFace lacks AU11, 16, 22, 24, 27, so variants needing them are reduced):
@@ -49,41 +52,70 @@ class RuleBaselineWarning(RuntimeWarning):
 
 @dataclass(frozen=True)
 class Prototype:
-    """``slots``: AUs that must all be present (alternatives within a slot); ``allowed``: may co-occur."""
+    """``slots``: AUs of the prototype (alternatives within a slot), ``weights`` one per slot (default 1);
+    ``allowed``: may co-occur without counting against it."""
 
     label: str
     slots: tuple[tuple[int, ...], ...]
     source: str
     allowed: tuple[int, ...] = ()
+    weights: tuple[float, ...] = ()
+
+    def slot_weights(self) -> tuple[float, ...]:
+        if self.weights and len(self.weights) != len(self.slots):
+            raise ValueError(f"{self.label}: {len(self.weights)} weights for {len(self.slots)} slots")
+        return self.weights or (1.0,) * len(self.slots)
 
 
 EMOTION_PROTOTYPES = (
     Prototype(
         "anger",
-        ((4,), (5,), (7,), (23,)),
-        "IG 2002 anger prototypes 4+5+7+23 (+10, +17, +22, +24, +25/26); AU22 and AU24 are not in OpenFace",
-        allowed=(10, 17),
+        ((4,), (5, 7), (23, 17)),
+        "IG 2002 anger prototypes 4+5+7+23, 4+5+7+17+23 (+10, +22, +24, +25/26): brow lowerer (weight 2, "
+        "Ekman & Friesen 1975 'Unmasking the face': lowered, drawn-together brows in every anger display), "
+        "upper-lid raise or lid tightening, lips tightened or chin raised (AU24 presser is not in OpenFace)",
+        allowed=(5, 7, 10, 17, 23),
+        weights=(2.0, 1.0, 1.0),
     ),
     Prototype(
         "disgust",
-        ((9, 10),),
-        "IG 2002 disgust prototypes 9, 9+17, 9+16+15, 10, 10+17 (nose wrinkler or upper lip raiser)",
-        allowed=(15, 17),
+        ((9, 10), (15, 17)),
+        "IG 2002 disgust prototypes 9, 9+17, 9+16+15, 10, 10+17: nose wrinkler or upper lip raiser (weight 2), "
+        "with lip corner depressor or chin raiser",
+        allowed=(4, 7, 15, 17),
+        weights=(2.0, 0.5),
     ),
     Prototype(
         "fear",
         ((1,), (2,), (4,), (5,), (20,), (25, 26)),
-        "IG 2002 fear prototype 1+2+4+5+20+25/26/27; AU7 often listed with it (EMFACS tables)",
+        "IG 2002 fear prototype 1+2+4+5+20+25/26/27; AU7 often listed with it (EMFACS tables); lip stretcher "
+        "AU20 and brow lowerer AU4 with the brow raise are what tells it from surprise (weight 2 and 1.5)",
         allowed=(7,),
+        weights=(1.0, 0.5, 1.5, 1.0, 2.0, 0.5),
     ),
-    Prototype("happiness", ((6,), (12,)), "EMFACS and IG 2002 happiness prototype 6+12"),
+    Prototype(
+        "happiness",
+        ((12,), (6,)),
+        "EMFACS and IG 2002 happiness prototype 6+12; the lip corner puller is the core (weight 2), the "
+        "cheek raiser (Duchenne marker) supports it; lips part (25) in open smiles is ignored",
+        allowed=(7, 10, 14),
+        weights=(2.0, 1.0),
+    ),
     Prototype(
         "sadness",
-        ((1,), (4,), (15,)),
-        "IG 2002 sadness prototypes 1+4+15, 1+4+15+17, 6+15 (1+4+11+15 needs AU11, not in OpenFace)",
+        ((15,), (1,), (4,)),
+        "IG 2002 sadness prototypes 1+4+15, 1+4+15+17, 6+15 (1+4+11+15 needs AU11, not in OpenFace): lip "
+        "corner depressor (weight 1.5) with the oblique brow of inner brow raiser + brow lowerer",
         allowed=(6, 17),
+        weights=(1.5, 1.0, 1.0),
     ),
-    Prototype("surprise", ((1,), (2,), (5,), (26,)), "IG 2002 surprise prototype 1+2+5B+26 (or 27)"),
+    Prototype(
+        "surprise",
+        ((1,), (2,), (5,), (26, 25)),
+        "IG 2002 surprise prototype 1+2+5B+26 (or 27; 25 with it): brows raised (inner and outer), upper "
+        "lid raised, jaw dropped or lips parted",
+        weights=(1.0, 1.0, 1.0, 1.0),
+    ),
 )
 
 LEARNER_PROTOTYPES = (
@@ -136,9 +168,24 @@ def prototype_scores(intensities: np.ndarray, prototypes: tuple[Prototype, ...])
     for proto in prototypes:
         inside = {au for slot in proto.slots for au in slot} | set(proto.allowed) | set(IGNORED_AUS)
         outside = [index[au] for au in AU_NUMBERS if au not in inside]
-        matched = sum(p[:, [index[au] for au in slot]].max(axis=1) for slot in proto.slots)
-        scores.append(matched / (len(proto.slots) + p[:, outside].sum(axis=1)))
+        weights = proto.slot_weights()
+        slots = zip(weights, proto.slots, strict=True)
+        matched = sum(w * p[:, [index[au] for au in slot]].max(axis=1) for w, slot in slots)
+        scores.append(matched / (sum(weights) + p[:, outside].sum(axis=1)))
     return np.stack(scores, axis=1)
+
+
+WINDOW_QUANTILE = 0.8
+"""Per-AU quantile that summarises a window for the rules: high enough that a short apex at the end of a
+neutral onset (a brief expression) is not averaged away, below the maximum so that one noisy sample is not
+taken for an expression."""
+
+
+def window_peaks(intensities: np.ndarray, quantile: float = WINDOW_QUANTILE) -> np.ndarray:
+    """(T, 17) intensities of one window -> (17,) per-AU ``quantile`` over its samples (NaN samples skipped)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN AU stays NaN; the classifier reports it
+        return np.nanquantile(np.asarray(intensities, dtype=float), quantile, axis=0)
 
 
 def window_means(au: pd.DataFrame | Mapping[str, np.ndarray], window: int, hop: int | None = None) -> pd.DataFrame:

@@ -3,9 +3,10 @@
 This is a geometric proxy, not a trained AU detector: no AU model ships offline with a permissive
 licence, so the default estimator measures, for each AU, the landmark displacement that the Facial Action
 Coding System describes for it (Ekman, Friesen & Hager, 2002, *FACS: The Manual*, Research Nexus, "FACS
-2002" below) and compares it with the same person's usual face. It is blind to what landmarks cannot
-see (wrinkles, dimples, skin bulges), so AUs with mostly textural cues (AU06, AU09, AU14, AU23) are the
-weakest. A trained model can replace it through :func:`load_au_estimator` with a model directory.
+2002" below) and compares it with a neutral face (the population's, adjusted to the person on long
+tracks). It is blind to what landmarks cannot see (wrinkles, dimples, skin bulges), so AUs with mostly
+textural cues (AU06, AU09, AU14, AU23) are the weakest. A trained model can replace it through
+:func:`load_au_estimator` with a model directory.
 
 Method (:class:`GeometricAUEstimator`)
 --------------------------------------
@@ -20,20 +21,23 @@ Method (:class:`GeometricAUEstimator`)
    a 1-point AU12 loss and a larger AU20 gain. All features below are in IOD units and scale-free.
 2. Geometric features per face (:data:`FEATURES`), e.g. brow heights above the eye line, lid apertures,
    lip-corner elevation above the lip midline, mouth width, lip gap, chin distance below the nose.
-3. Person-specific baseline: for each face track (``face_id``) the median of every feature over the
-   track's reference frames is that person's neutral face, in the spirit of OpenFace's person-specific
-   normalisation (Baltrusaitis, Mahmoud & Robinson, 2015, "Cross-dataset learning and person-specific
-   normalisation for automatic Action Unit detection", FG 2015, which subtracts a median over the
-   video). The reference frames are those with the lips together (inner-lip gap below
-   ``CLOSED_LIPS`` = 0.04 IOD); when they are fewer than a quarter of the track, the quarter of its
-   frames with the smallest lip gap. The mouth is the most mobile part of the face and its rest state
-   (lips together, jaw closed) is physically defined, so this stays right for people who smile or talk
-   most of the time, where a plain median would take the smile for neutral. Two exceptions: the lip
-   gap is absolute (closed lips are 0), and the eye baselines come from open eyes (they rest open):
-   the eye-opening baseline is the track's 90th percentile over all frames, and the lower-lid baseline
-   (AU06) the median over the frames whose opening is at least ``OPEN_EYE_REFERENCE`` (0.9) of it, so
-   a sad or downcast onset with lowered or closed eyes, whose lips-together frames would otherwise be the
-   reference, does not hide the cheek raise of a later laugh.
+3. Baseline: a population neutral face, adjusted to the person when their track shows it. A face that
+   holds one expression for the whole track (a posed still, a short neutral-to-apex clip, a presenter
+   who smiles throughout) has no neutral frames of its own, so every feature is measured against
+   :data:`POPULATION_NEUTRAL` (neutral faces measured through the same backend) plus ``trust`` times the
+   person's offset from it. The person's rest face is the median over the track's reference frames, in
+   the spirit of OpenFace's person-specific normalisation (Baltrusaitis, Mahmoud & Robinson, 2015,
+   "Cross-dataset learning and person-specific normalisation for automatic Action Unit detection", FG
+   2015, which subtracts a median over the video): the frames with the lips together (inner-lip gap below
+   ``CLOSED_LIPS`` = 0.04 IOD), or the quarter of the track with the smallest lip gap. Its offset from the
+   population is limited to ``PERSON_OFFSET_LIMIT`` (2) between-person tolerances, so even a long smiling
+   track keeps most of its smile. ``trust`` (:func:`track_trust`) grows from 0 at 50 samples to 1 at 150,
+   times the fraction of lips-together samples over 0.25 (capped at 1), times the lips' 90th-percentile
+   gap over 0.10 IOD (capped at 1): only a long track that both rests and moves (talks) has a believable
+   rest face. Where the population carries weight, changes within ``DEAD_ZONE`` (half) of the feature's
+   between-person tolerance times ``1 - trust`` are not counted as movement. Exceptions: the lip gap is
+   absolute (closed lips are 0), and AU45's open-eye aperture is the track's 90th percentile (blinks are
+   brief).
 4. Intensity ``AUxx_r = clip(5 * correlate / full_scale, 0, 5)`` where the correlate is the signed
    displacement from the baseline that FACS describes and ``full_scale`` (:data:`AU_RULES`) the
    displacement taken as the maximum (FACS level E, intensity 5), in IOD units. The full scales were
@@ -74,7 +78,8 @@ AU definitions (FACS 2002 name; muscle; correlate measured here)
   closure ``1 - aperture / open aperture`` (open: the track's 90th percentile) beyond ``BLINK_ONSET``
   (0.25, so the narrowing of a smile is not a blink); intensity 5 = fully closed.
 
-Measured on the two clips of ``/work/shared/media`` (5 fps, MediaPipe landmarks, one track), before
+Measured (before the population baseline of step 3) on the two clips of ``/work/shared/media`` (5 fps, MediaPipe
+landmarks, one track), before
 (2-D cosine correction, every baseline from lips-together frames) and after steps 1 and 3 as above.
 ``pyfeat_WolfgangLanger_Pexels.mp4`` is sad with a hand over the face in seconds 0-9 and laughs with
 an open mouth, head tilted back or sideways, from second 12; mean intensity sad -> laugh:
@@ -223,8 +228,36 @@ FEATURES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
 CLOSED_LIPS = 0.04  # inner-lip gap (IOD units) below which the lips count as together
 EYE_OPEN_QUANTILE = 0.90  # the track's open-eye aperture
 BLINK_ONSET = 0.25  # eye closure (fraction of the open aperture) below which AU45 stays 0
-OPEN_EYE_REFERENCE = 0.9  # frames whose aperture is at least this fraction of the open one: lower-lid baseline
-OPEN_EYE_FEATURES = ("lower_lid",)  # features whose baseline comes from open-eye, not lips-together, frames
+
+POPULATION_NEUTRAL: dict[str, tuple[float, float]] = {
+    "brow_inner": (0.408, 0.030),
+    "brow_outer": (0.274, 0.035),
+    "brow_gap": (0.455, 0.020),
+    "upper_lid": (0.092, 0.015),
+    "lower_lid": (0.034, 0.008),
+    "eye_open": (0.293, 0.030),
+    "ala": (0.681, 0.040),
+    "upper_lip": (0.237, 0.020),
+    "lower_lip": (0.538, 0.040),
+    "corner_elev": (-0.017, 0.012),
+    "mouth_width": (0.763, 0.050),
+    "corner_lips": (0.144, 0.020),
+    "red_lips": (0.264, 0.020),
+    "jaw": (1.099, 0.060),
+}
+"""Population neutral face, step 3: feature -> (neutral value, between-person tolerance), IOD units.
+
+Values: the mean of the per-person medians of two neutral faces seen through ``tasks.faces``' MediaPipe
+backend and step 1 (the first 15 frames of ``pyfeat_single_face.mp4`` at 30 fps, and the lips-together
+neutral clip ``cremad/1001_DFA_NEU_XX.flv`` at 10 fps). Tolerance: about half the difference between the
+two people, rounded up to a plausible between-person spread of the feature; it is the dead zone of step 3
+for tracks that are measured against this reference alone."""
+
+TRUST_SAMPLES = (50, 150)  # a track's own rest state: no weight below 50 samples, full weight from 150
+REST_FRACTION = 0.25  # ... and full weight only when at least this fraction of its samples has the lips together
+MOVING_GAP = 0.10  # ... and its lips part by at least this much (IOD) in a tenth of its samples: it talks or moves
+PERSON_OFFSET_LIMIT = 2.0  # the person's rest face may differ from the population by at most 2 tolerances
+DEAD_ZONE = 0.5  # changes within this fraction of the tolerance are not movements when the population is the baseline
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,20 +295,36 @@ AU_RULES: dict[str, AURule] = {
 
 
 def feature_displacements(canonical: np.ndarray, face_id: np.ndarray) -> dict[str, np.ndarray]:
-    """Every feature minus its track baseline (step 3); ``lip_gap`` absolute; plus ``eye_closure``."""
+    """Every feature minus its baseline (step 3), beyond the dead zone; ``lip_gap`` absolute; plus ``eye_closure``."""
     u, v = canonical[..., 0], canonical[..., 1]
     values = {name: feature(u, v) for name, feature in FEATURES.items()}
     reference = _reference_frames(values["lip_gap"], face_id)
+    trust = track_trust(values["lip_gap"], face_id)
     open_eye = _track_quantile(values["eye_open"], face_id, EYE_OPEN_QUANTILE)
-    eyes_open = values["eye_open"] >= OPEN_EYE_REFERENCE * open_eye
-    displacement = {
-        name: x
-        if name == "lip_gap"
-        else x - _track_median(x, face_id, eyes_open if name in OPEN_EYE_FEATURES else reference)
-        for name, x in values.items()
-    }
+    displacement = {"lip_gap": values["lip_gap"]}
+    for name, (neutral, tolerance) in POPULATION_NEUTRAL.items():
+        own = _track_median(values[name], face_id, reference)
+        limit = PERSON_OFFSET_LIMIT * tolerance
+        offset = np.clip(np.nan_to_num(own - neutral), -limit, limit)
+        change = values[name] - (neutral + trust * offset)
+        dead = (1.0 - trust) * DEAD_ZONE * tolerance
+        displacement[name] = np.sign(change) * np.maximum(np.abs(change) - dead, 0.0)
     displacement["eye_closure"] = 1.0 - values["eye_open"] / np.maximum(open_eye, 1e-6)
     return displacement
+
+
+def track_trust(lip_gap: np.ndarray, face_id: np.ndarray) -> np.ndarray:
+    """Per row, the weight (0-1) of its track's own rest face against the population one (step 3)."""
+    trust = np.zeros(len(face_id))
+    low, high = TRUST_SAMPLES
+    for track in np.unique(face_id):
+        rows = face_id == track
+        n = int(rows.sum())
+        gaps = np.nan_to_num(lip_gap[rows])
+        rest = min(1.0, float(np.mean(gaps < CLOSED_LIPS)) / REST_FRACTION)
+        moving = min(1.0, float(np.quantile(gaps, 0.9)) / MOVING_GAP)
+        trust[rows] = np.clip((n - low) / (high - low), 0.0, 1.0) * rest * moving
+    return trust
 
 
 def _reference_frames(lip_gap: np.ndarray, face_id: np.ndarray) -> np.ndarray:
@@ -331,7 +380,7 @@ def _with_presence(intensity: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 class GeometricAUEstimator:
-    """Default estimator: landmark geometry relative to each track's baseline (module docstring)."""
+    """Default estimator: landmark geometry relative to a population / person baseline (module docstring)."""
 
     name = "geometric"
 

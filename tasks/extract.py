@@ -57,7 +57,7 @@ from tasks.store import (
 )
 
 CATALOG_COUNTS = ("sampled_frames", "face_rows", "face_tracks", "frames_with_face", "body_rows")
-EXTRACTOR_VERSION = "1"  # bump when what the rows mean changes (detector, landmarks, tracking, AUs): stores re-extract
+EXTRACTOR_VERSION = "2"  # bump when what the rows mean changes (detector, landmarks, tracking, AUs): stores re-extract
 
 
 @dataclass(frozen=True)

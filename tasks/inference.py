@@ -2,11 +2,11 @@
 
 Windows. A video's ``frames`` partition is split by ``face_id``; each track's samples (in frame order)
 form windows of ``window`` consecutive samples starting every ``stride`` samples (defaults 16 and 8: 3.2 s
-windows every 1.6 s at 5 fps). Only complete windows are made, except that a track shorter than
-``window`` gives one window of all its samples (``n_frames`` says how many). Up to ``stride - 1`` samples
-at the end of a track are in no window. Windows run over the track's samples, so a window may span a gap
-where the face was not detected: ``start_time`` / ``end_time`` are the timestamps of its first and last
-sample and show it.
+windows every 1.6 s at 5 fps). Only complete windows are made, plus, when the stride leaves a tail, one
+more window ending at the track's last sample, so every sample is in a window; a track shorter than
+``window`` gives one window of all its samples (``n_frames`` says how many). Windows run over the track's
+samples, so a window may span a gap where the face was not detected: ``start_time`` / ``end_time`` are
+the timestamps of its first and last sample and show it.
 
 Predictors (one per task and run, chosen by :func:`load_predictor`):
 
@@ -20,9 +20,10 @@ Predictors (one per task and run, chosen by :func:`load_predictor`):
   version and device) and run under ``torch.inference_mode``, with bf16 autocast on CUDA; windows are
   batched across the videos of one call, and crops are streamed in frame order, so memory holds only the
   windows in flight, not a whole video;
-- otherwise the AU-rule baseline (``models.rules``): the mean AU intensities of each window's samples,
-  scored by the prototypes; ``model_name`` says "rule baseline", ``model_version`` is ``rules-<hash>``, a
-  hash of the task's prototypes, so a change of the rules makes every video stale.
+- otherwise the AU-rule baseline (``models.rules``): each AU's 0.8 quantile over the window's samples
+  (``rules.window_peaks``, so a brief apex is not averaged away), scored by the prototypes; ``model_name``
+  says "rule baseline", ``model_version`` is ``rules-<hash>``, a hash of the task's prototypes, so a
+  change of the rules makes every video stale.
 
 Output, written atomically: ``<store>/predictions/task=<task>/model_version=<version>/video_id=<id>/
 part-0.parquet``, one row per face track × window (:func:`prediction_schema`; the hive keys are not
@@ -96,7 +97,9 @@ def plan_windows(
     windows = []
     for track in np.unique(face_id):
         rows = order[face_id[order] == track]
-        starts = range(0, len(rows) - window + 1, stride) if len(rows) >= window else [0]
+        starts = list(range(0, len(rows) - window + 1, stride)) if len(rows) >= window else [0]
+        if len(rows) > window and starts[-1] + window < len(rows):
+            starts.append(len(rows) - window)  # the tail the stride left out: a last window ending at the end
         for k, s in enumerate(starts):
             part = rows[s : s + window]
             windows.append(Window(int(track), k, part, float(timestamp[part[0]]), float(timestamp[part[-1]])))
@@ -138,7 +141,7 @@ class Predictor(Protocol):
 
 
 class RulePredictor:
-    """The AU-rule baseline on the mean AU intensities of each window (no crops, no model)."""
+    """The AU-rule baseline on each window's per-AU high quantile (``rules.window_peaks``; no crops, no model)."""
 
     def __init__(self, task: str):
         self.task = task
@@ -150,8 +153,8 @@ class RulePredictor:
         classify, _ = rules.RULES[self.task]
         for video in videos:
             au = np.stack([video.columns[c] for c in rules.AU_COLUMNS], axis=1).astype(np.float64)  # (N, 17)
-            means = np.array([np.nanmean(au[w.rows], axis=0) for w in video.windows]).reshape(-1, au.shape[1])
-            probs = classify(dict(zip(rules.AU_COLUMNS, means.T, strict=True)))
+            peaks = np.array([rules.window_peaks(au[w.rows]) for w in video.windows]).reshape(-1, au.shape[1])
+            probs = classify(dict(zip(rules.AU_COLUMNS, peaks.T, strict=True)))
             yield video, probs[list(TASK_CLASSES[self.task])].to_numpy(np.float32)
 
 

@@ -3,13 +3,14 @@
 The photos ship inside pip packages this project installs, so a fresh machine has them offline:
 ``skimage.data.astronaut()`` (scikit-image; public-domain NASA portrait) and, when insightface is
 installed, ``insightface/data/images/Tom_Hanks_54745.png`` (one face) and ``t1.jpg`` (a group of
-six). Each clip pans, zooms, rotates a little and changes lighting, like a handheld lesson recording.
+six). Each clip pans, zooms, rotates a little and changes lighting, like a handheld lesson recording; the
+teachers smile in the middle third of their clips (a FACS warp, :mod:`tasks.facs_warp`).
 Videos are H.264 written with PyAV (no system ffmpeg needed).
 """
 
 import csv
 import importlib.resources
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -36,9 +37,17 @@ def face_photos() -> dict[str, np.ndarray]:
 
 
 def animate(
-    photo: np.ndarray, seconds: float, fps: float, seed: int = 0, size: tuple[int, int] = SIZE
+    photo: np.ndarray,
+    seconds: float,
+    fps: float,
+    seed: int = 0,
+    size: tuple[int, int] = SIZE,
+    photo_at: Callable[[float], np.ndarray] | None = None,
 ) -> Iterator[np.ndarray]:
-    """Frames of ``photo`` slowly panning, zooming (±8%), rotating (±6°) with changing lighting."""
+    """Frames of ``photo`` slowly panning, zooming (±8%), rotating (±6°) with changing lighting.
+
+    ``photo_at(t)``, when given, is the photo at time ``t`` seconds (same size as ``photo``), e.g. a
+    changing facial expression (:func:`smiling`)."""
     import cv2
 
     rng = np.random.default_rng(seed)
@@ -52,7 +61,13 @@ def animate(
         shift = np.array([0.04 * width * np.sin(0.5 * t + phase[2]), 0.03 * height * np.sin(0.6 * t)])
         matrix = cv2.getRotationMatrix2D((photo.shape[1] / 2, photo.shape[0] / 2), angle, scale)
         matrix[:, 2] += np.array([width / 2, height / 2]) + shift - np.array(photo.shape[1::-1]) / 2
-        frame = cv2.warpAffine(photo, matrix, (width, height), borderMode=cv2.BORDER_CONSTANT, borderValue=(48, 48, 48))
+        frame = cv2.warpAffine(
+            photo if photo_at is None else photo_at(t),
+            matrix,
+            (width, height),
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=(48, 48, 48),
+        )
         gain = 0.85 + 0.2 * np.sin(0.8 * t + phase[3])
         yield np.clip(frame.astype(np.float32) * gain, 0, 255).astype(np.uint8)
 
@@ -89,6 +104,31 @@ def write_video(path: Path, frames: Iterable[np.ndarray], fps: float, codec: str
     return path
 
 
+SMILE = {"AU06": 3.0, "AU12": 4.0, "AU25": 1.0}  # a Duchenne smile, lips slightly parted (tasks.facs_warp)
+
+
+def smiling(
+    photo: np.ndarray, seconds: float, start: float = 1 / 3, end: float = 2 / 3
+) -> Callable[[float], np.ndarray]:
+    """``photo_at`` for :func:`animate`: the photo's own expression, smiling (:data:`SMILE`, warped with
+    :mod:`tasks.facs_warp` on the landmarks our face backend finds) from ``start`` to ``end`` of the clip
+    (fractions of ``seconds``), with a 0.5-s onset and offset. Unchanged when no face is found."""
+    from tasks.faces import load_face_backend
+    from tasks.facs_warp import FacsFace
+
+    faces = load_face_backend("mediapipe").detect(np.ascontiguousarray(photo))
+    if not faces:
+        return lambda t: photo
+    face = FacsFace(photo, faces[0].landmarks.astype(np.float64))
+    levels = [face.render({au: value * k / 4 for au, value in SMILE.items()}) for k in range(5)]  # 0, 1/4 .. 1
+
+    def photo_at(t: float) -> np.ndarray:
+        level = np.clip(min(t - start * seconds, end * seconds - t) / 0.5, 0.0, 1.0)
+        return levels[int(round(level * 4))]
+
+    return photo_at
+
+
 DEMO_CLIPS = (
     # file, photo(s), seconds, teacher, role
     ("teacher_astronaut.mp4", ("astronaut",), 12.0, "t01", "teacher"),
@@ -112,7 +152,9 @@ def make_demo_corpus(folder: Path, fps: float = 25.0) -> list[Path]:
         photo = photos[sources[0]] if len(sources) == 1 else side_by_side(*(photos[s] for s in sources))
         path = folder / name
         if not path.is_file():  # written under a hidden name, then renamed: never half a clip
-            tmp = write_video(folder / f".{name}", animate(photo, seconds, fps, seed=index), fps)
+            expression = smiling(photo, seconds) if role == "teacher" else None  # teachers smile mid-clip
+            frames = animate(photo, seconds, fps, seed=index, photo_at=expression)
+            tmp = write_video(folder / f".{name}", frames, fps)
             tmp.rename(path)
         written.append(path)
         manifest.append(

@@ -55,6 +55,37 @@ def test_windows_are_per_track_with_a_short_track_kept_whole():
         plan_windows(face_id, frame, frame * 0.2, window=16, stride=0)
 
 
+def test_the_last_window_reaches_the_end_of_every_track():
+    """45 samples, window 16, stride 8: starts 0, 8, 16, 24 leave samples 40-44 out, so a fifth window
+    covers samples 29-44; a track of exactly window + k * stride samples gets no extra window."""
+    frame = np.arange(45)
+    windows = plan_windows(np.zeros(45, int), frame, frame * 0.1, window=16, stride=8)
+    assert [frame[w.rows][[0, -1]].tolist() for w in windows] == [[0, 15], [8, 23], [16, 31], [24, 39], [29, 44]]
+    assert [w.index for w in windows] == [0, 1, 2, 3, 4]
+    assert windows[-1].end_time == pytest.approx(4.4)
+    assert len(plan_windows(np.zeros(40, int), frame[:40], frame[:40] * 0.1, window=16, stride=8)) == 4
+    covered = np.zeros(45, bool)
+    for w in windows:
+        covered[w.rows] = True
+    assert covered.all()
+
+
+def test_rule_baseline_sees_a_brief_apex_at_the_end_of_a_short_clip():
+    """A 0.8-s neutral-to-apex clip at 10 fps: 5 neutral samples, then the smile grows over 3 samples.
+    One window over the whole track; its label is the apex's, not the onset's."""
+    from models import rules
+
+    au12 = np.array([0, 0, 0, 0, 0, 1.5, 3.0, 4.0])
+    columns = {c: np.zeros(8) for c in rules.AU_COLUMNS} | {"AU12_r": au12, "AU06_r": au12 / 2}
+    frame = np.arange(8)
+    columns |= {"frame": frame, "timestamp": frame * 0.1, "face_id": np.zeros(8, int)}
+    video = inference.VideoWindows("v", columns, plan_windows(columns["face_id"], frame, frame * 0.1, 16, 8))
+    predictor = inference.RulePredictor("emotion")
+    [(_, probs)] = list(predictor.predict([video]))
+    assert probs.shape == (1, len(TASK_CLASSES["emotion"]))
+    assert TASK_CLASSES["emotion"][int(probs[0].argmax())] == "happiness"
+
+
 def test_rule_baseline_writes_one_row_per_face_window(tmp_path):
     store = Store(tmp_path)
     write_frames(store, "vid1", {0: (40, {"AU06_r": 4.0, "AU12_r": 4.5}), 1: (20, {}), 2: (5, {"AU04_r": 3.0})})
@@ -62,7 +93,7 @@ def test_rule_baseline_writes_one_row_per_face_window(tmp_path):
     summaries = infer_videos(Store(tmp_path), ["vid1", "empty", "missing"], "emotion")
     version = rules_version("emotion")
     assert [(s.video_id, s.status, s.counts["windows"]) for s in summaries] == [
-        ("vid1", "ok", 6),
+        ("vid1", "ok", 7),
         ("empty", "ok", 0),
         ("missing", "skipped", 0),
     ]
@@ -78,7 +109,7 @@ def test_rule_baseline_writes_one_row_per_face_window(tmp_path):
     assert not {"task", "model_version", "video_id"} & set(schema.names)
     assert schema.metadata[b"window"] == b"16" and schema.metadata[b"stride"] == b"8"
     df = read_predictions(store, "emotion", version, "vid1")
-    assert df.groupby("face_id").size().to_dict() == {0: 4, 1: 1, 2: 1}
+    assert df.groupby("face_id").size().to_dict() == {0: 4, 1: 2, 2: 1}  # track 1: 20 samples, a tail window
     p = df[[f"p_{c}" for c in TASK_CLASSES["emotion"]]].to_numpy()
     np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
     assert df.loc[df.face_id == 0, "label"].eq("happiness").all()
@@ -230,7 +261,7 @@ def test_windows_get_the_crops_of_their_own_rows(tmp_path):
 
     predictor._decoded_crops = crops_by_row
     pending = list(predictor._clips(video))
-    assert len(pending) == len(video.windows) == 4
+    assert len(pending) == len(video.windows) == 6  # per track: starts 0, 3 and the tail window at 4
     for item in pending:
         rows = video.windows[item.window].rows
         picked = rows[np.linspace(0, len(rows) - 1, 4).round().astype(int)]

@@ -13,6 +13,7 @@ from models.rules import (
     learner_state_probabilities,
     prototype_scores,
     window_means,
+    window_peaks,
 )
 
 
@@ -46,11 +47,41 @@ def test_prototype_pattern_gives_its_emotion(emotion):
 
 
 def test_soft_jaccard_score_hand_computed():
-    # happiness slots {6}, {12}; AU6 = 3 -> 0.6, AU12 = 4 -> 0.8, AU4 = 1 -> 0.2 lies outside the prototype,
-    # AU25 is ignored: score = (0.6 + 0.8) / (2 + 0.2) = 0.636364
+    # happiness slots {12} (weight 2), {6} (weight 1); AU12 = 4 -> 0.8, AU6 = 3 -> 0.6, AU4 = 1 -> 0.2 lies
+    # outside the prototype, AU25 is ignored: score = (2 * 0.8 + 0.6) / (3 + 0.2) = 0.6875
     intensities = pd.DataFrame(pattern(1, AU06_r=3, AU12_r=4, AU04_r=1, AU25_r=5))[list(AU_COLUMNS)].to_numpy()
     happiness = [p.label for p in EMOTION_PROTOTYPES].index("happiness")
-    assert prototype_scores(intensities, EMOTION_PROTOTYPES)[0, happiness] == pytest.approx(1.4 / 2.2)
+    assert prototype_scores(intensities, EMOTION_PROTOTYPES)[0, happiness] == pytest.approx(2.2 / 3.2)
+
+
+@pytest.mark.parametrize(
+    "emotion, aus",
+    [
+        ("happiness", dict(AU12_r=3)),  # a smile without a measurable cheek raise
+        ("sadness", dict(AU15_r=3, AU01_r=1.5)),
+        ("surprise", dict(AU01_r=2.5, AU02_r=2.5, AU26_r=3)),
+        ("anger", dict(AU04_r=3, AU07_r=2)),
+        ("disgust", dict(AU09_r=3)),
+        ("fear", dict(AU01_r=3, AU04_r=2, AU20_r=3, AU25_r=2)),
+    ],
+)
+def test_a_slight_core_expression_beats_neutral(emotion, aus):
+    """The diagnostic core of a prototype at FACS level B-C is enough; neutral needs the face at rest."""
+    assert emotion_probabilities(pattern(**aus))["label"].eq(emotion).all()
+
+
+def test_trace_noise_stays_neutral():
+    out = emotion_probabilities(pattern(AU12_r=0.6, AU04_r=0.5, AU10_r=0.7, AU17_r=0.8, AU25_r=3, AU45_r=2))
+    assert out["label"].eq("neutral").all()
+
+
+def test_window_peaks_keep_a_brief_apex():
+    """Ten neutral samples then a three-sample smile: the mean halves it, the 0.8 quantile keeps it."""
+    window = np.zeros((13, len(AU_COLUMNS)))
+    window[10:, AU_COLUMNS.index("AU12_r")] = 4.0
+    assert window.mean(axis=0)[AU_COLUMNS.index("AU12_r")] < 1.0
+    assert window_peaks(window)[AU_COLUMNS.index("AU12_r")] == pytest.approx(4.0 * 0.6)
+    assert window_peaks(np.full((4, len(AU_COLUMNS)), np.nan)).shape == (len(AU_COLUMNS),)
 
 
 def test_neutral_probability_hand_computed():

@@ -1,0 +1,25 @@
+"""Demo clips: the teachers' faces change expression (a FACS smile warp), so the demo shows AU12 moving."""
+
+import numpy as np
+
+from tasks.action_units import load_au_estimator
+from tasks.faces import load_face_backend
+from tasks.synthetic import animate, face_photos, smiling
+
+
+def test_teacher_smiles_in_the_middle_of_the_clip():
+    photo = face_photos()["astronaut"]
+    photo_at = smiling(photo, seconds=6.0)
+    np.testing.assert_array_equal(photo_at(0.0), photo)  # her own expression before and after
+    np.testing.assert_array_equal(photo_at(5.9), photo)
+    backend = load_face_backend("mediapipe")
+    frames = [photo_at(t) for t in (0.0, 1.0, 3.0, 5.0)]
+    faces = [backend.detect(frame)[0] for frame in frames]
+    au = load_au_estimator().predict(
+        np.stack([f.landmarks for f in faces]).astype(np.float64),
+        np.stack([f.pose for f in faces]).astype(np.float64),
+        np.zeros(4, int),
+    )
+    assert au["AU12_r"][2] > max(au["AU12_r"][[0, 1, 3]]) + 0.5  # mid-clip smile over her own expression
+    clip = list(animate(photo, seconds=0.4, fps=5.0, photo_at=photo_at))
+    assert len(clip) == 2 and clip[0].shape == (360, 640, 3)
