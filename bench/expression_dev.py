@@ -11,7 +11,7 @@ Two steps, so that the scoring can run on any checkout (e.g. main's code, for a 
     PYTHONPATH=. python bench/expression_dev.py score /tmp/exprdev/corpus /tmp/exprdev/out
 
 Sets: ``cremad`` (6 acted clips of one actor, weak labels, CREMA-D, ODbL: Cao et al. 2014), ``still``
-(each photo of :func:`tasks.facs_warp.face_bases` posed with each emotion's prototype AUs of
+(each photo of :func:`tasks.synthetic.face_bases` posed with each emotion's prototype AUs of
 :data:`tasks.facs_warp.EMOTION_AUS`, plus neutral), ``ramp`` (the same faces and six emotions, linear
 neutral->apex over 3, 8 and 15 frames at 10 fps), ``wolfgang`` (sad for its first 10 s, laughing from 12 s:
 scored as two segments). A clip without a face counts as wrong.
@@ -29,7 +29,8 @@ RAMP_FRAMES = (3, 8, 15)
 
 
 def make(corpus: Path) -> None:
-    from tasks.facs_warp import EMOTION_AUS, face_bases, ramp, still, write_clip
+    from tasks.facs_warp import EMOTION_AUS, ramp, still
+    from tasks.synthetic import face_bases, write_clip
 
     corpus.mkdir(parents=True, exist_ok=True)
     rows = []

