@@ -274,3 +274,73 @@ def test_a_panning_camera_or_a_walking_teacher_is_not_a_gesture(tmp_path):
     con = warehouse.connect(store)
     (rate,) = con.execute("select gesture_rate from video_summary where video_id = 'v00'").fetchone()
     assert rate == pytest.approx(6)
+
+
+def test_expression_time_counts_each_sampled_frame_once(tmp_path):
+    """Windows of 16 samples every 8 (the pipeline's, from tasks.inference.plan_windows) overlap: summing their
+    durations gave 18.0 s of expression in a 12.0-s video. Each sampled frame now counts once, with the label of
+    the covering window whose centre is nearest (ties: the later window), so expression_s <= duration_s and
+    expression_coverage is the share of the track's samples inside some window."""
+    from tasks.inference import plan_windows
+
+    store = write_lesson_store(tmp_path / "store")
+    fps, seconds = 5, 12.0
+    n = int(seconds * fps)
+    times = np.arange(n) / fps
+    frames = _frames(np.random.default_rng(0)).slice(0, 0).to_pydict()
+    columns = {name: np.zeros(n) for name in frames}
+    columns.update(frame=np.arange(n) * 5, timestamp=times, face_id=np.zeros(n, int), success=np.ones(n, bool))
+    write_table_atomic(table_from_columns(columns, FRAME_SCHEMA), store.partition("frames", "v00"))
+    windows = plan_windows(np.zeros(n, int), np.arange(n) * 5, times, 16, 8)
+    labels = ["happiness" if w.index % 2 == 0 else "neutral" for w in windows]
+    table = _windows(EMOTIONS, 0.0, "teacher-expression", np.random.default_rng(1)).slice(0, len(windows))
+    table = table.set_column(table.schema.get_field_index("start_time"), "start_time",
+                             pa.array([w.start_time for w in windows], pa.float64()))  # fmt: skip
+    table = table.set_column(table.schema.get_field_index("end_time"), "end_time",
+                             pa.array([w.end_time for w in windows], pa.float64()))  # fmt: skip
+    table = table.set_column(table.schema.get_field_index("label"), "label", pa.array(labels, pa.string()))
+    table = table.set_column(table.schema.get_field_index("window_index"), "window_index",
+                             pa.array([w.index for w in windows], pa.int32()))  # fmt: skip
+    table = table.set_column(
+        table.schema.get_field_index("face_id"), "face_id", pa.array([0] * len(windows), pa.int32())
+    )
+    write_table_atomic(table, store.prediction_path("emotion", "2", "v00"))
+    videos = store.read_catalog("videos")
+    at = videos["video_id"] == "v00"
+    videos.loc[at, ["duration_s", "sampled_frames"]] = [seconds, n]
+    store.write_catalog("videos", videos)
+
+    # the rule in Python, independently of the SQL: per sample, the covering window with the nearest centre
+    label_of = {}
+    for k in range(n):
+        covering = [
+            (abs(times[k] - (w.start_time + w.end_time) / 2), -w.start_time, lab)
+            for w, lab in zip(windows, labels, strict=True)
+            if w.start_time <= times[k] <= w.end_time
+        ]
+        if covering:
+            label_of[k] = min(covering)[2]
+    assert sum(w.end_time - w.start_time for w in windows) > seconds  # what the old sum of durations counted
+
+    con = warehouse.connect(store)
+    row = (
+        con.execute(
+            "select duration_s, expression_s, happiness_s, neutral_s, expression_coverage from video_summary "
+            "where video_id = 'v00'"
+        )
+        .df()
+        .iloc[0]
+    )
+    sample_s = seconds / n
+    assert row["expression_s"] == pytest.approx(len(label_of) * sample_s, abs=1e-9)
+    assert row["expression_s"] <= row["duration_s"]
+    assert row["happiness_s"] == pytest.approx(sum(v == "happiness" for v in label_of.values()) * sample_s, abs=1e-9)
+    assert row["neutral_s"] == pytest.approx(sum(v == "neutral" for v in label_of.values()) * sample_s, abs=1e-9)
+    covered = len(set(np.concatenate([w.rows for w in windows]).tolist()))
+    assert row["expression_coverage"] == pytest.approx(covered / n, abs=1e-12)
+    per_video = con.execute("select video_id, duration_s, expression_s from video_summary").df()
+    assert (per_video["expression_s"].fillna(0) <= per_video["duration_s"] + 1e-9).all(), per_video
+    frames_once = con.execute(
+        "select count(*), count(distinct (video_id, face_id, frame)) from expression_frames"
+    ).fetchone()
+    assert frames_once[0] == frames_once[1]

@@ -1,9 +1,12 @@
 -- grain: one row per video in the catalog
 -- keys: video_id
--- depends: videos, frames, primary_faces, expression_windows, wrist_motion
--- Expressions: the primary face's emotion windows (see primary_faces); <class>_s is the window time
--- labelled <class> and <class>_share = <class>_s / expression_s; dominant_expression has the largest
--- share (ties: alphabetical). Mean AU intensities (AUxx_r) are over the primary face's frames.
+-- depends: videos, frames, primary_faces, expression_frames, wrist_motion
+-- Expressions: the primary face's sampled frames covered by an emotion window, each counted once with the
+-- label of the window whose centre is nearest (see expression_frames): <class>_s = frames labelled <class>
+-- × sample_s (duration_s / sampled_frames), expression_s = covered frames × sample_s (<= duration_s),
+-- <class>_share = <class>_s / expression_s; expression_coverage = covered frames / the primary track's
+-- frames. dominant_expression has the largest share (ties: alphabetical). Mean AU intensities (AUxx_r)
+-- are over the primary face's frames.
 -- face_visible_s = frames_with_face / sampled_frames × duration_s.
 -- Gestures: the person with the most body samples (see wrist_motion for the definition);
 -- body_s is the time covered by samples with a wrist speed, gesture_rate = gestures per minute of body_s,
@@ -22,8 +25,8 @@ primary_tracks as (
     select * from primary_faces
 ),
 
-windows as (
-    select * from expression_windows
+labelled_frames as (
+    select * from expression_frames
 ),
 
 motion as (
@@ -32,18 +35,20 @@ motion as (
 
 label_time as (
     select
-        windows.video_id,
-        windows.label,
-        sum(windows.duration_s) as seconds
-    from windows
-    where windows.is_primary_face
-    group by windows.video_id, windows.label
+        labelled_frames.video_id,
+        labelled_frames.label,
+        count(*) as n_frames,
+        sum(labelled_frames.sample_s) as seconds
+    from labelled_frames
+    where labelled_frames.is_primary_face and labelled_frames.label is not null
+    group by labelled_frames.video_id, labelled_frames.label
 ),
 
 expression_time as (
     select
         label_time.video_id,
         sum(label_time.seconds) as expression_s,
+        sum(label_time.n_frames) as expression_frames,
         coalesce(sum(label_time.seconds) filter (where label_time.label = 'anger'), 0) as anger_s,
         coalesce(sum(label_time.seconds) filter (where label_time.label = 'disgust'), 0) as disgust_s,
         coalesce(sum(label_time.seconds) filter (where label_time.label = 'fear'), 0) as fear_s,
@@ -118,6 +123,7 @@ final as (
             as face_visible_s,
         primary_tracks.face_id as primary_face_id,
         expression_time.expression_s,
+        expression_time.expression_frames / nullif(primary_tracks.n_frames, 0) as expression_coverage,
         expression_time.anger_s,
         expression_time.disgust_s,
         expression_time.fear_s,
