@@ -501,25 +501,39 @@ class IccResult:
         return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in self.__dict__.items()}
 
 
-def icc_oneway(data: pd.DataFrame, dv: str, group: str) -> IccResult:
-    """ICC(1) of ``dv`` within ``group`` from a one-way ANOVA (see `IccResult`); rows missing either are dropped.
+def icc_oneway(data: pd.DataFrame, dv: str, group: str, cells: list[str] | None = None) -> IccResult:
+    """ICC(1) of ``dv`` within ``group`` from a one-way ANOVA (see `IccResult`); rows missing any column used
+    are dropped. With ``cells`` (unit-level factors), units are nested in the cells they define: the between-
+    unit mean square is taken around each cell's mean with ``k - c`` df (``c`` cells), and
+    ``n0 = (N - sum_c sum_j n_j^2 / N_c) / (k - c)``: the ICC that the factors leave (residual clustering).
 
-    NaN (never a number) with fewer than 2 units or no within-unit replication."""
-    for name in (dv, group):
+    NaN (never a number) with too few units or no within-unit replication."""
+    cells = list(cells or [])
+    for name in (dv, group, *cells):
         if name not in data.columns:
             raise ValueError(f"column {name!r} not in data; available: {list(data.columns)}")
-    used = data[[dv, group]].dropna()
+    used = data[[dv, group, *cells]].dropna()
+    cell = used[cells].astype(str).agg("|".join, axis=1) if cells else pd.Series("all", index=used.index)
     y = used[dv].to_numpy(float)
-    sizes = used.groupby(group, sort=False)[dv].size()
-    means = used.groupby(group, sort=False)[dv].mean()
-    k, n = len(sizes), len(used)
-    if k < 2 or n <= k:
+    units = used.groupby(group, sort=False)
+    sizes, means = units[dv].size(), units[dv].mean()
+    unit_cell = cell.groupby(used[group], sort=False).first()
+    k, n, c = len(sizes), len(used), unit_cell.nunique()
+    if k - c < 1 or n <= k:
         nan = float("nan")
         return IccResult(dv, group, nan, k, n, nan, nan, nan, nan)
-    ssb = float((sizes * (means - y.mean()) ** 2).sum())
+    cell_mean = y.sum() / n if not cells else None
+    if cells:
+        cell_totals = pd.DataFrame({"n": sizes, "s": sizes * means, "c": unit_cell}).groupby("c")[["n", "s"]].sum()
+        centre = unit_cell.map(cell_totals["s"] / cell_totals["n"])
+        n_c = unit_cell.map(cell_totals["n"])
+    else:
+        centre = pd.Series(cell_mean, index=sizes.index)
+        n_c = pd.Series(float(n), index=sizes.index)
+    ssb = float((sizes * (means - centre) ** 2).sum())
     ssw = float(((y - used[group].map(means).to_numpy(float)) ** 2).sum())
-    msb, msw = ssb / (k - 1), ssw / (n - k)
-    n0 = (n - float((sizes**2).sum()) / n) / (k - 1)
+    msb, msw = ssb / (k - c), ssw / (n - k)
+    n0 = (n - float((sizes**2 / n_c).sum())) / (k - c)
     denominator = msb + (n0 - 1) * msw
     icc = (msb - msw) / denominator if denominator > 0 else float("nan")
     deff = 1 + (n0 - 1) * max(icc, 0.0) if np.isfinite(icc) else float("nan")

@@ -452,3 +452,13 @@ def test_mixed_model_matches_statsmodels_formula_with_sum_contrasts():
     assert means.loc[0, "score"] == pytest.approx(first["score"].mean(), rel=1e-12)
     with pytest.raises(ValueError, match="vary within units"):
         unit_means(data.assign(facial_group=np.tile(["a", "b"], 30)), "score", ["facial_group"], ["pretest"], "unit")
+
+
+def test_icc_with_cells_removes_what_the_unit_level_factors_explain():
+    from tasks.stats import icc_oneway
+
+    data = nested(200, 20, 0.3, seed=5, effect=3.0)  # a large facial effect between units
+    assert icc_oneway(data, "score", "unit").icc > 0.6  # the effect shows as clustering
+    nested_icc = icc_oneway(data, "score", "unit", cells=["facial_group", "body_group"])
+    assert nested_icc.icc == pytest.approx(0.3, abs=0.05)  # units nested in the 4 cells: the true ICC
+    assert nested_icc.n0 == pytest.approx(20.0)

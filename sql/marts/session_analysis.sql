@@ -16,6 +16,8 @@ measures as (
         string_agg(distinct in_sessions.teacher, ', ' order by in_sessions.teacher) as teacher_id,
         count(*) as n_videos,
         sum(in_sessions.duration_s) as duration_s,
+        sum(in_sessions.face_rows) as face_rows,
+        sum(in_sessions.body_rows) as body_rows,
         sum(in_sessions.expression_s) as expression_s,
         sum(in_sessions.happiness_s) / nullif(sum(in_sessions.expression_s), 0) as happiness_share,
         sum(in_sessions.body_s) as body_s,

@@ -15,6 +15,8 @@ final as (
         teachers.n_videos,
         teachers.n_sessions,
         teachers.duration_s,
+        teachers.face_rows,
+        teachers.body_rows,
         teachers.expression_s,
         teachers.happiness_share,
         teachers.body_s,

@@ -17,6 +17,8 @@ final as (
         count(*) as n_videos,
         count(distinct named_teachers.session) as n_sessions,
         sum(named_teachers.duration_s) as duration_s,
+        sum(named_teachers.face_rows) as face_rows,
+        sum(named_teachers.body_rows) as body_rows,
         sum(named_teachers.face_visible_s) as face_visible_s,
         sum(named_teachers.expression_s) as expression_s,
         sum(named_teachers.anger_s) / nullif(sum(named_teachers.expression_s), 0) as anger_share,

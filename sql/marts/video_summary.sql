@@ -119,6 +119,8 @@ final as (
         lesson_videos.role,
         lesson_videos.lesson_type,
         lesson_videos.duration_s,
+        lesson_videos.face_rows,
+        lesson_videos.body_rows,
         lesson_videos.frames_with_face / nullif(lesson_videos.sampled_frames, 0) * lesson_videos.duration_s
             as face_visible_s,
         primary_tracks.face_id as primary_face_id,
