@@ -540,7 +540,7 @@ def _add_training_commands(sub, models_sub) -> None:
     register = models_sub.add_parser("register", help="register a training run's checkpoint")
     register.add_argument("--store", required=True)
     register.add_argument("--checkpoint", required=True, help="the --out folder of lessonlens train")
-    register.add_argument("--task", choices=["emotion", "learner_state"], default=None)
+    register.add_argument("--task", choices=["emotion", "learner_state", "gesture"], default=None)
     register.add_argument("--licence", default=None, help="e.g. research-only (DAiSEE/DFEW-trained weights)")
     register.set_defaults(func=_models_register)
 

@@ -108,11 +108,14 @@ CROP_SCHEMA = pa.schema(
 
 
 def prediction_schema(task: str) -> pa.Schema:
-    """Columns of a predictions file of ``task``: window keys, model, label and one ``p_<class>`` per class."""
+    """Columns of a predictions file of ``task``: window keys, model, label and one ``p_<class>`` per class.
+
+    ``face_id`` is the face track for the face tasks (emotion, learner_state) and the body ``person_id`` for
+    ``gesture``, whose windows run over the ``body`` samples."""
     classes = check_task(task)
     return pa.schema(
         [
-            ("face_id", pa.int32()),
+            ("face_id", pa.int32()),  # face track; body person_id for gesture
             ("window_index", pa.int32()),  # index of the window within its face track
             ("start_time", pa.float64()),  # timestamp of the window's first sample, seconds
             ("end_time", pa.float64()),  # timestamp of the window's last sample, seconds
@@ -399,15 +402,15 @@ class Store:
                 with contextlib.suppress(OSError):  # the version's folder, once its last video is gone
                     folder.parent.rmdir()
 
-    def stale_videos(self, task: str, version: str) -> list[str]:
-        """Videos with a frames partition but no predictions of ``task`` by ``version``, or predictions
-        older than their frames (the video was re-extracted)."""
+    def stale_videos(self, task: str, version: str, table: str = "frames") -> list[str]:
+        """Videos with a ``table`` partition (``frames``; ``body`` for gesture) but no predictions of ``task``
+        by ``version``, or predictions older than that partition (the video was re-extracted)."""
         stale = []
         erased = self.erased_videos()  # never predicted again, even if a partition were left behind
-        for video_id in self.video_ids("frames"):
+        for video_id in self.video_ids(table):
             if video_id in erased:
                 continue
-            frames = self.partition("frames", video_id)
+            frames = self.partition(table, video_id)
             out = self.prediction_path(task, version, video_id)
             if not out.is_file() or out.stat().st_mtime_ns < frames.stat().st_mtime_ns:
                 stale.append(video_id)

@@ -1,6 +1,6 @@
 -- grain: one row per video in the catalog
 -- keys: video_id
--- depends: videos, frames, primary_faces, expression_frames, wrist_motion
+-- depends: videos, frames, primary_faces, expression_frames, wrist_motion, gesture_samples
 -- Expressions: the primary face's sampled frames covered by an emotion window, each counted once with the
 -- label of the window whose centre is nearest (see expression_frames): <class>_s = frames labelled <class>
 -- × sample_s (duration_s / sampled_frames), expression_s = covered frames × sample_s (<= duration_s),
@@ -11,6 +11,10 @@
 -- Gestures: the person with the most body samples (see wrist_motion for the definition);
 -- body_s is the time covered by samples with a wrist speed, gesture_rate = gestures per minute of body_s,
 -- moving_share = time with is_moving / body_s.
+-- Gesture model (when gesture predictions exist, i.e. a teacher_gesture model was promoted): the primary
+-- person's body samples covered by a gesture window (gesture_samples), expressive_gesture_share = samples
+-- labelled expressive / covered samples, gesture_model = the predictions' model_name. body_measure names
+-- the measure body_group is made from: 'gesture model <name>' or 'wrist-speed rule' (the fallback).
 with
 
 lesson_videos as (
@@ -31,6 +35,10 @@ labelled_frames as (
 
 motion as (
     select * from wrist_motion
+),
+
+model_samples as (
+    select * from gesture_samples
 ),
 
 label_time as (
@@ -95,6 +103,19 @@ primary_persons as (
     group by person_samples.video_id
 ),
 
+model_gestures as (
+    select
+        model_samples.video_id,
+        first(model_samples.model_name) as gesture_model,
+        count(*) filter (where model_samples.label is not null) as gesture_samples,
+        count(*) filter (where model_samples.is_expressive) as expressive_samples
+    from model_samples
+    inner join primary_persons
+        on model_samples.video_id = primary_persons.video_id
+        and model_samples.person_id = primary_persons.person_id
+    group by model_samples.video_id
+),
+
 gestures as (
     select
         motion.video_id,
@@ -146,6 +167,14 @@ final as (
         gestures.gestures,
         gestures.gestures / nullif(gestures.body_s / 60, 0) as gesture_rate,
         gestures.moving_s / nullif(gestures.body_s, 0) as moving_share,
+        model_gestures.gesture_model,
+        model_gestures.gesture_samples,
+        model_gestures.expressive_samples,
+        model_gestures.expressive_samples / nullif(model_gestures.gesture_samples, 0) as expressive_gesture_share,
+        case
+            when model_gestures.gesture_samples > 0 then 'gesture model ' || model_gestures.gesture_model
+            else 'wrist-speed rule'
+        end as body_measure,
         au_means.* exclude (video_id)
     from lesson_videos
     left join primary_tracks
@@ -156,6 +185,8 @@ final as (
         on lesson_videos.video_id = au_means.video_id
     left join gestures
         on lesson_videos.video_id = gestures.video_id
+    left join model_gestures
+        on lesson_videos.video_id = model_gestures.video_id
 )
 
 select * from final
