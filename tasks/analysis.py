@@ -214,6 +214,17 @@ def choose_factors(
             notes.append(f"{noun} left out: {column} is missing: {reason} in {noun} {unit_list(ids)}")
             lacking.update(dict.fromkeys(ids))
     kept = students[~students[link].isin(lacking)].reset_index(drop=True)
+    if "body_group" in chosen and "body_measure" in linked:
+        used = linked[~linked[link].astype(str).isin(lacking)]
+        measures = {m: list(g[link].astype(str)) for m, g in used.groupby("body_measure")}
+        if len(measures) > 1:
+            notes.append(
+                "body_group is measured differently across "
+                + noun
+                + ": "
+                + "; ".join(f"{m} in {noun} {unit_list(ids)}" for m, ids in measures.items())
+                + " (reprocess after promoting the gesture model to measure every unit alike)"
+            )
     if kept[link].nunique() < 2:
         raise ValueError(f"parameter factors: fewer than 2 {noun} with students have {chosen}; " + " | ".join(notes))
     return tuple(chosen), kept, notes

@@ -283,3 +283,15 @@ def test_listwise_deletion_error_names_the_missing_columns():
     data = pd.DataFrame({"y": [1.0, 2.0], "g": ["a", "b"], "pretest": [np.nan, np.nan]})
     with pytest.raises(ValueError, match=r"'pretest' missing in 2 of 2 rows"):
         ancova(data, "y", "g", "pretest")
+
+
+def test_units_measured_by_different_body_measures_are_named(study, tmp_path, capsys):
+    from tests.test_marts import write_gesture_predictions
+
+    store, outcomes = study
+    write_gesture_predictions(store, "v00", 0.5)  # session s01 only: the gesture model
+    assert main(["analyse", "--store", str(store.root), "--outcomes", str(outcomes), "--format", "json"]) == 0
+    notes = json.loads(capsys.readouterr().out)["design"]["notes"]
+    (note,) = [n for n in notes if n.startswith("body_group is measured differently")]
+    assert "gesture model teacher_gesture v0001 in sessions s01" in note
+    assert "wrist-speed rule in sessions s02, s03, s04 .. s07, s08 (7 units)" in note
