@@ -68,7 +68,7 @@ from models.rules import TASK_CLASSES, check_task
 from tasks.crops import CROP_SIZE, align_face, alignment_matrix, transform_points
 from tasks.decode import VideoError, decode_frames, open_video
 from tasks.prepare import letterbox
-from tasks.store import StepResult, Store, prediction_schema
+from tasks.store import BODY_TASKS, StepResult, Store, prediction_schema
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,6 @@ DEFAULT_STRIDE = 8
 DEFAULT_BATCH_WINDOWS = 32  # windows per forward pass of a registry model
 BBOX_COLUMNS = ("bbox_x", "bbox_y", "bbox_w", "bbox_h")
 LANDMARK_COLUMNS = tuple(f"x_{i}" for i in range(N_LANDMARKS)) + tuple(f"y_{i}" for i in range(N_LANDMARKS))
-BODY_TASKS = ("gesture",)  # tasks whose windows run over the body samples (the others: face tracks)
 KEYPOINT_COLUMNS = tuple(f"{name}_{axis}" for name in KEYPOINT_NAMES for axis in ("x", "y"))
 
 

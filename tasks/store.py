@@ -107,6 +107,9 @@ CROP_SCHEMA = pa.schema(
 )
 
 
+BODY_TASKS = ("gesture",)  # prediction tasks over body samples: their face_id column holds the body person_id
+
+
 def prediction_schema(task: str) -> pa.Schema:
     """Columns of a predictions file of ``task``: window keys, model, label and one ``p_<class>`` per class.
 
@@ -522,9 +525,10 @@ class Store:
         return sorted({int(v) for v in pq.read_table(path, columns=["face_id"])["face_id"].to_pylist()})
 
     def forget_face(self, video_id: str, face_id: int) -> dict[str, int]:
-        """Remove one face track's rows (frames, crops, predictions of every task and version) and record the
-        erasure; the other faces' rows stay. Body keypoints are not linked to face tracks and stay (forget the
-        video to remove them). Reports that may show the video are removed. Call under the writer lock.
+        """Remove one face track's rows (frames, crops, predictions of every face task and version) and record the
+        erasure; the other faces' rows stay. Body keypoints and gesture predictions are not linked to face tracks
+        and stay (forget the video to remove them). Reports that may show the video are removed. Call under the
+        writer lock.
 
         Raises ValueError when the video has no such face track and it was not erased before.
         """
@@ -540,9 +544,10 @@ class Store:
         # file times are kept: the rows left mean what they meant, so predictions stay current and crops age on
         removed["frames_rows"] = _filter_face(frames_path, face_id, keep_times=True)
         removed["crops_rows"] = _filter_face(self.partition("crops", video_id), face_id, keep_times=True)
-        removed["predictions_rows"] = sum(
+        removed["predictions_rows"] = sum(  # body tasks' rows are per body person, not linked to face tracks
             _filter_face(path, face_id)
             for path in self.root.glob(f"predictions/task=*/model_version=*/video_id={video_id}/part-0.parquet")
+            if path.parts[-4].removeprefix("task=") not in BODY_TASKS
         )
         if removed["frames_rows"]:
             frames = pq.read_table(frames_path, columns=["frame", "face_id"])

@@ -403,3 +403,18 @@ def test_gesture_without_the_video_fails_naming_the_file(body_store, tmp_path):
     set_path(body_store, "clip", str(tmp_path / "moved-away.mp4"))
     (result,) = infer_videos(body_store, ["clip"], "gesture", window=8, stride=4, device="cpu")
     assert (result.status, result.reason) == ("failed", "missing_file") and "moved-away.mp4" in result.message
+
+
+def test_forgetting_a_face_track_keeps_gesture_rows_of_the_body_person_with_the_same_number(tmp_path):
+    """Gesture rows carry the body person_id in face_id: erasing face track 0 must not touch person 0's rows."""
+    from tests.test_marts import write_gesture_predictions
+
+    store = Store(tmp_path).ensure()
+    write_frames(store, "v", {0: (16, {}), 1: (16, {})})
+    infer_videos(store, ["v"], "emotion")
+    write_gesture_predictions(store, "v", 0.5)
+    gesture = pq.read_table(store.prediction_path("gesture", "v0001", "v")).num_rows
+    removed = store.forget_face("v", 0)
+    assert removed["predictions_rows"] == 1  # the emotion window of face 0 only
+    assert pq.read_table(store.prediction_path("gesture", "v0001", "v")).num_rows == gesture == 12
+    assert read_predictions(store, "emotion", rules_version("emotion"), "v")["face_id"].tolist() == [1]
