@@ -260,10 +260,15 @@ def describe_design(
     constant = [f for f, c in constant_within(students, list(factors), link).items() if c]
     n_units = int(students[link].nunique())
     method = "mixed model" if n_units >= MIN_UNITS_MIXED else "unit-means ANCOVA"
-    deffs = [r.design_effect for r in icc.values() if pd.notna(r.design_effect)]
-    iccs = [r.icc for r in icc.values() if pd.notna(r.icc)]
-    worst = f"ICCs up to {max(iccs):.2f} (design effect up to {max(deffs):.1f})" if iccs else "ICCs not estimable"
-    optimistic = bool(deffs) and max(deffs) > OPTIMISTIC_DESIGN_EFFECT
+    residual = {dv: icc_oneway(students, dv, link, cells=list(factors)) for dv in outcomes}  # what factors leave
+    deffs = [r.design_effect for r in residual.values() if pd.notna(r.design_effect)]
+    iccs = [r.icc for r in residual.values() if pd.notna(r.icc)]
+    worst = (
+        f"residual ICCs within {noun} up to {max(iccs):.2f}, design effect up to {max(deffs):.1f}"
+        if iccs
+        else "residual ICCs not estimable"
+    )
+    optimistic = bool(deffs) and max(deffs) > OPTIMISTIC_DESIGN_EFFECT and bool(constant)
     what = (
         f"the linear mixed model (random intercept per {link})"
         if method == "mixed model"

@@ -457,7 +457,8 @@ def test_mixed_model_matches_statsmodels_formula_with_sum_contrasts():
 def test_icc_with_cells_removes_what_the_unit_level_factors_explain():
     from tasks.stats import icc_oneway
 
-    data = nested(200, 20, 0.3, seed=5, effect=3.0)  # a large facial effect between units
+    # 400 units of 20: the estimate's sd is ~0.017 (seeds 0-5 gave 0.27-0.31), so +-0.05 is ~3 sd
+    data = nested(400, 20, 0.3, seed=0, effect=3.0)  # a large facial effect between units
     assert icc_oneway(data, "score", "unit").icc > 0.6  # the effect shows as clustering
     nested_icc = icc_oneway(data, "score", "unit", cells=["facial_group", "body_group"])
     assert nested_icc.icc == pytest.approx(0.3, abs=0.05)  # units nested in the 4 cells: the true ICC
