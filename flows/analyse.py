@@ -30,9 +30,10 @@ def analyse(
     link: str = "session_id",
     ss_type: int = 2,
     thresholds: dict[str, float] | None = None,
+    factors: str = "auto",
 ) -> str:
     """Analyse a store against student outcomes (see `analyse_store`); returns the report's HTML path."""
-    analysis = analyse_store(Store(store), outcomes, report_dir, link, ss_type, thresholds)
+    analysis = analyse_store(Store(store), outcomes, report_dir, link, ss_type, thresholds, factors)
     publish_artifacts(analysis)
     get_run_logger().info("%d ANCOVAs; report %s", len(analysis.results), analysis.report)
     return str(analysis.report)

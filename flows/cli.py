@@ -190,14 +190,27 @@ def _models_info(args: argparse.Namespace) -> int:
 
 def _analyse(args: argparse.Namespace) -> int:
     from tasks.analysis import analyse_store
-    from tasks.report import formatted_paper_table
+    from tasks.report import design_lines, formatted_paper_table, optimism_sentence, unit_level_label, unit_level_table
     from tasks.warehouse import parse_thresholds
 
     thresholds = parse_thresholds(args.threshold)
-    analysis = analyse_store(Store(args.store), args.outcomes, args.report, args.link, args.ss_type, thresholds)
+    analysis = analyse_store(
+        Store(args.store), args.outcomes, args.report, args.link, args.ss_type, thresholds, args.factors
+    )
+    if args.format == "json":
+        print(json.dumps(analysis.to_dict(), indent=2, default=str))
+        return 0
+    design = analysis.design
+    print("== design")
+    print("\n".join(design_lines(design)))
+    print(design.read)
     for dv, result in analysis.results.items():
-        print(f"== {dv} (n = {result.n_used})")
+        unit = analysis.unit_results[dv]
+        print(f"== {dv} (n = {result.n_used}): paper 1's student-level ANCOVA")
         print(formatted_paper_table(result).to_string(index=False))
+        print(f"-- {unit_level_label(unit)}")
+        print(unit_level_table(unit).to_string(index=False))
+        print(optimism_sentence(unit))
     print(f"report: {analysis.report}")
     return 0
 
@@ -436,6 +449,13 @@ def build_parser() -> argparse.ArgumentParser:
     analyse.add_argument("--link", choices=["session_id", "teacher_id"], default="session_id")
     analyse.add_argument("--ss-type", type=int, choices=[2, 3], default=2)
     analyse.add_argument(
+        "--factors",
+        choices=["auto", "facial", "body", "both"],
+        default="auto",
+        help="auto (default): facial and body where each exists for most units; the others fail when missing",
+    )
+    analyse.add_argument("--format", choices=["table", "json"], default="table", help="json: design and every table")
+    analyse.add_argument(
         "--threshold",
         action="append",
         metavar="NAME=VALUE",
@@ -520,7 +540,7 @@ def _add_training_commands(sub, models_sub) -> None:
     register = models_sub.add_parser("register", help="register a training run's checkpoint")
     register.add_argument("--store", required=True)
     register.add_argument("--checkpoint", required=True, help="the --out folder of lessonlens train")
-    register.add_argument("--task", choices=["emotion", "learner_state"], default=None)
+    register.add_argument("--task", choices=["emotion", "learner_state", "gesture"], default=None)
     register.add_argument("--licence", default=None, help="e.g. research-only (DAiSEE/DFEW-trained weights)")
     register.set_defaults(func=_models_register)
 

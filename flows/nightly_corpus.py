@@ -67,10 +67,14 @@ def run_inference(st: Store, tasks: list[str], run_id: str, logger) -> tuple[int
 
     Returns the number of windows predicted and the failure rows it recorded (stage ``infer``).
     """
-    from tasks.inference import stale_videos
+    from tasks.inference import current_version, stale_videos
 
     windows, failures = 0, []
     for task_name in tasks:
+        if current_version(st, task_name) is None:
+            logger.info("%s: no promoted model and no rule baseline: skipped (the marts' body_group uses the "
+                        "wrist-speed rule, sql/marts/wrist_motion.sql)", task_name)  # fmt: skip
+            continue
         todo = stale_videos(st, task_name)
         if not todo:
             continue
@@ -174,7 +178,7 @@ def publish_artifacts(
     from tasks.inference import current_version
 
     rows = "".join(f"| {name} | {value} |\n" for name, value in counts.items())
-    versions = "".join(f"| {t} | {current_version(st, t)} |\n" for t in TASK_CLASSES)
+    versions = "".join(f"| {t} | {current_version(st, t) or 'none: skipped'} |\n" for t in TASK_CLASSES)
     create_markdown_artifact(
         key=f"{title}-summary",
         markdown=(

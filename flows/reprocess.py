@@ -3,7 +3,9 @@
 Triggered by the event ``lessonlens.model.registered`` (a version was promoted) through the deployment
 ``reprocess-after-retraining``, and weekly as a safety net. Only inference runs: decoding and face
 extraction are not repeated for videos whose aligned crops are in the store (``crops`` table); videos
-extracted with ``--no-crops`` are decoded again for their crops, and the run says how many.
+extracted with ``--no-crops`` are decoded again for their crops, and the run says how many. Gesture
+predictions (a promoted ``teacher_gesture``) read the stored body keypoints and decode the body-sampled
+frames from the video again (the store keeps no whole frames; ``tasks.inference``).
 """
 
 import json
@@ -63,22 +65,26 @@ def refresh_report(st: Store, logger) -> Path | None:
 @flow(name="reprocess-predictions")
 def reprocess_predictions(store: str, tasks: list[str], run_id: str) -> dict:
     """The body of ``reprocess`` (which holds the store lock)."""
-    from tasks.inference import stale_videos
+    from tasks.inference import BODY_TASKS, stale_videos
 
     logger = get_run_logger()
     st = Store(store)
     started = datetime.now(UTC)
     stale = {t: stale_videos(st, t) for t in tasks}
     videos = sorted({v for ids in stale.values() for v in ids})
-    without_crops = [v for v in videos if not st.has_partition("crops", v)]
+    face_videos = {v for t, ids in stale.items() if t not in BODY_TASKS for v in ids}
+    without_crops = [v for v in sorted(face_videos) if not st.has_partition("crops", v)]
+    body_videos = sorted({v for t, ids in stale.items() if t in BODY_TASKS for v in ids})
     logger.info(
-        "%d videos with stale predictions (%s); %d have no stored crops and are decoded again",
-        len(videos), ", ".join(f"{t}: {len(ids)}" for t, ids in stale.items()), len(without_crops),
+        "%d videos with stale predictions (%s); %d have no stored crops and are decoded again; %d are decoded "
+        "for the gesture model's frames (body samples only)",
+        len(videos), ", ".join(f"{t}: {len(ids)}" for t, ids in stale.items()), len(without_crops), len(body_videos),
     )  # fmt: skip
     windows, failures = run_inference(st, tasks, run_id, logger)
     report = refresh_report(st, logger) if windows else None
     counts = {"found": len(videos), "skipped": 0, "extracted": 0, "failed": len(failures), "frames": 0}
-    counts.update(windows=windows, decoded_again=len(without_crops), report=str(report) if report else "-")
+    counts.update(windows=windows, decoded_again=len(set(without_crops) | set(body_videos)),
+                  report=str(report) if report else "-")  # fmt: skip
     st.append_run(run_id, started, json.dumps({"reprocess": tasks}), {"found": len(videos), "failed": len(failures)})
     publish_artifacts(st, counts, failures, run_id, title="reprocess")
     logger.info("reprocess %s: %s", run_id, counts)

@@ -34,7 +34,7 @@ Adapters turn a dataset as distributed into a :class:`ClipSet`: clips with an in
 
 - **Manifest**: a CSV with columns ``path, label, split``; ``path`` (a video file or a folder of frame
   images) is relative to the CSV's folder, ``label`` a class name. When every label is a class of one
-  registry task (``emotion`` or ``learner_state``), the classes are that task's, in its order (so the
+  registry task (``emotion``, ``learner_state`` or ``gesture``), the classes are that task's, in its order (so the
   model can be registered); otherwise they are the sorted label names and no task is set.
 
 Prepared clips: ``tasks.prepare`` extracts each clip once (decode, faces, aligned crops or the letterboxed
@@ -73,12 +73,12 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from models.layout import BLAZEPOSE_FLIP, IBUG68_FLIP, KEYPOINT_NAMES, N_LANDMARKS, decode_jpeg
-from models.rules import EMOTIONS, LEARNER_STATES
+from models.rules import EMOTIONS, GESTURES, LEARNER_STATES
 
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
-TASKS = {"emotion": EMOTIONS, "learner_state": LEARNER_STATES}
+TASKS = {"emotion": EMOTIONS, "learner_state": LEARNER_STATES, "gesture": GESTURES}
 
 DAISEE_STATES = ("boredom", "engagement", "confusion", "frustration")  # CSV column order
 DAISEE_PRIORITY = ("frustration", "confusion", "boredom", "engagement")  # tie-break, highest first

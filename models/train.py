@@ -421,7 +421,7 @@ def register_result(store_root: str | os.PathLike, result: TrainResult) -> str:
 
     if result.task is None:
         raise ValueError(
-            f"classes {list(result.classes)} are not those of a registry task (emotion, learner_state): "
+            f"classes {list(result.classes)} are not those of a registry task (emotion, learner_state, gesture): "
             "the model cannot be registered"
         )
     return register(

@@ -25,6 +25,17 @@ Predictors (one per task and run, chosen by :func:`load_predictor`):
   says "rule baseline", ``model_version`` is ``rules-<hash>``, a hash of the task's prototypes, so a
   change of the rules makes every video stale.
 
+Gestures (task ``gesture``) run over the ``body`` samples instead: windows per ``person_id`` (written in
+the ``face_id`` column) with the same window and stride, by the promoted ``teacher_gesture`` model
+(:class:`GesturePredictor`). It sees ``num_frames`` whole frames per window, letterboxed into its
+``image_size`` square as training prepares them (``tasks.prepare.letterbox``), with the 33 BlazePose
+keypoints of those samples mapped into it. The frames are decoded again from the video (path from the
+catalog): the store keeps no whole frames, because the body samples are sparse (1 fps by default) and
+decoding them costs little next to the model (measured in ``bench/RESULTS.md``); a video whose file is gone
+fails with ``missing_file``. There is no rule baseline for gestures: until a gesture model is promoted the
+task is skipped (results ``skipped``, reason ``no_model``, and one log line) and the marts' ``body_group``
+uses the wrist-speed rule of ``sql/marts/wrist_motion.sql``.
+
 Output, written atomically: ``<store>/predictions/task=<task>/model_version=<version>/video_id=<id>/
 part-0.parquet``, one row per face track × window (:func:`prediction_schema`; the hive keys are not
 repeated in the file). A video without faces gets an empty file, which records that it is done. The
@@ -52,12 +63,13 @@ from torch import nn
 
 from models import rules
 from models.device import autocast, resolve_device
-from models.layout import N_LANDMARKS, decode_jpeg
+from models.layout import KEYPOINT_NAMES, N_LANDMARKS, decode_jpeg
 from models.registry import load_model, promoted
 from models.rules import TASK_CLASSES, check_task
 from tasks.crops import CROP_SIZE, align_face, alignment_matrix, transform_points
 from tasks.decode import VideoError, decode_frames, open_video
-from tasks.store import StepResult, Store, prediction_schema
+from tasks.prepare import letterbox
+from tasks.store import BODY_TASKS, StepResult, Store, prediction_schema
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +78,13 @@ DEFAULT_STRIDE = 8
 DEFAULT_BATCH_WINDOWS = 32  # windows per forward pass of a registry model
 BBOX_COLUMNS = ("bbox_x", "bbox_y", "bbox_w", "bbox_h")
 LANDMARK_COLUMNS = tuple(f"x_{i}" for i in range(N_LANDMARKS)) + tuple(f"y_{i}" for i in range(N_LANDMARKS))
+KEYPOINT_COLUMNS = tuple(f"{name}_{axis}" for name in KEYPOINT_NAMES for axis in ("x", "y"))
+
+
+def source_table(task: str) -> str:
+    """The partition a task's windows come from: ``body`` for gestures, ``frames`` for the face tasks."""
+    check_task(task)
+    return "body" if task in BODY_TASKS else "frames"
 
 
 def rules_version(task: str) -> str:
@@ -119,9 +138,13 @@ class VideoWindows:
     error: VideoError | None = None  # why its crops could not be read
 
 
-def load_video_windows(store: Store, video_id: str, columns: list[str], window: int, stride: int) -> VideoWindows:
-    table = pq.read_table(store.partition("frames", video_id), columns=columns)
-    cols = {name: table[name].to_numpy() for name in table.column_names}
+def load_video_windows(
+    store: Store, video_id: str, columns: list[str], window: int, stride: int, table: str = "frames"
+) -> VideoWindows:
+    """The video's ``table`` rows (``body``: ``person_id`` read as ``face_id``) and their windows."""
+    key = "person_id" if table == "body" else "face_id"
+    read = pq.read_table(store.partition(table, video_id), columns=[key if c == "face_id" else c for c in columns])
+    cols = {("face_id" if name == key else name): read[name].to_numpy() for name in read.column_names}
     windows = plan_windows(cols["face_id"], cols["frame"], cols["timestamp"], window, stride)
     crops = store.partition("crops", video_id)
     return VideoWindows(video_id, cols, windows, crops if crops.is_file() else None)
@@ -311,6 +334,82 @@ class ModelPredictor:
             p.video.probs[p.window] = row
 
 
+class GesturePredictor:
+    """The promoted ``teacher_gesture`` model on windows of body samples: whole frames decoded from the video,
+    letterboxed into the model's square, and the BlazePose keypoints mapped into it (module docstring)."""
+
+    def __init__(self, store: Store, record: dict, device: torch.device, batch_windows: int):
+        self.device = device
+        self.batch_windows = batch_windows
+        self.name = f"{record['name']} {record['version']}"
+        self.version = record["version"]
+        self.model = cached_model(store, record["name"], record["version"], device)
+        config = self.model.config
+        self.num_frames = int(config.num_frames)
+        self.image_size = int(config.image_size)
+        self.mean = torch.tensor(config.mean, device=device).view(1, 1, 3, 1, 1)
+        self.std = torch.tensor(config.std, device=device).view(1, 1, 3, 1, 1)
+        self.order = [record["classes"].index(c) for c in TASK_CLASSES[record["task"]]]
+        self.columns = ["frame", "timestamp", "face_id", *KEYPOINT_COLUMNS]
+
+    def predict(self, videos: Iterable[VideoWindows]) -> Iterator[tuple[VideoWindows, np.ndarray | None]]:
+        for video in videos:
+            video.probs = np.full((len(video.windows), len(self.order)), np.nan, dtype=np.float32)
+            pending: list[tuple[int, np.ndarray, np.ndarray]] = []
+            try:
+                for item in self._clips(video):
+                    pending.append(item)
+                    if len(pending) == self.batch_windows:
+                        self._run(video, pending)
+                        pending = []
+                if pending:
+                    self._run(video, pending)
+            except VideoError as exc:
+                video.error = exc
+            yield video, None if video.error else video.probs
+
+    def _clips(self, video: VideoWindows) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """(window position, frames (T, S, S, 3) uint8, keypoints (T, 33, 2) in their pixels) per window, as
+        soon as its last frame is decoded; frames are held only while a window in flight needs them."""
+        picks = [w.rows[np.linspace(0, len(w.rows) - 1, self.num_frames).round().astype(int)] for w in video.windows]
+        if not picks:
+            return
+        if video.video_path is None:
+            raise VideoError("missing_file", f"video {video.video_id}: no path in the catalog to decode")
+        cols = video.columns
+        frame = cols["frame"]
+        points = np.stack([np.stack([cols[f"{n}_x"], cols[f"{n}_y"]], axis=1) for n in KEYPOINT_NAMES], axis=1)
+        last = sorted((int(frame[p].max()), k) for k, p in enumerate(picks))
+        held: dict[int, tuple[np.ndarray, float, np.ndarray]] = {}  # frame -> (letterboxed, scale, offset)
+        needed = tuple(sorted({int(frame[r]) for p in picks for r in p}))
+        done = 0
+        for f, pixels in decode_frames(open_video(video.video_path), needed):
+            held[f] = letterbox(pixels, self.image_size)
+            while done < len(last) and last[done][0] <= f:
+                k = last[done][1]
+                done += 1
+                rows = picks[k]
+                boxed = [held[int(frame[r])] for r in rows]
+                keypoints = np.stack([points[r] * b[1] + b[2] for r, b in zip(rows, boxed, strict=True)])
+                yield k, np.stack([b[0] for b in boxed]), keypoints.astype(np.float32)
+            low = min((int(frame[picks[k]].min()) for _, k in last[done:]), default=f + 1)
+            held = {g: v for g, v in held.items() if g >= low}
+        if done < len(last):
+            raise VideoError(
+                "decode_error", f"video {video.video_id}: frames of {len(last) - done} windows not decoded"
+            )
+
+    def _run(self, video: VideoWindows, batch: list[tuple[int, np.ndarray, np.ndarray]]) -> None:
+        frames = torch.from_numpy(np.stack([b[1] for b in batch])).to(self.device)  # (B, T, S, S, 3) uint8
+        x = (frames.permute(0, 1, 4, 2, 3).float().div_(255.0) - self.mean) / self.std
+        keypoints = torch.from_numpy(np.stack([b[2] for b in batch])).to(self.device)  # (B, T, 33, 2)
+        with torch.inference_mode(), autocast(self.device):
+            logits = self.model(x, keypoints)
+        probs = torch.softmax(logits.float(), dim=1)[:, self.order].cpu().numpy()
+        for (k, _, _), row in zip(batch, probs, strict=True):
+            video.probs[k] = row
+
+
 def _crop_groups(path: Path, frames: set[int]) -> Iterator[tuple[int, np.ndarray, list[bytes]]]:
     """(frame, boxes (k, 4), jpegs) of the stored crops of ``frames``, streamed in frame order."""
     file = pq.ParquetFile(path)
@@ -340,17 +439,23 @@ def _crop_groups(path: Path, frames: set[int]) -> Iterator[tuple[int, np.ndarray
 def load_predictor(
     store: Store, task: str, device: str = "auto", batch_windows: int = DEFAULT_BATCH_WINDOWS
 ) -> Predictor:
-    """The promoted registry model of ``task``, or the AU-rule baseline when none is promoted."""
+    """The promoted registry model of ``task``, or the AU-rule baseline when none is promoted; None for a task
+    without rules (gesture) and no promoted model."""
     record = promoted(store.root, task)
     if record is None:
-        return RulePredictor(task)
+        return RulePredictor(task) if task in rules.RULES else None
+    if task in BODY_TASKS:
+        return GesturePredictor(store, record, resolve_device(device), batch_windows)
     return ModelPredictor(store, record, resolve_device(device), batch_windows)
 
 
-def current_version(store: Store, task: str) -> str:
-    """The ``model_version`` that inference of ``task`` writes now: the promoted version or the rules'."""
+def current_version(store: Store, task: str) -> str | None:
+    """The ``model_version`` that inference of ``task`` writes now: the promoted version or the rules'; None for
+    a task without rules (gesture) and no promoted model: it is skipped."""
     record = promoted(store.root, task)
-    return record["version"] if record is not None else rules_version(task)
+    if record is not None:
+        return record["version"]
+    return rules_version(task) if task in rules.RULES else None
 
 
 def predictions_table(task: str, video: VideoWindows, probs: np.ndarray, model_name: str, meta: dict) -> pa.Table:
@@ -394,8 +499,23 @@ def infer_videos(
     if window < 1 or stride < 1:
         raise ValueError(f"window and stride must be >= 1, got window={window}, stride={stride}")
     predictor = load_predictor(store, task, device, batch_windows)
+    if predictor is None:
+        logger.info("%s: no promoted model and no rule baseline: %d videos skipped", task, len(set(video_ids)))
+        return [
+            StepResult(
+                v,
+                "",
+                "infer",
+                status="skipped",
+                reason="no_model",
+                counts={"windows": 0, "faces": 0},
+                info={"task": task, "model_name": None, "model_version": None},
+            )  # fmt: skip
+            for v in dict.fromkeys(video_ids)
+        ]
+    source = source_table(task)
     paths: dict[str, str] = {}
-    if isinstance(predictor, ModelPredictor):  # videos are decoded when they have no stored crops
+    if isinstance(predictor, ModelPredictor | GesturePredictor):  # videos are decoded (without stored crops)
         catalog = store.read_catalog("videos")
         paths = dict(zip(catalog["video_id"], catalog["path"], strict=True))
     results: dict[str, StepResult] = {}
@@ -408,12 +528,12 @@ def infer_videos(
 
     def videos() -> Iterator[VideoWindows]:
         for video_id in unique_ids:
-            if not store.has_partition("frames", video_id):
+            if not store.has_partition(source, video_id):
                 result = results[video_id]
-                result.status, result.reason, result.message = "skipped", "no_frames", "no frames partition"
+                result.status, result.reason, result.message = "skipped", f"no_{source}", f"no {source} partition"
                 continue
             started[video_id] = time.perf_counter()
-            video = load_video_windows(store, video_id, predictor.columns, window, stride)
+            video = load_video_windows(store, video_id, predictor.columns, window, stride, source)
             video.video_path = paths.get(video_id)
             yield video
 
@@ -437,5 +557,6 @@ def infer_videos(
 
 def stale_videos(store: Store, task: str) -> list[str]:
     """Videos whose predictions of ``task`` by the version inference would use now (:func:`current_version`)
-    are missing or older than their frames."""
-    return store.stale_videos(task, current_version(store, task))
+    are missing or older than their frames (body partition for gesture); none when the task is skipped."""
+    version = current_version(store, task)
+    return [] if version is None else store.stale_videos(task, version, source_table(task))

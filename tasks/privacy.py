@@ -92,9 +92,10 @@ def check_retention(days: int | None) -> int | None:
 
 def expire_crops(store: Store, days: int, now: datetime | None = None) -> list[str]:
     """Delete crops older than ``days`` whose predictions by the current models exist; the videos affected."""
-    from tasks.inference import current_version  # torch: only where retention runs
+    from tasks.inference import BODY_TASKS, current_version  # torch: only where retention runs
 
-    versions = {task: current_version(store, task) for task in TASK_CLASSES}
+    # the face tasks read crops; gestures (body samples, whole frames) never do
+    versions = {task: current_version(store, task) for task in TASK_CLASSES if task not in BODY_TASKS}
     return store.expire_crops(check_retention(days), versions, now)
 
 

@@ -5,15 +5,20 @@
 - ``report.html``: self-contained (CSS inline, plots as base64 PNG), so it opens offline and can be mailed;
 - ``report.md`` with the plots beside it as PNG files;
 - ``ancova.csv`` (every outcome's table at full precision), ``adjusted_means.csv`` and ``units.csv`` (the
-  analysis table: one row per session or teacher with its groups).
+  analysis table: one row per session or teacher with its groups), ``unit_level.csv`` (the unit-level
+  analysis of every outcome) and ``design.json`` (units per cell, students per unit, ICCs, notes).
 
-The ANCOVA tables follow paper 1, §4, Tables 6-8: effect, df, mean square, F, p, partial eta squared,
-one block per outcome, with the covariate first.
+The report opens with the design (units, ICCs, factors constant within units, what was left out and why)
+and one sentence saying which analysis to read. The ANCOVA tables follow paper 1, §4, Tables 6-8: effect,
+df, mean square, F, p, partial eta squared, one block per outcome, with the covariate first; they are
+labelled as the paper's student-level analysis, and the unit-level analysis (mixed model or ANCOVA of
+unit means, `tasks.analysis`) follows each.
 """
 
 import base64
 import html
 import io
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,7 +30,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from tasks.stats import RESIDUAL, AncovaResult
+from tasks.stats import RESIDUAL, AncovaResult, MixedResult
 
 PAPER_COLUMNS = ["Effect", "df", "Mean Square", "F", "p", "ηp²"]
 EFFECT_LABELS = {
@@ -59,6 +64,8 @@ class ReportInputs:
         results: one ANCOVA per outcome column, in report order.
         windows: expression windows of the primary faces: ``video``, ``start_time``, ``end_time``, ``label``.
         au_means: mean AU intensity per video: ``video`` and one ``AUxx_r`` column per action unit.
+        design: `tasks.analysis.Design` (None: not shown).
+        unit_results: `tasks.analysis.UnitAnalysis` per outcome (None: not shown).
     """
 
     title: str
@@ -67,6 +74,8 @@ class ReportInputs:
     results: Mapping[str, AncovaResult]
     windows: pd.DataFrame
     au_means: pd.DataFrame
+    design: object | None = None
+    unit_results: Mapping[str, object] | None = None
 
 
 def effect_label(source: str) -> str:
@@ -143,6 +152,82 @@ def slopes_sentence(result: AncovaResult) -> str:
 def _residual_df(table: pd.DataFrame) -> float:
     residual = table.loc[table["source"] == RESIDUAL, "df"]
     return float(residual.iloc[0]) if len(residual) else float("nan")
+
+
+STUDENT_LEVEL_LABEL = "Paper 1's analysis: student-level ANCOVA (every student counted as independent)"
+
+
+def unit_level_table(unit) -> pd.DataFrame:
+    """The unit-level analysis as text: Wald tests of the mixed model, or the unit-means ANCOVA table."""
+    result = unit.result
+    if isinstance(result, MixedResult):
+        table = result.table
+        return pd.DataFrame(
+            {
+                "Effect": [effect_label(s) for s in table["source"]],
+                "df": [_number(v, 0) for v in table["df"]],
+                "Wald χ²": [_number(v, 2) for v in table["chi2"]],
+                "p": [format_p(v) for v in table["p"]],
+            }
+        )
+    return formatted_paper_table(result)
+
+
+def unit_level_label(unit) -> str:
+    result = unit.result
+    if isinstance(result, MixedResult):
+        return (
+            f"Unit-level analysis: linear mixed model, random intercept per {result.group} (REML; "
+            f"{result.n_groups} units, {result.n_used} students; unit variance {result.group_var:.3g}, residual "
+            f"{result.scale:.3g}{'' if result.converged else '; NOT CONVERGED'})"
+        )
+    return (
+        f"Unit-level analysis: ANCOVA of unit means ({result.n_used} units; covariate: the unit's mean pre-test; "
+        f"type {result.ss_type} SS)"
+    )
+
+
+def optimism_sentence(unit) -> str:
+    icc, residual = unit.icc, unit.residual_icc
+    base = (
+        f"ICC within units {_number(icc.icc, 3) or 'n/a'}; left by the factors (units nested in cells) "
+        f"{_number(residual.icc, 3) or 'n/a'}, design effect {_number(residual.design_effect, 2) or 'n/a'}"
+    )
+    if unit.optimistic:
+        return f"{base}: the student-level p-values above are optimistic (students are not independent)."
+    return f"{base}."
+
+
+def design_lines(design) -> list[str]:
+    """The design as lines of text (facts, notes), for Markdown and HTML."""
+    spu = design.students_per_unit
+    lines = [
+        f"Units: {design.n_units} ({design.link}), {design.n_students} students; students per unit "
+        f"min {spu['min']:g}, median {spu['median']:g}, max {spu['max']:g}",
+        f"Factors: {', '.join(design.factors)}; unit-level analysis: {design.method}",
+    ]
+    lines += [f"Warning: {note}" for note in design.notes]
+    return lines
+
+
+def icc_table(design) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "Outcome": list(design.icc),
+            "ICC": [_number(r.icc, 3) for r in design.icc.values()],
+            "n0 (students per unit)": [_number(r.n0, 1) for r in design.icc.values()],
+            "Design effect": [_number(r.design_effect, 2) for r in design.icc.values()],
+        }
+    )
+
+
+def unit_level_csv(unit_results: Mapping[str, object]) -> pd.DataFrame:
+    frames = []
+    for dv, unit in unit_results.items():
+        table = unit.result.table.rename(columns={"chi2": "wald_chi2"})
+        frames.append(table.assign(outcome=dv, method=unit.method, effect=table["source"].map(effect_label)))
+    table = pd.concat(frames, ignore_index=True)
+    return table[["outcome", "method", "effect", *table.columns.drop(["outcome", "method", "effect"])]]
 
 
 # plots ----------------------------------------------------------------------------------------------
@@ -263,6 +348,10 @@ def write_report(folder: str | Path, inputs: ReportInputs) -> Path:
     ancova_csv(inputs.results).to_csv(folder / "ancova.csv", index=False)
     means_csv(inputs.results).to_csv(folder / "adjusted_means.csv", index=False)
     inputs.units.to_csv(folder / "units.csv", index=False)
+    if inputs.unit_results:
+        unit_level_csv(inputs.unit_results).to_csv(folder / "unit_level.csv", index=False)
+    if inputs.design is not None:
+        (folder / "design.json").write_text(json.dumps(inputs.design.to_dict(), indent=2, default=str))
     (folder / "report.md").write_text(to_markdown(inputs, list(images)))
     path = folder / "report.html"
     path.write_text(to_html(inputs, images))
@@ -293,12 +382,22 @@ def markdown_table(frame: pd.DataFrame) -> str:
 def to_markdown(inputs: ReportInputs, image_names: list[str]) -> str:
     """The report as Markdown; plots are linked as the PNG files written beside it."""
     parts = [f"# {inputs.title}", "", *(f"- **{k}**: {v}" for k, v in inputs.facts.items()), ""]
+    design, unit_results = inputs.design, inputs.unit_results or {}
+    if design is not None:
+        parts += ["## Design", "", f"**{design.read}**", "", *(f"- {line}" for line in design_lines(design)), ""]
+        parts += [markdown_table(design.cells.astype(str)), "", markdown_table(icc_table(design)), ""]
     parts += ["## Groups", "", markdown_table(_units_view(inputs.units)), ""]
     for dv, result in inputs.results.items():
         image = f"adjusted_means_{_slug(dv)}.png"
         parts += [f"## {dv}", "", f"n = {result.n_used} students ({result.n_dropped} dropped for missing values)"]
+        parts += ["", f"{STUDENT_LEVEL_LABEL}:"]
         parts += ["", markdown_table(formatted_paper_table(result)), "", markdown_table(formatted_means(result))]
-        parts += ["", slopes_sentence(result), "", f"![adjusted means of {dv}]({image})", ""]
+        parts += ["", slopes_sentence(result), ""]
+        if dv in unit_results:
+            unit = unit_results[dv]
+            parts += [f"{unit_level_label(unit)}:", "", markdown_table(unit_level_table(unit)), ""]
+            parts += [optimism_sentence(unit), ""]
+        parts += [f"![adjusted means of {dv}]({image})", ""]
     for name, heading in (("expression_timeline.png", "Expression timeline"), ("au_heatmap.png", "AU heatmap")):
         if name in image_names:
             parts += [f"## {heading}", "", f"![{heading}]({name})", ""]
@@ -319,6 +418,11 @@ def to_html(inputs: ReportInputs, images: Mapping[str, bytes]) -> str:
     esc = html.escape
     facts = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in inputs.facts.items())
     body = [f"<h1>{esc(inputs.title)}</h1>", f'<dl class="facts">{facts}</dl>']
+    design, unit_results = inputs.design, inputs.unit_results or {}
+    if design is not None:
+        body += ["<h2>Design</h2>", f'<p class="read"><strong>{esc(design.read)}</strong></p>', "<ul>"]
+        body += [f"<li>{esc(line)}</li>" for line in design_lines(design)] + ["</ul>"]
+        body += [_html_table(design.cells.astype(str), "units"), _html_table(icc_table(design), "ancova")]
     body += ["<h2>Groups</h2>", '<div class="scroll">', _html_table(_units_view(inputs.units), "units"), "</div>"]
     for dv, result in inputs.results.items():
         body += [
@@ -326,9 +430,19 @@ def to_html(inputs: ReportInputs, images: Mapping[str, bytes]) -> str:
             f'<p class="note">n = {result.n_used} students ({result.n_dropped} dropped for missing values); '
             f"type {result.ss_type} sums of squares</p>",
             '<div class="pair"><div>',
+            f'<p class="note">{esc(STUDENT_LEVEL_LABEL)}</p>',
             _html_table(formatted_paper_table(result), "ancova"),
             _html_table(formatted_means(result), "means"),
             f'<p class="note">{esc(slopes_sentence(result))}</p>',
+            *(
+                [
+                    f'<p class="note">{esc(unit_level_label(unit_results[dv]))}</p>',
+                    _html_table(unit_level_table(unit_results[dv]), "ancova"),
+                    f'<p class="note">{esc(optimism_sentence(unit_results[dv]))}</p>',
+                ]
+                if dv in unit_results
+                else []
+            ),
             "</div>",
             f"<figure>{_img(images[f'adjusted_means_{_slug(dv)}.png'], f'adjusted means of {dv}')}</figure>",
             "</div></section>",

@@ -170,7 +170,7 @@ def ancova(
     complete = used.notna().all(axis=1).to_numpy()
     used = used[complete]
     if used.empty:
-        raise ValueError(f"no complete rows in columns {[dv, *between, *covariates]} after listwise deletion")
+        raise ValueError(missing_message(data, [dv, *between, *covariates]))
     _check_finite(used, [dv, *covariates])
     design = _Design(used, dv, between, covariates)
     model = _Fit(design.matrix(), design.y)
@@ -472,3 +472,214 @@ def _slopes_source(between: list[str], covariate: str) -> str:
 
 def _records(frame: pd.DataFrame) -> list[dict]:
     return frame.astype(object).where(frame.notna(), None).to_dict("records")
+
+
+# units of analysis: intraclass correlation, mixed model, unit means --------------------------------------
+
+
+@dataclass(frozen=True)
+class IccResult:
+    """One-way random-effects ICC(1) of ``dv`` within ``group`` (students within sessions or teachers).
+
+    ``icc = (MSB - MSW) / (MSB + (n0 - 1) MSW)`` with ``n0 = (N - sum n_i^2 / N) / (k - 1)`` (the unbalanced
+    average group size; Snijders & Bosker, *Multilevel Analysis*, 2nd ed., eq. 3.12-3.14). It can be negative
+    (sampling error when the true ICC is near 0). ``design_effect = 1 + (n0 - 1) max(icc, 0)`` (Kish): how
+    many times too small the variance of a mean of N students is when they are taken as independent.
+    """
+
+    dv: str
+    group: str
+    icc: float
+    n_units: int
+    n_students: int
+    n0: float
+    msb: float
+    msw: float
+    design_effect: float
+
+    def to_dict(self) -> dict:
+        return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in self.__dict__.items()}
+
+
+def icc_oneway(data: pd.DataFrame, dv: str, group: str, cells: list[str] | None = None) -> IccResult:
+    """ICC(1) of ``dv`` within ``group`` from a one-way ANOVA (see `IccResult`); rows missing any column used
+    are dropped. With ``cells`` (unit-level factors), units are nested in the cells they define: the between-
+    unit mean square is taken around each cell's mean with ``k - c`` df (``c`` cells), and
+    ``n0 = (N - sum_c sum_j n_j^2 / N_c) / (k - c)``: the ICC that the factors leave (residual clustering).
+
+    NaN (never a number) with too few units or no within-unit replication."""
+    cells = list(cells or [])
+    for name in (dv, group, *cells):
+        if name not in data.columns:
+            raise ValueError(f"column {name!r} not in data; available: {list(data.columns)}")
+    used = data[[dv, group, *cells]].dropna()
+    cell = used[cells].astype(str).agg("|".join, axis=1) if cells else pd.Series("all", index=used.index)
+    y = used[dv].to_numpy(float)
+    units = used.groupby(group, sort=False)
+    sizes, means = units[dv].size(), units[dv].mean()
+    unit_cell = cell.groupby(used[group], sort=False).first()
+    k, n, c = len(sizes), len(used), unit_cell.nunique()
+    if k - c < 1 or n <= k:
+        nan = float("nan")
+        return IccResult(dv, group, nan, k, n, nan, nan, nan, nan)
+    cell_mean = y.sum() / n if not cells else None
+    if cells:
+        cell_totals = pd.DataFrame({"n": sizes, "s": sizes * means, "c": unit_cell}).groupby("c")[["n", "s"]].sum()
+        centre = unit_cell.map(cell_totals["s"] / cell_totals["n"])
+        n_c = unit_cell.map(cell_totals["n"])
+    else:
+        centre = pd.Series(cell_mean, index=sizes.index)
+        n_c = pd.Series(float(n), index=sizes.index)
+    ssb = float((sizes * (means - centre) ** 2).sum())
+    ssw = float(((y - used[group].map(means).to_numpy(float)) ** 2).sum())
+    msb, msw = ssb / (k - c), ssw / (n - k)
+    n0 = (n - float((sizes**2 / n_c).sum())) / (k - c)
+    denominator = msb + (n0 - 1) * msw
+    icc = (msb - msw) / denominator if denominator > 0 else float("nan")
+    deff = 1 + (n0 - 1) * max(icc, 0.0) if np.isfinite(icc) else float("nan")
+    return IccResult(dv, group, float(icc), k, n, float(n0), msb, msw, float(deff))
+
+
+def constant_within(data: pd.DataFrame, columns: list[str], group: str) -> dict[str, bool]:
+    """For each column: True when it takes one value within every unit of ``group`` (a unit-level factor)."""
+    return {c: bool((data.dropna(subset=[c]).groupby(group)[c].nunique() <= 1).all()) for c in columns}
+
+
+MIXED_COLUMNS = ["source", "df", "chi2", "p"]
+COEF_COLUMNS = ["term", "coef", "se", "z", "p"]
+
+
+@dataclass(frozen=True)
+class MixedResult:
+    """A linear mixed model with a random intercept per unit (`mixed_model`)."""
+
+    dv: str
+    between: list[str]
+    covariates: list[str]
+    group: str
+    table: pd.DataFrame  # Wald chi-square test per term: source, df, chi2, p
+    coefficients: pd.DataFrame  # term, coef, se, z, p
+    group_var: float  # variance of the random intercepts
+    scale: float  # residual variance
+    llf: float  # (restricted) log-likelihood
+    reml: bool
+    converged: bool
+    n_used: int
+    n_dropped: int
+    n_groups: int
+
+    def to_dict(self) -> dict:
+        return {
+            "method": "linear mixed model, random intercept per " + self.group + (" (REML)" if self.reml else " (ML)"),
+            "dv": self.dv,
+            "between": list(self.between),
+            "covariates": list(self.covariates),
+            "group": self.group,
+            "group_var": self.group_var,
+            "scale": self.scale,
+            "llf": self.llf,
+            "converged": self.converged,
+            "n_used": self.n_used,
+            "n_dropped": self.n_dropped,
+            "n_groups": self.n_groups,
+            "table": _records(self.table),
+            "coefficients": _records(self.coefficients),
+        }
+
+
+def mixed_model(
+    data: pd.DataFrame, dv: str, between: list[str], covariates: list[str], group: str, reml: bool = True
+) -> MixedResult:
+    """``dv ~ covariates + f1 * ... * fk + (1 | group)`` by statsmodels' MixedLM.
+
+    Fixed effects are coded as in `ancova` (sum-to-zero contrasts, interaction columns as products;
+    ``between`` may be empty) but covariates enter raw (not centred), so coefficients are in their units.
+    Each term is tested by a Wald chi-square on its coefficients (``b' V^-1 b``, df = its columns): for a
+    1-df term that is the square of the printed z. statsmodels offers no small-sample (Kenward-Roger)
+    correction, so with few units these p-values are optimistic too: `tasks.analysis` uses the model only
+    from ``MIN_UNITS_MIXED`` units on. Missing values: listwise deletion over dv, factors, covariates, group.
+    """
+    import statsmodels.api as sm
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
+    between = list(between)
+    covariates = _names(covariates, "covariates")
+    _check_inputs(data, dv, [*between, group] if group not in between else between, covariates, 2)
+    used = data[[dv, *between, *covariates, group]]
+    complete = used.notna().all(axis=1).to_numpy()
+    used = used[complete]
+    if used.empty:
+        raise ValueError(missing_message(data, [dv, *between, *covariates, group]))
+    _check_finite(used, [dv, *covariates])
+    design = _Design(used, dv, between, covariates)
+    names = ["Intercept", *covariates]
+    blocks = [np.ones((len(used), 1)), used[covariates].to_numpy(float)]
+    slices = {c: slice(1 + i, 2 + i) for i, c in enumerate(covariates)}
+    start = 1 + len(covariates)
+    for term, block in design.factor_blocks(design.codes).items():
+        factors = design.term_factors[term]
+        labels = itertools.product(*(design.levels[f][:-1] for f in factors))
+        names += [f"{term}[{','.join(map(str, combo))}]" for combo in labels]
+        blocks.append(block)
+        slices[term] = slice(start, start + block.shape[1])
+        start += block.shape[1]
+    exog = np.hstack(blocks)
+    with warnings.catch_warnings():  # statsmodels warns at every optimizer it retries; ``converged`` says the end
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = sm.MixedLM(design.y, exog, groups=used[group].astype(str).to_numpy())
+        fit = model.fit(reml=reml)
+    converged = bool(fit.converged)
+    params = np.asarray(fit.fe_params, float)
+    cov = np.asarray(fit.cov_params(), float)[: len(params), : len(params)]
+    se = np.sqrt(np.diag(cov))
+    z = params / se
+    coefficients = pd.DataFrame(
+        {"term": names, "coef": params, "se": se, "z": z, "p": 2 * stats.norm.sf(np.abs(z))}, columns=COEF_COLUMNS
+    )
+    rows = []
+    for source, part in slices.items():
+        b, v = params[part], cov[part, part]
+        try:
+            chi2 = float(b @ np.linalg.solve(v, b))
+        except np.linalg.LinAlgError:
+            chi2 = float("nan")
+        df = len(b)
+        rows.append({"source": source, "df": df, "chi2": chi2, "p": float(stats.chi2.sf(chi2, df))})
+    return MixedResult(
+        dv=dv,
+        between=between,
+        covariates=covariates,
+        group=group,
+        table=pd.DataFrame(rows, columns=MIXED_COLUMNS),
+        coefficients=coefficients,
+        group_var=float(np.asarray(fit.cov_re)[0, 0]),
+        scale=float(fit.scale),
+        llf=float(fit.llf),
+        reml=reml,
+        converged=converged,
+        n_used=len(used),
+        n_dropped=int((~complete).sum()),
+        n_groups=int(used[group].nunique()),
+    )
+
+
+def unit_means(data: pd.DataFrame, dv: str, between: list[str], covariates: list[str], group: str) -> pd.DataFrame:
+    """One row per unit: its factor levels (which must be constant within the unit), the means of ``dv`` and of
+    each covariate over its students with all of them present, and ``n_students``."""
+    used = data[[group, *between, dv, *covariates]].dropna()
+    varying = [f for f, constant in constant_within(used, between, group).items() if not constant]
+    if varying:
+        raise ValueError(f"factors {varying} vary within units of {group!r}: unit means need unit-level factors")
+    grouped = used.groupby(group, sort=True)
+    out = grouped[[dv, *covariates]].mean()
+    for f in between:
+        out[f] = grouped[f].first()
+    out["n_students"] = grouped.size()
+    return out.reset_index()[[group, *between, dv, *covariates, "n_students"]]
+
+
+def missing_message(data: pd.DataFrame, columns: list[str]) -> str:
+    """Why no row is complete: each column with missing values and how many rows lack it."""
+    counts = {c: int(data[c].isna().sum()) for c in columns if c in data.columns and data[c].isna().any()}
+    detail = ", ".join(f"{c!r} missing in {k} of {len(data)} rows" for c, k in counts.items())
+    return f"no complete rows in columns {columns} after listwise deletion: {detail or 'no rows given'}"

@@ -109,12 +109,18 @@ CROP_SCHEMA = pa.schema(
 )
 
 
+BODY_TASKS = ("gesture",)  # prediction tasks over body samples: their face_id column holds the body person_id
+
+
 def prediction_schema(task: str) -> pa.Schema:
-    """Columns of a predictions file of ``task``: window keys, model, label and one ``p_<class>`` per class."""
+    """Columns of a predictions file of ``task``: window keys, model, label and one ``p_<class>`` per class.
+
+    ``face_id`` is the face track for the face tasks (emotion, learner_state) and the body ``person_id`` for
+    ``gesture``, whose windows run over the ``body`` samples."""
     classes = check_task(task)
     return pa.schema(
         [
-            ("face_id", pa.int32()),
+            ("face_id", pa.int32()),  # face track; body person_id for gesture
             ("window_index", pa.int32()),  # index of the window within its face track
             ("start_time", pa.float64()),  # timestamp of the window's first sample, seconds
             ("end_time", pa.float64()),  # timestamp of the window's last sample, seconds
@@ -401,15 +407,15 @@ class Store:
                 with contextlib.suppress(OSError):  # the version's folder, once its last video is gone
                     folder.parent.rmdir()
 
-    def stale_videos(self, task: str, version: str) -> list[str]:
-        """Videos with a frames partition but no predictions of ``task`` by ``version``, or predictions
-        older than their frames (the video was re-extracted)."""
+    def stale_videos(self, task: str, version: str, table: str = "frames") -> list[str]:
+        """Videos with a ``table`` partition (``frames``; ``body`` for gesture) but no predictions of ``task``
+        by ``version``, or predictions older than that partition (the video was re-extracted)."""
         stale = []
         erased = self.erased_videos()  # never predicted again, even if a partition were left behind
-        for video_id in self.video_ids("frames"):
+        for video_id in self.video_ids(table):
             if video_id in erased:
                 continue
-            frames = self.partition("frames", video_id)
+            frames = self.partition(table, video_id)
             out = self.prediction_path(task, version, video_id)
             if not out.is_file() or out.stat().st_mtime_ns < frames.stat().st_mtime_ns:
                 stale.append(video_id)
@@ -521,9 +527,10 @@ class Store:
         return sorted({int(v) for v in pq.read_table(path, columns=["face_id"])["face_id"].to_pylist()})
 
     def forget_face(self, video_id: str, face_id: int) -> dict[str, int]:
-        """Remove one face track's rows (frames, crops, predictions of every task and version) and record the
-        erasure; the other faces' rows stay. Body keypoints are not linked to face tracks and stay (forget the
-        video to remove them). Reports that may show the video are removed. Call under the writer lock.
+        """Remove one face track's rows (frames, crops, predictions of every face task and version) and record the
+        erasure; the other faces' rows stay. Body keypoints and gesture predictions are not linked to face tracks
+        and stay (forget the video to remove them). Reports that may show the video are removed. Call under the
+        writer lock.
 
         Raises ValueError when the video has no such face track and it was not erased before.
         """
@@ -539,9 +546,10 @@ class Store:
         # file times are kept: the rows left mean what they meant, so predictions stay current and crops age on
         removed["frames_rows"] = _filter_face(frames_path, face_id, keep_times=True)
         removed["crops_rows"] = _filter_face(self.partition("crops", video_id), face_id, keep_times=True)
-        removed["predictions_rows"] = sum(
+        removed["predictions_rows"] = sum(  # body tasks' rows are per body person, not linked to face tracks
             _filter_face(path, face_id)
             for path in self.root.glob(f"predictions/task=*/model_version=*/video_id={video_id}/part-0.parquet")
+            if path.parts[-4].removeprefix("task=") not in BODY_TASKS
         )
         if removed["frames_rows"]:
             frames = pq.read_table(frames_path, columns=["frame", "face_id"])

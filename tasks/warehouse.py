@@ -26,6 +26,10 @@ name                            default  meaning
 ``gesture_min_speed``           0.5      a body sample is moving when a wrist moved at least this many
                                          shoulder widths per second since the previous sample
 ``keypoint_min_visibility``     0.5      BlazePose visibility a wrist and both shoulders need to count
+``expressive_gesture_share``    0.3      body group 'expressive' when a gesture model's windows label at least
+                                         this share of the body samples with an expressive gesture (our
+                                         choice: paper 1 gives none), else 'still'; used instead of
+                                         ``expressive_gesture_rate`` where gesture predictions exist
 ==============================  =======  ===================================================================
 """
 
@@ -70,6 +74,7 @@ THRESHOLDS: dict[str, Threshold] = {
         Threshold("expressive_gesture_rate", 6.0, "body group 'expressive' at this many gestures/min+"),
         Threshold("gesture_min_speed", 0.5, "moving: wrist speed in shoulder widths per second, at least"),
         Threshold("keypoint_min_visibility", 0.5, "visibility a wrist and both shoulders need to count"),
+        Threshold("expressive_gesture_share", 0.3, "body group 'expressive' at this gesture-model share+"),
     )
 }
 

@@ -177,3 +177,121 @@ def test_reprocessing_redoes_the_latest_analysis_with_its_settings(study):
     pd.testing.assert_frame_equal(pd.read_csv(refreshed.parent / "ancova.csv"), pd.read_csv(first / "ancova.csv"))
     outcomes.unlink()
     assert refresh_report(store, logging.getLogger("test")) is None  # gone: nothing to redo, said in the log
+
+
+def clustered_outcomes(session_sd: float, seed: int = 11) -> pd.DataFrame:
+    """`outcomes_frame` plus a session random effect (sd ``session_sd``) in classroom_performance: students of
+    a session share it, as students taught together do."""
+    rng = np.random.default_rng(seed)
+    students = outcomes_frame()
+    shift = {s.session: rng.normal(0, session_sd) for s in design()}
+    students["classroom_performance"] += students["session_id"].map(shift)
+    return students
+
+
+def test_analyse_states_the_design_and_flags_student_level_p_as_optimistic(study, tmp_path, capsys):
+    """8 sessions × 6 students, factors set per session, outcomes sharing a session effect (sd 2 against a
+    student sd of ~1.8 with the pretest): the design comes first, the unit-means ANCOVA is run (8 < 10
+    sessions) and the report says to read it, flagging the student-level p-values as optimistic."""
+    store, _ = study
+    outcomes = tmp_path / "clustered.csv"
+    students = clustered_outcomes(2.0)
+    students.to_csv(outcomes, index=False)
+    report = tmp_path / "report"
+    args = ["analyse", "--store", str(store.root), "--outcomes", str(outcomes), "--report", str(report)]
+    assert main([*args, "--format", "json"]) == 0
+    parsed = json.loads(capsys.readouterr().out)
+    design_ = parsed["design"]
+    assert (design_["n_units"], design_["n_students"], design_["unit_level_method"]) == (8, 48, "unit-means ANCOVA")
+    assert design_["students_per_unit"] == {"min": 6.0, "median": 6.0, "max": 6.0}
+    assert [c["units"] for c in design_["cells"]] == [2, 2, 2, 2]
+    assert design_["constant_within_units"] == ["facial_group", "body_group"]
+    assert design_["read"].startswith("Read the ANCOVA of session means") and "optimistic" in design_["read"]
+    performance = parsed["outcomes"]["classroom_performance"]
+    assert performance["unit_level"]["optimistic_student_level_p"] is True
+    assert performance["unit_level"]["residual_icc"]["design_effect"] > 1.1  # 0.24 residual ICC, 8 sessions
+    # the unit-level analysis is the ANCOVA of the session means with the mean pretest as covariate
+    means = students.merge(expected_groups(), on="session_id").groupby("session_id").agg(
+        classroom_performance=("classroom_performance", "mean"), pretest=("pretest", "mean"),
+        facial_group=("facial_group", "first"), body_group=("body_group", "first"),
+    )  # fmt: skip
+    expected = ancova(means, "classroom_performance", ["facial_group", "body_group"], ["pretest"], 2).table
+    unit_table = pd.DataFrame(performance["unit_level"]["table"])
+    np.testing.assert_allclose(unit_table["F"].astype(float), expected["F"], rtol=1e-9, equal_nan=True)
+    student_p = {r["source"]: r["p"] for r in performance["student_level_ancova (paper 1)"]["table"]}
+    unit_p = dict(zip(unit_table["source"], unit_table["p"], strict=True))
+    assert student_p["facial_group"] < unit_p["facial_group"]  # 43 residual df against 3
+
+    markdown = (report / "report.md").read_text()
+    assert markdown.index("## Design") < markdown.index("## classroom_performance")
+    assert "the student-level p-values above are optimistic" in markdown
+    assert "Paper 1's analysis: student-level ANCOVA" in markdown
+    assert (report / "unit_level.csv").is_file() and json.loads((report / "design.json").read_text())["n_units"] == 8
+
+
+def test_without_clustering_the_student_level_p_is_not_flagged(study, tmp_path, capsys):
+    store, outcomes = study  # outcomes_frame: no session effect beyond the facial groups
+    assert main(["analyse", "--store", str(store.root), "--outcomes", str(outcomes), "--format", "json"]) == 0
+    parsed = json.loads(capsys.readouterr().out)
+    assert parsed["outcomes"]["classroom_performance"]["unit_level"]["optimistic_student_level_p"] is False
+
+
+def test_a_factor_missing_for_most_units_is_named_with_units_and_reason(tmp_path, capsys):
+    """Sessions s02..s08 have no body keypoints (body_rows = 0): auto leaves body_group out and says so; asking
+    for it fails with exit 2 naming the column, the sessions and the reason; never a silent one-unit analysis."""
+    store = write_lesson_store(tmp_path / "store")
+    videos = store.read_catalog("videos")
+    no_body = videos["video_id"].isin([f"v{i:02d}" for i in range(1, 8)])
+    videos["body_rows"] = np.where(no_body, 0, 61)
+    store.write_catalog("videos", videos)
+    for i in range(1, 8):
+        store.partition("body", f"v{i:02d}").unlink()
+    outcomes = tmp_path / "outcomes.csv"
+    outcomes_frame().to_csv(outcomes, index=False)
+    args = ["analyse", "--store", str(store.root), "--outcomes", str(outcomes)]
+
+    assert main([*args, "--format", "json"]) == 0
+    parsed = json.loads(capsys.readouterr().out)
+    assert parsed["design"]["factors"] == ["facial_group"] and parsed["design"]["n_units"] == 8
+    (note,) = [n for n in parsed["design"]["notes"] if n.startswith("body_group left out")]
+    assert "no upper body visible: body_rows = 0" in note and "s02, s03, s04 .. s07, s08 (7 units)" in note
+    assert [r["source"] for r in parsed["outcomes"]["learning_motivation"]["unit_level"]["table"]][:2] == [
+        "pretest", "facial_group"
+    ]  # fmt: skip
+
+    for factors in ("both", "body"):
+        assert main([*args, "--factors", factors]) == 2
+        error = capsys.readouterr().err
+        assert "body_group is missing for 7 of 8 sessions" in error and "body_rows = 0" in error and "s08" in error
+
+
+def test_a_unit_without_a_factor_is_left_out_by_name(tmp_path, capsys):
+    store = write_lesson_store(tmp_path / "store")
+    videos = store.read_catalog("videos")
+    videos["body_rows"] = np.where(videos["video_id"] == "v03", 0, 61)
+    store.write_catalog("videos", videos)
+    store.partition("body", "v03").unlink()
+    outcomes = tmp_path / "outcomes.csv"
+    outcomes_frame().to_csv(outcomes, index=False)
+    assert main(["analyse", "--store", str(store.root), "--outcomes", str(outcomes), "--format", "json"]) == 0
+    parsed = json.loads(capsys.readouterr().out)
+    assert parsed["design"]["n_units"] == 7 and parsed["design"]["factors"] == ["facial_group", "body_group"]
+    assert any("body_group is missing" in n and "in sessions s04" in n for n in parsed["design"]["notes"])
+
+
+def test_listwise_deletion_error_names_the_missing_columns():
+    data = pd.DataFrame({"y": [1.0, 2.0], "g": ["a", "b"], "pretest": [np.nan, np.nan]})
+    with pytest.raises(ValueError, match=r"'pretest' missing in 2 of 2 rows"):
+        ancova(data, "y", "g", "pretest")
+
+
+def test_units_measured_by_different_body_measures_are_named(study, tmp_path, capsys):
+    from tests.test_marts import write_gesture_predictions
+
+    store, outcomes = study
+    write_gesture_predictions(store, "v00", 0.5)  # session s01 only: the gesture model
+    assert main(["analyse", "--store", str(store.root), "--outcomes", str(outcomes), "--format", "json"]) == 0
+    notes = json.loads(capsys.readouterr().out)["design"]["notes"]
+    (note,) = [n for n in notes if n.startswith("body_group is measured differently")]
+    assert "gesture model teacher_gesture v0001 in sessions s01" in note
+    assert "wrist-speed rule in sessions s02, s03, s04 .. s07, s08 (7 units)" in note

@@ -341,3 +341,111 @@ def test_cuda_bf16_path_matches_cpu(extracted, tmp_path):
     assert any(key[3].startswith("cuda") for key in inference._MODELS)
     np.testing.assert_allclose(on_gpu.sum(axis=1), 1.0, atol=1e-4)
     np.testing.assert_allclose(on_gpu, on_cpu, atol=0.03)  # bf16 autocast
+
+
+# gestures: body samples, whole frames decoded from the video -------------------------------------------
+def register_tiny_gesture(store_root, seed: int = 0) -> str:
+    from tests.tiny import TINY_GESTURE
+
+    torch.manual_seed(seed)
+    classes = list(TASK_CLASSES["gesture"])
+    model = build_model("teacher_gesture", "paper", **{**TINY_GESTURE, "num_classes": len(classes)})
+    return register(store_root, "teacher_gesture", model, variant="paper", metrics={}, data_fingerprint="test",
+                    task="gesture", classes=classes[::-1])  # fmt: skip
+
+
+def write_body(store: Store, video_id: str, frames: list[int], fps: float, width: float, height: float) -> None:
+    """A body partition of person 0 at the given decoder frames: keypoints spread over the frame, all visible."""
+    from models.layout import KEYPOINT_NAMES
+    from tasks.store import BODY_SCHEMA
+
+    n = len(frames)
+    rng = np.random.default_rng(0)
+    columns = {"frame": frames, "timestamp": [f / fps for f in frames], "person_id": [0] * n, "confidence": [0.9] * n}
+    for name in KEYPOINT_NAMES:
+        columns[f"{name}_x"] = rng.uniform(0.2, 0.8, n) * width
+        columns[f"{name}_y"] = rng.uniform(0.2, 0.8, n) * height
+        columns[f"{name}_v"] = np.full(n, 0.9)
+    write_table_atomic(table_from_columns(columns, BODY_SCHEMA), store.partition("body", video_id))
+
+
+@pytest.fixture
+def body_store(tmp_path, media_dir):
+    """pyfeat_single_face.mp4 (72 frames at 30 fps, 640 x 360) with 12 body samples (every 6th frame)."""
+    store = Store(tmp_path).ensure()
+    clip = tmp_path / "clip.mp4"
+    shutil.copy(media_dir / "pyfeat_single_face.mp4", clip)
+    write_body(store, "clip", list(range(0, 72, 6)), 30.0, 640, 360)
+    set_path(store, "clip", str(clip))
+    return store
+
+
+def test_gesture_is_skipped_until_a_model_is_promoted(body_store, caplog):
+    assert inference.current_version(body_store, "gesture") is None and stale_videos(body_store, "gesture") == []
+    with caplog.at_level("INFO", logger="tasks.inference"):
+        (result,) = infer_videos(body_store, ["clip"], "gesture")
+    assert (result.status, result.reason) == ("skipped", "no_model")
+    assert "gesture: no promoted model and no rule baseline" in caplog.text
+    assert not (body_store.root / "predictions").exists()
+
+
+def test_promoted_gesture_model_predicts_body_windows_and_a_new_version_replaces_them(body_store):
+    from tasks.prepare import letterbox
+
+    version = register_tiny_gesture(body_store.root)
+    promote(body_store.root, "teacher_gesture", version)
+    assert stale_videos(body_store, "gesture") == ["clip"]  # from the body partition: no frames partition here
+    seen = []
+    cached = inference.cached_model(body_store, "teacher_gesture", version, torch.device("cpu"))
+    hook = cached.register_forward_pre_hook(lambda module, args: seen.append(args))
+    try:
+        (result,) = infer_videos(body_store, ["clip"], "gesture", window=8, stride=4, device="cpu")
+    finally:
+        hook.remove()
+    assert (result.status, result.counts["windows"], result.info["model_version"]) == ("ok", 2, version)
+    df = read_predictions(body_store, "gesture", version, "clip")
+    assert df["window_index"].tolist() == [0, 1] and df["face_id"].eq(0).all()  # face_id holds person_id
+    assert df[["start_time", "end_time"]].to_numpy().ravel().tolist() == pytest.approx([0.0, 1.4, 0.8, 2.2])
+    p = df[[f"p_{c}" for c in TASK_CLASSES["gesture"]]].to_numpy()
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
+    assert df["model_name"].eq(f"teacher_gesture {version}").all() and stale_videos(body_store, "gesture") == []
+
+    ((x, keypoints),) = seen  # both windows in one batch: 3 frames each (TINY_GESTURE num_frames)
+    assert x.shape == (2, 3, 3, 64, 64) and keypoints.shape == (2, 3, 33, 2)
+    # the first window's first sample: frame 0, letterboxed 640 x 360 -> 64 x 64 (scale 0.1, 14 px bars on top)
+    _, scale, offset = letterbox(np.zeros((360, 640, 3), np.uint8), 64)
+    body = pq.read_table(body_store.partition("body", "clip")).to_pandas()
+    expected = np.stack([body.loc[0, "nose_x"], body.loc[0, "nose_y"]]) * scale + offset
+    np.testing.assert_allclose(keypoints[0, 0, 0].numpy(), expected, atol=1e-4)
+    assert (scale, offset.tolist()) == (pytest.approx(0.1), [0.0, 14.0])
+
+    newer = register_tiny_gesture(body_store.root, seed=1)
+    promote(body_store.root, "teacher_gesture", newer)
+    assert stale_videos(body_store, "gesture") == ["clip"]
+    infer_videos(body_store, ["clip"], "gesture", window=8, stride=4, device="cpu")
+    versions = sorted(p.name for p in (body_store.root / "predictions" / "task=gesture").iterdir())
+    assert versions == [f"model_version={newer}"]  # the older version's rows are gone
+    replaced = read_predictions(body_store, "gesture", newer, "clip")
+    assert not np.allclose(replaced[[f"p_{c}" for c in TASK_CLASSES["gesture"]]].to_numpy(), p)
+
+
+def test_gesture_without_the_video_fails_naming_the_file(body_store, tmp_path):
+    promote(body_store.root, "teacher_gesture", register_tiny_gesture(body_store.root))
+    set_path(body_store, "clip", str(tmp_path / "moved-away.mp4"))
+    (result,) = infer_videos(body_store, ["clip"], "gesture", window=8, stride=4, device="cpu")
+    assert (result.status, result.reason) == ("failed", "missing_file") and "moved-away.mp4" in result.message
+
+
+def test_forgetting_a_face_track_keeps_gesture_rows_of_the_body_person_with_the_same_number(tmp_path):
+    """Gesture rows carry the body person_id in face_id: erasing face track 0 must not touch person 0's rows."""
+    from tests.test_marts import write_gesture_predictions
+
+    store = Store(tmp_path).ensure()
+    write_frames(store, "v", {0: (16, {}), 1: (16, {})})
+    infer_videos(store, ["v"], "emotion")
+    write_gesture_predictions(store, "v", 0.5)
+    gesture = pq.read_table(store.prediction_path("gesture", "v0001", "v")).num_rows
+    removed = store.forget_face("v", 0)
+    assert removed["predictions_rows"] == 1  # the emotion window of face 0 only
+    assert pq.read_table(store.prediction_path("gesture", "v0001", "v")).num_rows == gesture == 12
+    assert read_predictions(store, "emotion", rules_version("emotion"), "v")["face_id"].tolist() == [1]

@@ -179,7 +179,37 @@ def _views_read(text: str) -> set[str]:
     return set(re.findall(r"\b(?:from|join)\s+([a-z_]+)\b", code)) - ctes
 
 
+GESTURE_WINDOW = 5  # body samples (1 fps) per generated gesture window, windows back to back
+
+
+def write_gesture_predictions(store: Store, video_id: str, expressive_share: float, version: str = "v0001") -> None:
+    """Gesture predictions of person 0 by ``teacher_gesture <version>``: windows of `GESTURE_WINDOW` body samples
+    ([0, 4] s, [5, 9] s, ... up to 59 s), the first ``expressive_share`` of them labelled 'beat', the others 'rest';
+    the body sample at 60 s is in no window. So the expressive share of the covered samples is that fraction."""
+    n = SECONDS // GESTURE_WINDOW
+    starts = np.arange(n) * GESTURE_WINDOW
+    labels = ["beat" if w < round(expressive_share * n) else "rest" for w in range(n)]
+    classes = ("deictic", "iconic", "metaphoric", "beat", "writing", "rest")
+    probs = np.full((n, len(classes)), 0.1, np.float32)
+    for w, label in enumerate(labels):
+        probs[w, classes.index(label)] = 0.5
+    table = {
+        "face_id": pa.array(np.zeros(n), pa.int32()),
+        "window_index": pa.array(np.arange(n), pa.int32()),
+        "start_time": pa.array(starts.astype(float), pa.float64()),
+        "end_time": pa.array((starts + GESTURE_WINDOW - 1).astype(float), pa.float64()),
+        "n_frames": pa.array(np.full(n, GESTURE_WINDOW), pa.int32()),
+        "model_name": pa.array([f"teacher_gesture {version}"] * n, pa.string()),
+        "label": pa.array(labels, pa.string()),
+        "confidence": pa.array(np.full(n, 0.5), pa.float32()),
+        **{f"p_{c}": pa.array(probs[:, k], pa.float32()) for k, c in enumerate(classes)},
+    }
+    write_table_atomic(pa.table(table), store.prediction_path("gesture", version, video_id))
+
+
 def test_every_mart_has_unique_keys_on_a_generated_store(lesson_store):
+    for index in range(len(design())):
+        write_gesture_predictions(lesson_store, f"v{index:02d}", 0.5)
     con = warehouse.connect(lesson_store)
     for mart in warehouse.mart_files():
         keys = ", ".join(f'"{k}"' for k in mart.keys)
@@ -274,3 +304,115 @@ def test_a_panning_camera_or_a_walking_teacher_is_not_a_gesture(tmp_path):
     con = warehouse.connect(store)
     (rate,) = con.execute("select gesture_rate from video_summary where video_id = 'v00'").fetchone()
     assert rate == pytest.approx(6)
+
+
+def test_expression_time_counts_each_sampled_frame_once(tmp_path):
+    """Windows of 16 samples every 8 (the pipeline's, from tasks.inference.plan_windows) overlap: summing their
+    durations gave 18.0 s of expression in a 12.0-s video. Each sampled frame now counts once, with the label of
+    the covering window whose centre is nearest (ties: the later window), so expression_s <= duration_s and
+    expression_coverage is the share of the track's samples inside some window."""
+    from tasks.inference import plan_windows
+
+    store = write_lesson_store(tmp_path / "store")
+    fps, seconds = 5, 12.0
+    n = int(seconds * fps)
+    times = np.arange(n) / fps
+    frames = _frames(np.random.default_rng(0)).slice(0, 0).to_pydict()
+    columns = {name: np.zeros(n) for name in frames}
+    columns.update(frame=np.arange(n) * 5, timestamp=times, face_id=np.zeros(n, int), success=np.ones(n, bool))
+    write_table_atomic(table_from_columns(columns, FRAME_SCHEMA), store.partition("frames", "v00"))
+    windows = plan_windows(np.zeros(n, int), np.arange(n) * 5, times, 16, 8)
+    labels = ["happiness" if w.index % 2 == 0 else "neutral" for w in windows]
+    table = _windows(EMOTIONS, 0.0, "teacher-expression", np.random.default_rng(1)).slice(0, len(windows))
+    table = table.set_column(table.schema.get_field_index("start_time"), "start_time",
+                             pa.array([w.start_time for w in windows], pa.float64()))  # fmt: skip
+    table = table.set_column(table.schema.get_field_index("end_time"), "end_time",
+                             pa.array([w.end_time for w in windows], pa.float64()))  # fmt: skip
+    table = table.set_column(table.schema.get_field_index("label"), "label", pa.array(labels, pa.string()))
+    table = table.set_column(table.schema.get_field_index("window_index"), "window_index",
+                             pa.array([w.index for w in windows], pa.int32()))  # fmt: skip
+    table = table.set_column(
+        table.schema.get_field_index("face_id"), "face_id", pa.array([0] * len(windows), pa.int32())
+    )
+    write_table_atomic(table, store.prediction_path("emotion", "2", "v00"))
+    videos = store.read_catalog("videos")
+    at = videos["video_id"] == "v00"
+    videos.loc[at, ["duration_s", "sampled_frames"]] = [seconds, n]
+    store.write_catalog("videos", videos)
+
+    # the rule in Python, independently of the SQL: per sample, the covering window with the nearest centre
+    label_of = {}
+    for k in range(n):
+        covering = [
+            (abs(times[k] - (w.start_time + w.end_time) / 2), -w.start_time, lab)
+            for w, lab in zip(windows, labels, strict=True)
+            if w.start_time <= times[k] <= w.end_time
+        ]
+        if covering:
+            label_of[k] = min(covering)[2]
+    assert sum(w.end_time - w.start_time for w in windows) > seconds  # what the old sum of durations counted
+
+    con = warehouse.connect(store)
+    row = (
+        con.execute(
+            "select duration_s, expression_s, happiness_s, neutral_s, expression_coverage from video_summary "
+            "where video_id = 'v00'"
+        )
+        .df()
+        .iloc[0]
+    )
+    sample_s = seconds / n
+    assert row["expression_s"] == pytest.approx(len(label_of) * sample_s, abs=1e-9)
+    assert row["expression_s"] <= row["duration_s"] + 1e-9  # float sums of 0.2-s samples
+    assert row["happiness_s"] == pytest.approx(sum(v == "happiness" for v in label_of.values()) * sample_s, abs=1e-9)
+    assert row["neutral_s"] == pytest.approx(sum(v == "neutral" for v in label_of.values()) * sample_s, abs=1e-9)
+    covered = len(set(np.concatenate([w.rows for w in windows]).tolist()))
+    assert row["expression_coverage"] == pytest.approx(covered / n, abs=1e-12)
+    per_video = con.execute("select video_id, duration_s, expression_s from video_summary").df()
+    assert (per_video["expression_s"].fillna(0) <= per_video["duration_s"] + 1e-9).all(), per_video
+    frames_once = con.execute(
+        "select count(*), count(distinct (video_id, face_id, frame)) from expression_frames"
+    ).fetchone()
+    assert frames_once[0] == frames_once[1]
+
+
+def test_body_group_comes_from_the_gesture_model_where_it_predicted_else_from_the_wrist_rule(lesson_store):
+    """Sessions s01-s04 (videos v00-v03) have gesture predictions: their body_group is the expressive-gesture
+    share's (threshold expressive_gesture_share, 0.3) and body_measure names the model; s05-s08 keep the
+    wrist-speed rule (12 or 3 gestures per minute) and say so."""
+    shares = {"v00": 0.1, "v01": 0.5, "v02": 0.5, "v03": 0.1}  # s01 has 12 gestures/min by the rule: expressive
+    for video_id, share in shares.items():
+        write_gesture_predictions(lesson_store, video_id, share)
+    con = warehouse.connect(lesson_store)
+    sessions = analysis.analysis_table(con).set_index("session_id")
+    for index, spec in enumerate(design()):
+        row = sessions.loc[spec.session]
+        video_id = f"v{index:02d}"
+        if video_id in shares:
+            n = SECONDS // GESTURE_WINDOW
+            expected_share = round(shares[video_id] * n) / n  # covered samples: 60 of 61, each counted once
+            assert row["expressive_gesture_share"] == pytest.approx(expected_share)
+            assert row["body_measure"] == "gesture model teacher_gesture v0001"
+            assert row["body_group"] == ("expressive" if expected_share >= 0.3 else "still")
+        else:
+            assert row["body_measure"] == "wrist-speed rule" and pd.isna(row["expressive_gesture_share"])
+            assert row["body_group"] == ("expressive" if spec.gestures_per_min >= 6 else "still")
+    assert sessions.loc["s01", "body_group"] == "still"  # the model overrides the rule's 'expressive'
+    videos = con.execute("select video_id, body_measure from video_summary order by video_id").df()
+    assert videos.set_index("video_id")["body_measure"].to_dict()["v04"] == "wrist-speed rule"
+    warehouse.set_thresholds(con, {"expressive_gesture_share": 0.05})
+    assert set(analysis.analysis_table(con).set_index("session_id").loc[["s01", "s04"], "body_group"]) == {"expressive"}
+    teachers = analysis.analysis_table(con, "teacher_id").set_index("teacher_id")
+    assert teachers.loc["t1", "body_measure"] == "gesture model teacher_gesture v0001"  # s01 and s02
+    assert teachers.loc["t3", "body_measure"] == "wrist-speed rule"  # s05, s06: no gesture predictions
+    expressive = set(con.execute("select label from gesture_samples where is_expressive").df()["label"])
+    assert expressive == {"beat"}
+
+
+def test_the_expressive_gesture_macro_matches_the_python_list(lesson_store):
+    from models.rules import EXPRESSIVE_GESTURES, GESTURES
+
+    con = warehouse.connect(lesson_store)
+    flags = {g: con.execute("select is_expressive_gesture(?)", [g]).fetchone()[0] for g in GESTURES}
+    assert {g for g, flag in flags.items() if flag} == set(EXPRESSIVE_GESTURES)
+    assert con.execute("select is_expressive_gesture(null)").fetchone()[0] is None

@@ -1,13 +1,20 @@
 -- grain: one row per video in the catalog
 -- keys: video_id
--- depends: videos, frames, primary_faces, expression_windows, wrist_motion
--- Expressions: the primary face's emotion windows (see primary_faces); <class>_s is the window time
--- labelled <class> and <class>_share = <class>_s / expression_s; dominant_expression has the largest
--- share (ties: alphabetical). Mean AU intensities (AUxx_r) are over the primary face's frames.
+-- depends: videos, frames, primary_faces, expression_frames, wrist_motion, gesture_samples
+-- Expressions: the primary face's sampled frames covered by an emotion window, each counted once with the
+-- label of the window whose centre is nearest (see expression_frames): <class>_s = frames labelled <class>
+-- × sample_s (duration_s / sampled_frames), expression_s = covered frames × sample_s (<= duration_s),
+-- <class>_share = <class>_s / expression_s; expression_coverage = covered frames / the primary track's
+-- frames. dominant_expression has the largest share (ties: alphabetical). Mean AU intensities (AUxx_r)
+-- are over the primary face's frames.
 -- face_visible_s = frames_with_face / sampled_frames × duration_s.
 -- Gestures: the person with the most body samples (see wrist_motion for the definition);
 -- body_s is the time covered by samples with a wrist speed, gesture_rate = gestures per minute of body_s,
 -- moving_share = time with is_moving / body_s.
+-- Gesture model (when gesture predictions exist, i.e. a teacher_gesture model was promoted): the primary
+-- person's body samples covered by a gesture window (gesture_samples), expressive_gesture_share = samples
+-- labelled expressive / covered samples, gesture_model = the predictions' model_name. body_measure names
+-- the measure body_group is made from: 'gesture model <name>' or 'wrist-speed rule' (the fallback).
 with
 
 lesson_videos as (
@@ -22,28 +29,34 @@ primary_tracks as (
     select * from primary_faces
 ),
 
-windows as (
-    select * from expression_windows
+labelled_frames as (
+    select * from expression_frames
 ),
 
 motion as (
     select * from wrist_motion
 ),
 
+model_samples as (
+    select * from gesture_samples
+),
+
 label_time as (
     select
-        windows.video_id,
-        windows.label,
-        sum(windows.duration_s) as seconds
-    from windows
-    where windows.is_primary_face
-    group by windows.video_id, windows.label
+        labelled_frames.video_id,
+        labelled_frames.label,
+        count(*) as n_frames,
+        sum(labelled_frames.sample_s) as seconds
+    from labelled_frames
+    where labelled_frames.is_primary_face and labelled_frames.label is not null
+    group by labelled_frames.video_id, labelled_frames.label
 ),
 
 expression_time as (
     select
         label_time.video_id,
         sum(label_time.seconds) as expression_s,
+        sum(label_time.n_frames) as expression_frames,
         coalesce(sum(label_time.seconds) filter (where label_time.label = 'anger'), 0) as anger_s,
         coalesce(sum(label_time.seconds) filter (where label_time.label = 'disgust'), 0) as disgust_s,
         coalesce(sum(label_time.seconds) filter (where label_time.label = 'fear'), 0) as fear_s,
@@ -90,6 +103,19 @@ primary_persons as (
     group by person_samples.video_id
 ),
 
+model_gestures as (
+    select
+        model_samples.video_id,
+        first(model_samples.model_name) as gesture_model,
+        count(*) filter (where model_samples.label is not null) as gesture_samples,
+        count(*) filter (where model_samples.is_expressive) as expressive_samples
+    from model_samples
+    inner join primary_persons
+        on model_samples.video_id = primary_persons.video_id
+        and model_samples.person_id = primary_persons.person_id
+    group by model_samples.video_id
+),
+
 gestures as (
     select
         motion.video_id,
@@ -114,10 +140,13 @@ final as (
         lesson_videos.role,
         lesson_videos.lesson_type,
         lesson_videos.duration_s,
+        lesson_videos.face_rows,
+        lesson_videos.body_rows,
         lesson_videos.frames_with_face / nullif(lesson_videos.sampled_frames, 0) * lesson_videos.duration_s
             as face_visible_s,
         primary_tracks.face_id as primary_face_id,
         expression_time.expression_s,
+        expression_time.expression_frames / nullif(primary_tracks.n_frames, 0) as expression_coverage,
         expression_time.anger_s,
         expression_time.disgust_s,
         expression_time.fear_s,
@@ -138,6 +167,14 @@ final as (
         gestures.gestures,
         gestures.gestures / nullif(gestures.body_s / 60, 0) as gesture_rate,
         gestures.moving_s / nullif(gestures.body_s, 0) as moving_share,
+        model_gestures.gesture_model,
+        model_gestures.gesture_samples,
+        model_gestures.expressive_samples,
+        model_gestures.expressive_samples / nullif(model_gestures.gesture_samples, 0) as expressive_gesture_share,
+        case
+            when model_gestures.gesture_samples > 0 then 'gesture model ' || model_gestures.gesture_model
+            else 'wrist-speed rule'
+        end as body_measure,
         au_means.* exclude (video_id)
     from lesson_videos
     left join primary_tracks
@@ -148,6 +185,8 @@ final as (
         on lesson_videos.video_id = au_means.video_id
     left join gestures
         on lesson_videos.video_id = gestures.video_id
+    left join model_gestures
+        on lesson_videos.video_id = model_gestures.video_id
 )
 
 select * from final
