@@ -73,12 +73,11 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from models.layout import BLAZEPOSE_FLIP, IBUG68_FLIP, KEYPOINT_NAMES, N_LANDMARKS, decode_jpeg
-from models.rules import EMOTIONS, GESTURES, LEARNER_STATES
+from models.rules import EMOTIONS, LEARNER_STATES, TASK_CLASSES
 
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
-TASKS = {"emotion": EMOTIONS, "learner_state": LEARNER_STATES, "gesture": GESTURES}
 
 DAISEE_STATES = ("boredom", "engagement", "confusion", "frustration")  # CSV column order
 DAISEE_PRIORITY = ("frustration", "confusion", "boredom", "engagement")  # tie-break, highest first
@@ -319,8 +318,8 @@ def read_manifest(path: str | os.PathLike) -> ClipSet:
     if not rows:
         raise DatasetError(f"{path}: no rows")
     labels = {r[2] for r in rows}
-    task = next((t for t, names in TASKS.items() if labels <= set(names)), None)
-    classes = TASKS[task] if task else tuple(sorted(labels))
+    task = next((t for t, names in TASK_CLASSES.items() if labels <= set(names)), None)
+    classes = TASK_CLASSES[task] if task else tuple(sorted(labels))
     clips = [Clip(clip_id, p, classes.index(label), split) for clip_id, p, label, split in rows]
     return ClipSet(name="manifest", classes=tuple(classes), clips=clips, task=task)
 

@@ -203,8 +203,9 @@ class _Pending:
     landmarks: np.ndarray  # (T, 68, 2) in 112-crop pixels
 
 
-class ModelPredictor:
-    """A promoted registry model on aligned face crops (see the module docstring)."""
+class _RegistryPredictor:
+    """What every predictor of a promoted registry model holds: the model (cached per process), its input
+    size and normalisation on the device, and the map from its logits to the task's class order."""
 
     def __init__(self, store: Store, record: dict, device: torch.device, batch_windows: int):
         self.device = device
@@ -217,9 +218,15 @@ class ModelPredictor:
         self.image_size = int(config.image_size)
         self.mean = torch.tensor(config.mean, device=device).view(1, 1, 3, 1, 1)
         self.std = torch.tensor(config.std, device=device).view(1, 1, 3, 1, 1)
+        self.order = [record["classes"].index(c) for c in TASK_CLASSES[record["task"]]]  # logits → task order
+
+
+class ModelPredictor(_RegistryPredictor):
+    """A promoted registry model on aligned face crops (see the module docstring)."""
+
+    def __init__(self, store: Store, record: dict, device: torch.device, batch_windows: int):
+        super().__init__(store, record, device, batch_windows)
         self.takes_landmarks = "landmarks" in inspect.signature(self.model.forward).parameters
-        task_classes = TASK_CLASSES[record["task"]]
-        self.order = [record["classes"].index(c) for c in task_classes]  # logits → task class order
         self.columns = ["frame", "timestamp", "face_id", *BBOX_COLUMNS, *LANDMARK_COLUMNS]
 
     def predict(self, videos: Iterable[VideoWindows]) -> Iterator[tuple[VideoWindows, np.ndarray | None]]:
@@ -334,22 +341,12 @@ class ModelPredictor:
             p.video.probs[p.window] = row
 
 
-class GesturePredictor:
+class GesturePredictor(_RegistryPredictor):
     """The promoted ``teacher_gesture`` model on windows of body samples: whole frames decoded from the video,
     letterboxed into the model's square, and the BlazePose keypoints mapped into it (module docstring)."""
 
     def __init__(self, store: Store, record: dict, device: torch.device, batch_windows: int):
-        self.device = device
-        self.batch_windows = batch_windows
-        self.name = f"{record['name']} {record['version']}"
-        self.version = record["version"]
-        self.model = cached_model(store, record["name"], record["version"], device)
-        config = self.model.config
-        self.num_frames = int(config.num_frames)
-        self.image_size = int(config.image_size)
-        self.mean = torch.tensor(config.mean, device=device).view(1, 1, 3, 1, 1)
-        self.std = torch.tensor(config.std, device=device).view(1, 1, 3, 1, 1)
-        self.order = [record["classes"].index(c) for c in TASK_CLASSES[record["task"]]]
+        super().__init__(store, record, device, batch_windows)
         self.columns = ["frame", "timestamp", "face_id", *KEYPOINT_COLUMNS]
 
     def predict(self, videos: Iterable[VideoWindows]) -> Iterator[tuple[VideoWindows, np.ndarray | None]]:
