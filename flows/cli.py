@@ -11,6 +11,7 @@ import os
 import sys
 import tempfile
 import traceback
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -140,7 +141,9 @@ def _forget(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from tasks.synthetic import make_demo_corpus
+    from tasks.analysis import analyse_store
+    from tasks.report import formatted_paper_table
+    from tasks.synthetic import DEMO_CLIPS, make_demo_corpus, write_demo_outcomes
     from tasks.warehouse import run_query
 
     clips = make_demo_corpus(Path(args.corpus))
@@ -159,6 +162,18 @@ def _demo(args: argparse.Namespace) -> int:
     )
     _print_table(summary, "table")
     print(f'\nquery it yourself: lessonlens query --store {args.store} "select * from frames limit 5"')
+    sessions = {f"s{i + 1:02d}": clip[5] for i, clip in enumerate(DEMO_CLIPS) if clip[4] == "teacher"}
+    outcomes = write_demo_outcomes(Path(args.corpus) / "SYNTHETIC_outcomes.csv", sessions)
+    print(f"\nanalysis of made-up student outcomes ({outcomes}: synthetic, no real students):")
+    with warnings.catch_warnings(record=True) as caught:  # the report explains them; one line each here
+        warnings.simplefilter("always")
+        analysis = analyse_store(Store(args.store), outcomes, link="session_id")
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        print(f"note: {message}")
+    for dv, result in analysis.results.items():
+        print(f"== {dv} (n = {result.n_used})")
+        print(formatted_paper_table(result).to_string(index=False))
+    print(f"\nreport: {analysis.report}")
     return code
 
 

@@ -1,0 +1,29 @@
+"""`lessonlens demo` on a fresh store: generated clips, the pipeline, made-up outcomes, the analysis, a report."""
+
+import base64
+import re
+
+import pytest
+
+from flows.cli import main
+from tasks.store import Store
+from tasks.warehouse import run_query
+
+
+@pytest.mark.slow
+def test_the_demo_ends_with_a_report_of_its_synthetic_outcomes(tmp_path, prefect_api, capsys):
+    corpus, store = tmp_path / "corpus", tmp_path / "store"
+    assert main(["demo", "--corpus", str(corpus), "--store", str(store), "--workers", "2"]) == 0
+    out = capsys.readouterr().out
+    report = out.rsplit("report: ", 1)[1].strip()
+    html = open(report).read()
+    assert "synthetic" in out and (corpus / "SYNTHETIC_outcomes.csv").is_file()
+    # the teachers differ in what the analysis measures: the smiling teacher's session is 'positive'
+    groups = run_query(Store(store), "select session_id, facial_group from session_analysis order by 1").to_pylist()
+    assert groups == [
+        {"session_id": "s01", "facial_group": "positive"},
+        {"session_id": "s02", "facial_group": "neutral"},
+    ]
+    assert "Facial expression" in html and "classroom_performance" in html
+    plots = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    assert plots and all(base64.b64decode(p)[:8] == b"\x89PNG\r\n\x1a\n" for p in plots)
