@@ -82,9 +82,7 @@ def test_a_crash_loses_nothing_recorded_and_brings_back_nothing_removed(tmp_path
     # erasing a video rewrites the catalog whole: the leftover fragments cannot bring its row back
     assert again.forget_video("c" * 16)["videos_rows"] == 1
     assert "c" * 16 not in set(Store(store.root).read_catalog("videos")["video_id"])
-    assert run_query(again, f"select count(*) as n from videos where video_id = '{'c' * 16}'").to_pylist() == [
-        {"n": 0}
-    ]
+    assert run_query(again, f"select count(*) as n from videos where video_id = '{'c' * 16}'").to_pylist() == [{"n": 0}]
     assert again.catalog_fragments("videos") == []
 
 
