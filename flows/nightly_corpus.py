@@ -134,8 +134,7 @@ def run_if_nothing_to_do(
     crop retention and the ``runs`` row, and returns the flow's counts. Otherwise only the ``files`` cache
     is written (the flow then finds every hash in it). Call under the writer lock.
     """
-    from tasks.inference import stale_videos  # torch: only where inference may run
-    from tasks.privacy import expire_crops, video_params
+    from tasks.privacy import video_params
 
     started = datetime.now(UTC)
     refs, n_erased = discover_task.fn(corpus, st)
@@ -143,7 +142,12 @@ def run_if_nothing_to_do(
     catalog = st.read_catalog("videos")
     done = done_ids(catalog, plan, st) | set(st.erased_face_tracks())
     known_bad = set() if retry_failed else known_failed_ids(catalog, params)
-    if any(r.video_id not in done | known_bad for r in refs) or any(stale_videos(st, t) for t in TASK_CLASSES):
+    if any(r.video_id not in done | known_bad for r in refs):
+        return None
+    from tasks.inference import stale_videos  # torch: only once nothing is left to extract
+    from tasks.privacy import expire_crops
+
+    if any(stale_videos(st, t) for t in TASK_CLASSES):
         return None
     skipped = [r for r in refs if r.video_id in done]
     rows = refresh_rows(catalog, skipped)  # rows keep their catalog index
