@@ -19,9 +19,7 @@ from tasks.store import Store
 
 
 def _run(args: argparse.Namespace) -> int:
-    from functools import partial
-
-    from flows.engine import console_progress, local_cluster_ahead, prefect_api, warm_worker
+    from flows.engine import console_progress, prefect_api
     from flows.nightly_corpus import nightly_corpus, run_if_nothing_to_do, validate_parameters
     from tasks.extract import ExtractParams
 
@@ -49,9 +47,7 @@ def _run(args: argparse.Namespace) -> int:
     if summary is not None:
         print(f"nothing to do: run {summary['run_id']} recorded without starting Prefect or a Dask cluster")
     else:
-        # the local cluster starts, and loads the face models, while the temporary Prefect API starts
-        ahead = None if args.dask_address else local_cluster_ahead(args.workers, partial(warm_worker, params))
-        with prefect_api(ahead), console_progress(sys.stdout.isatty()):
+        with prefect_api(), console_progress(sys.stdout.isatty()):
             summary = nightly_corpus(
                 corpus=str(corpus.resolve()),
                 store=str(Path(args.store).resolve()),

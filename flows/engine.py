@@ -6,13 +6,11 @@ would be invisible). ``prefect_api()`` therefore starts Prefect's local temporar
 process when no server is configured and exports its URL before any worker starts.
 """
 
-import contextlib
 import logging
 import math
 import os
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
 
@@ -25,13 +23,8 @@ STARTED = {"prefect_api": 0, "dask_cluster": 0}
 
 
 @contextmanager
-def prefect_api(cluster_ahead: Callable[[], object] | None = None) -> Iterator[str]:
-    """The Prefect API URL: the configured server's, or a temporary local one for this process.
-
-    ``cluster_ahead`` (e.g. :func:`local_cluster_ahead`): when a temporary API starts, its URL is chosen first
-    and exported, then ``cluster_ahead()`` starts a Dask cluster in a background thread while the API starts
-    (its workers inherit the URL), to be closed with the API. Without a temporary API it is not called.
-    """
+def prefect_api() -> Iterator[str]:
+    """The Prefect API URL: the configured server's, or a temporary local one for this process."""
     from prefect.settings import PREFECT_API_URL
 
     configured = os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value()
@@ -41,74 +34,17 @@ def prefect_api(cluster_ahead: Callable[[], object] | None = None) -> Iterator[s
     from prefect.server.api.server import SubprocessASGIServer
 
     server = SubprocessASGIServer()
-    server.port = server.find_available_port()
-    planned = server.api_url
-    os.environ["PREFECT_API_URL"] = planned
-    ahead = cluster_ahead() if cluster_ahead is not None else None
+    server.start()
+    STARTED["prefect_api"] += 1
+    os.environ["PREFECT_API_URL"] = server.api_url
     try:
-        server.start()
-        STARTED["prefect_api"] += 1
-        if server.api_url != planned:  # the port was taken meanwhile: the early workers know the wrong URL
-            os.environ["PREFECT_API_URL"] = server.api_url
-            _close_ahead(ahead)
-            ahead = None
         yield server.api_url
     finally:
         from prefect.logging.handlers import APILogWorker
 
         APILogWorker.drain_all(timeout=5)  # send the last run logs before the API goes away
-        _close_ahead(ahead)
         os.environ.pop("PREFECT_API_URL", None)
         server.stop()
-
-
-_AHEAD: dict[int, Future] = {}  # local clusters started ahead, by their number of workers (task_runner uses them)
-
-
-def local_cluster_ahead(workers: int | None, warm: Callable[[], None] | None = None) -> Callable[[], Future]:
-    """For :func:`prefect_api`: start the local Dask cluster that :func:`task_runner` would start (``workers``
-    processes) in a background thread, and run ``warm`` once on each worker (e.g. load the face models), so
-    that both happen while the Prefect API starts; :func:`task_runner` then hands that cluster to the flow."""
-    n = workers or os.cpu_count() or 1
-
-    def start() -> object:
-        cluster = local_cluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                silence_logs=logging.WARNING)  # fmt: skip
-        if warm is not None:
-            from distributed import Client
-
-            with Client(cluster) as client:
-                client.run(warm)
-        return cluster
-
-    def begin() -> Future:
-        future = ThreadPoolExecutor(1, thread_name_prefix="cluster-ahead").submit(start)
-        _AHEAD[n] = future
-        return future
-
-    return begin
-
-
-def warm_worker(params) -> None:
-    """On a Dask worker: load the models chunks of ``params`` (an ``ExtractParams``) use into its model pool."""
-    from tasks.extract import pooled, quiet_native_logs
-
-    quiet_native_logs()
-    with pooled("face", params.face_backend, params.face_options):
-        pass
-    if params.body_every:
-        with pooled("body", "mediapipe", ()):
-            pass
-
-
-def _close_ahead(future: Future | None) -> None:
-    if future is None:
-        return
-    for n, f in list(_AHEAD.items()):
-        if f is future:
-            del _AHEAD[n]
-    with contextlib.suppress(Exception):  # a cluster that failed to start has nothing to close
-        future.result().close()
 
 
 def task_runner(dask_address: str | None = None, workers: int | None = None):
@@ -127,11 +63,6 @@ def task_runner(dask_address: str | None = None, workers: int | None = None):
     n = workers or os.cpu_count() or 1
     if n < 1:
         raise ValueError(f"workers must be >= 1, got {n}")
-    if n in _AHEAD:  # started ahead, while the Prefect API started (local_cluster_ahead)
-        try:
-            return DaskTaskRunner(address=_AHEAD[n].result().scheduler_address)  # duplicate() keeps an address
-        except Exception:  # noqa: BLE001  (it failed to start: start one the usual way)
-            del _AHEAD[n]
     return DaskTaskRunner(
         cluster_class=local_cluster,
         cluster_kwargs={

@@ -89,28 +89,3 @@ def test_a_rename_is_recorded_without_a_cluster_and_new_work_runs_the_flow(store
     assert engine.STARTED["dask_cluster"] == started["dask_cluster"] + 1
     last = run_query(Store(store), "select * from runs order by started_at desc limit 1").to_pylist()[0]
     assert (last["videos_extracted"], last["videos_skipped"]) == (1, 2) and last["flow_run_id"]
-
-
-def test_with_a_temporary_api_the_flow_runs_on_the_cluster_started_while_the_api_started(tmp_path, media_dir):
-    """`lessonlens run` as users run it (no Prefect server configured): the local cluster starts and loads the
-    models while the temporary API starts, and the flow's tasks run on that cluster (not a second one)."""
-    import os
-    import subprocess
-    import sys
-
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    shutil.copy(media_dir / "pyfeat_single_face.mp4", corpus / "face.mp4")
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    env |= {"PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_LOGGING_LEVEL": "INFO"}
-    code = "import sys; from flows.cli import main; sys.exit(main(sys.argv[1:]))"
-    done = subprocess.run(
-        [sys.executable, "-c", code, "run", str(corpus), "--store", str(tmp_path / "store"), "--workers", "2"],
-        env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    log = done.stdout + done.stderr
-    assert done.returncode == 0, log[-3000:]
-    assert "1 videos: 1 extracted" in log
-    assert "Connecting to an existing Dask cluster" in log and "Creating a new Dask cluster" not in log
-    rows = run_query(Store(tmp_path / "store"), "select count(*) as n from frames").to_pylist()
-    assert rows[0]["n"] > 0
