@@ -150,6 +150,49 @@ def profile_video(video: Path, root: Path, params: ExtractParams) -> dict:
             "profiled": stats.total_tt, "frames": len(chunks[2].frames), "text": text.getvalue()}  # fmt: skip
 
 
+def _chunk_side_by_side(arg: tuple[int, ChunkJob, str]) -> float:
+    """In a limit pool process: extract one chunk with ``READ_AHEAD_BYTES`` = ``ahead``, started together with
+    the other process (barrier); its seconds."""
+    import shutil
+
+    import tasks.extract
+
+    ahead, job, tag = arg
+    tasks.extract.READ_AHEAD_BYTES = ahead
+    work = Path(f"{job.work_dir}-{tag}")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    job = ChunkJob(job.video_id, job.path, job.chunk, job.params, str(work))
+    _STATE["barrier"].wait()
+    start = time.perf_counter()
+    extract_chunk(job)
+    return time.perf_counter() - start
+
+
+def read_ahead_ab(video: Path, root: Path, repeats: int) -> list[dict]:
+    """Seconds per chunk (default parameters: crops, body at 1 fps) of two processes side by side, decoding
+    frame by frame with the decord reader open while the models run (``READ_AHEAD_BYTES`` = 0, as before)
+    and decoding the chunk ahead with the reader closed first (the default), alternated; medians."""
+    from tasks.extract import READ_AHEAD_BYTES
+
+    params = ExtractParams()
+    chunks = plan_chunks(frame_times(open_video(video)), params.fps, params.chunk_seconds)
+    jobs = [ChunkJob("ab", str(video), chunks[i], params, str(root / f"ab{i}")) for i in range(WORKERS)]
+    np.save(root / "none.npy", np.zeros((1, 8, 8, 3), np.uint8))
+    ctx = mp.get_context("spawn")
+    modes = {"reader open while the models run (before)": 0, "chunk read ahead, reader closed (now)": READ_AHEAD_BYTES}
+    seconds: dict[str, list[float]] = {name: [] for name in modes}
+    with ctx.Pool(WORKERS, initializer=_load, initargs=(str(root / "none.npy"), ctx.Barrier(WORKERS))) as pool:
+        pool.map(_chunk_side_by_side, [(0, job, "warm") for job in jobs], chunksize=1)
+        for r in range(repeats):
+            for name, ahead in modes.items():
+                done = pool.map(_chunk_side_by_side, [(ahead, job, f"{r}-{ahead}") for job in jobs], chunksize=1)
+                seconds[name].append(max(done))
+    return [{"what": f"one chunk in each of {WORKERS} processes side by side: {name}",
+             "seconds": round(sorted(v)[len(v) // 2], 2), "seconds_each_run": [round(x, 2) for x in v]}
+            for name, v in seconds.items()]  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the test video")
@@ -192,29 +235,35 @@ def main(argv: list[str] | None = None) -> int:
             row["fraction_of_limit"] = round(sorted(paired)[len(paired) // 2], 3)
             row["fraction_each_run"] = [round(f, 3) for f in paired]
         steps = profile_video(video, root, ExtractParams(body_fps=0))
+        ab = read_ahead_ab(video, root, args.repeats)
+    for row in ab:
+        print(json.dumps(row), flush=True)
     total = steps["profiled"]
     profile = [{"where": f"one chunk ({steps['frames']} frames, under cProfile): {name}", "seconds": round(t, 3),
                 "share": round(t / total, 3)} for name, t in steps["split"].items()]  # fmt: skip
     rest = total - sum(steps["split"].values())
     profile.append({"where": "one chunk: other (fragment bookkeeping, small calls)", "seconds": round(rest, 3),
                     "share": round(rest / total, 3)})  # fmt: skip
+    for row in ab:
+        profile.append({"where": row["what"] + f" (median of {args.repeats})", "seconds": row["seconds"],
+                        "share": round(row["seconds"] / ab[0]["seconds"], 3)})  # fmt: skip
     chunks = steps["chunks"]
     ideal = steps["plan"] + sum(chunks) / WORKERS + steps["finalize"]
     wall = rows[2]["seconds"]
     stage, work = rows[2]["chunk_stage_s"], rows[2]["chunk_work_s"]
     video_rows = [
-        ("probe and plan (frame times of the whole video)", steps["plan"]),
-        (f"{len(chunks)} chunks, one after the other (mean {sum(chunks) / len(chunks):.2f} s)", sum(chunks)),
-        ("finalize (tracking, AUs, partitions)", steps["finalize"]),
-        (f"expected on {WORKERS} workers: probe + chunks / {WORKERS} + finalize", ideal),
-        ("measured on the Dask cluster (face path + crops)", wall),
-        ("Dask: scheduling, transfers, workers idle at the ends (by difference)", wall - ideal),
+        ("whole video, one process: probe and plan (frame times of the whole video)", steps["plan"]),
+        (f"whole video, one process: {len(chunks)} chunks one after the other (mean {sum(chunks) / len(chunks):.2f} s)",
+         sum(chunks)),
+        ("whole video, one process: finalize (tracking, AUs, partitions)", steps["finalize"]),
+        (f"whole video, expected on {WORKERS} workers: probe + chunks / {WORKERS} + finalize", ideal),
+        ("whole video, measured on the Dask cluster (face path + crops)", wall),
+        ("cluster minus expected (by difference)", wall - ideal),
         (f"on the cluster: the chunks' own time in the workers, summed ({rows[2]['chunks']} chunks)", work),
         (f"on the cluster: chunk stage wall time x {WORKERS} workers", stage * WORKERS),
-    ]
+    ]  # fmt: skip
     for name, t in video_rows:
-        profile.append({"where": f"whole video in this process: {name}", "seconds": round(t, 3),
-                        "share": round(t / wall, 3)})  # fmt: skip
+        profile.append({"where": name, "seconds": round(t, 3), "share": round(t / wall, 3)})
     for row in profile:
         print(json.dumps(row), flush=True)
     text = steps["text"]
