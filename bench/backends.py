@@ -3,6 +3,8 @@
 python bench/backends.py faces VIDEO [--fps 5] [--backend mediapipe]   # ms per detect() call
 python bench/backends.py body VIDEO [--fps 1]                          # ms per pose detect() call
 python bench/backends.py crops VIDEO... [--fps 5]                      # JPEG bytes/error per quality
+
+Each takes ``--json PATH`` to write its result for bench/run.py.
 """
 
 import argparse
@@ -11,10 +13,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from results import command_line, write_result  # bench/results.py
 
+from models.layout import JPEG_QUALITY, decode_jpeg, encode_jpeg
 from tasks.body import load_body_backend
-from tasks.crops import JPEG_QUALITY, align_face, append_crop, crop_columns, decode_jpeg, encode_jpeg
-from tasks.decode import decode_frames, frame_times, open_video, plan_chunks
+from tasks.crops import align_face, append_crop, crop_columns
+from tasks.decode import decode_frames, frame_times, open_video, plan_chunks, probe
 from tasks.faces import load_face_backend
 from tasks.store import CROP_SCHEMA, table_from_columns, write_table_atomic
 
@@ -36,19 +40,32 @@ def detect_time(backend, frames: list[tuple[int, float, np.ndarray]]) -> tuple[f
     return (time.perf_counter() - start) / len(frames), found
 
 
-def faces(video: str, fps: float, backend: str) -> None:
+def conditions(video: str, fps: float) -> dict:
+    info = probe(open_video(video))
+    return {"video": Path(video).name, "resolution": f"{info.width}x{info.height}", "sampling_fps": fps}
+
+
+def faces(video: str, fps: float, backend: str) -> dict:
     frames = sampled_frames(video, fps)
     seconds, found = detect_time(load_face_backend(backend), frames)
     print(f"{backend}: {seconds * 1000:.1f} ms/frame, faces in {found}/{len(frames)} frames")
+    row = {"backend": backend, "what": "detect + landmarks + pose + blendshapes", "frames": len(frames),
+           "frames_with_face": found, "ms_per_frame": round(seconds * 1000, 2)}  # fmt: skip
+    return {"title": "Face backend: ms per frame, one process", "rows": [row],
+            "headline": {f"{backend} ms/frame": row["ms_per_frame"]}}  # fmt: skip
 
 
-def body(video: str, fps: float) -> None:
+def body(video: str, fps: float) -> dict:
     frames = sampled_frames(video, fps)
     seconds, found = detect_time(load_body_backend(), frames)
     print(f"mediapipe pose: {seconds * 1000:.1f} ms/frame, a person in {found}/{len(frames)} frames")
+    row = {"backend": "mediapipe pose", "frames": len(frames), "frames_with_person": found,
+           "ms_per_frame": round(seconds * 1000, 2)}  # fmt: skip
+    return {"title": "Body backend: ms per frame, one process", "rows": [row],
+            "headline": {"pose ms/frame": row["ms_per_frame"]}}  # fmt: skip
 
 
-def crop_storage(videos: list[str], fps: float, qualities: tuple[int, ...] = (80, 90, 95)) -> None:
+def crop_storage(videos: list[str], fps: float, qualities: tuple[int, ...] = (80, 90, 95)) -> dict:
     """Print aligned-crop JPEG sizes and errors per quality, and Parquet bytes per crop row, on real videos."""
     backend = load_face_backend("mediapipe")
     columns = crop_columns()
@@ -64,8 +81,11 @@ def crop_storage(videos: list[str], fps: float, qualities: tuple[int, ...] = (80
                     sizes[q].append(len(data))
                     errors[q].append(float(np.abs(decode_jpeg(data).astype(int) - crop).mean()))
                 append_crop(columns, frame, timestamp, index, face, pixels)
+    rows = []
     for q in qualities:
         print(f"quality {q}: {np.mean(sizes[q]):.0f} B per crop, mean abs error {np.mean(errors[q]):.2f} grey levels")
+        rows.append({"jpeg_quality": q, "crops": len(sizes[q]), "bytes_per_crop": round(float(np.mean(sizes[q]))),
+                     "mean_abs_error_grey": round(float(np.mean(errors[q])), 2)})  # fmt: skip
     table = table_from_columns(columns, CROP_SCHEMA)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "part-0.parquet"
@@ -74,28 +94,40 @@ def crop_storage(videos: list[str], fps: float, qualities: tuple[int, ...] = (80
     hour = 3600 * fps * per_row / 2**20
     print(f"Parquet (quality {JPEG_QUALITY}, zstd): {table.num_rows} crops, {per_row:.0f} B per crop row, "
           f"{hour:.1f} MiB per face track per hour at {fps:g} fps")  # fmt: skip
+    for row in rows:
+        row["parquet_bytes_per_row"] = round(per_row) if row["jpeg_quality"] == JPEG_QUALITY else None
+    return {"title": "Aligned face crops: storage per crop", "rows": rows,
+            "headline": {f"Parquet bytes per crop row (q{JPEG_QUALITY})": round(per_row),
+                         "MiB per face track per hour": round(hour, 1)}}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
-    face_parser = sub.add_parser("faces")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", help="write the result here (bench/run.py reads it)")
+    face_parser = sub.add_parser("faces", parents=[common])
     face_parser.add_argument("video")
     face_parser.add_argument("--fps", type=float, default=5.0)
     face_parser.add_argument("--backend", default="mediapipe")
-    body_parser = sub.add_parser("body")
+    body_parser = sub.add_parser("body", parents=[common])
     body_parser.add_argument("video")
     body_parser.add_argument("--fps", type=float, default=1.0)
-    crops_parser = sub.add_parser("crops")
+    crops_parser = sub.add_parser("crops", parents=[common])
     crops_parser.add_argument("videos", nargs="+")
     crops_parser.add_argument("--fps", type=float, default=5.0)
     args = parser.parse_args(argv)
     if args.what == "faces":
-        faces(args.video, args.fps, args.backend)
+        result = faces(args.video, args.fps, args.backend)
     elif args.what == "body":
-        body(args.video, args.fps)
+        result = body(args.video, args.fps)
     else:
-        crop_storage(args.videos, args.fps)
+        result = crop_storage(args.videos, args.fps)
+    videos = [args.video] if args.what != "crops" else args.videos
+    conds = [conditions(v, args.fps) for v in videos]
+    merged = {k: ", ".join(str(c[k]) for c in conds) for k in ("video", "resolution")} | {"sampling_fps": args.fps}
+    write_result(args.json, f"backends-{args.what}", result["title"], command_line(__file__, argv), merged,
+                 result["rows"], result["headline"])  # fmt: skip
     return 0
 
 

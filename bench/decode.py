@@ -9,7 +9,7 @@ A third column, ``sampled``, is what a nightly run actually decodes: the 5 fps s
 (``plan_chunks`` + ``decode_frames``, two halves on the two processes), reported in source frames per
 second, i.e. how fast the video is consumed.
 
-    python bench/decode.py [VIDEO ...] [--repeats 5]
+    python bench/decode.py [VIDEO ...] [--repeats 5] [--json bench/out/decode.json]
 """
 
 import argparse
@@ -22,7 +22,9 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from tasks.decode import decode_frames, frame_times, open_video, plan_chunks
+from results import command_line, write_result  # bench/results.py
+
+from tasks.decode import decode_frames, frame_times, open_video, plan_chunks, probe
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 DEFAULT_VIDEOS = [
@@ -66,23 +68,29 @@ def ffmpeg(path: Path) -> float:
     return time.perf_counter() - start
 
 
-def bench(pool: ProcessPoolExecutor, path: Path, repeats: int) -> dict:
-    n_frames = len(open_video(path))
+def bench(pool: ProcessPoolExecutor, path: Path, repeats: int, with_ffmpeg: bool = True) -> dict:
+    reader = open_video(path)
+    n_frames, info = len(reader), probe(reader)
+    del reader
     ours(pool, path, n_frames)  # warm the page cache and the worker processes
     ours_s, ffmpeg_s, sampled_s = [], [], []
     for _ in range(repeats):
         ours_s.append(ours(pool, path, n_frames)[1])
-        ffmpeg_s.append(ffmpeg(path))
+        if with_ffmpeg:
+            ffmpeg_s.append(ffmpeg(path))
         sampled_s.append(sampled(pool, path))
-    o, f = statistics.median(ours_s), statistics.median(ffmpeg_s)
+    o, f = statistics.median(ours_s), statistics.median(ffmpeg_s) if ffmpeg_s else None
+    s = statistics.median(sampled_s)
     return {
         "video": path.name,
+        "resolution": f"{info.width}x{info.height}",
+        "video_fps": round(info.fps, 2),
         "frames": n_frames,
         "ours_fps": round(n_frames / o, 1),
-        "ffmpeg_fps": round(n_frames / f, 1),
-        "ratio_ours_over_ffmpeg": round(f / o, 3),
+        "ffmpeg_fps": round(n_frames / f, 1) if f else None,
+        "ratio_ours_over_ffmpeg": round(f / o, 3) if f else None,
         "sampled_5fps_source_fps": round(n_frames / statistics.median(sampled_s), 1),
-        "ratio_sampled_over_ffmpeg": round(f / statistics.median(sampled_s), 3),
+        "ratio_sampled_over_ffmpeg": round(f / s, 3) if f else None,
     }
 
 
@@ -90,13 +98,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("videos", nargs="*", type=Path, default=DEFAULT_VIDEOS)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", type=Path, help="write the result here (bench/run.py reads it)")
     args = parser.parse_args(argv)
-    if shutil.which("ffmpeg") is None:
-        print("ffmpeg not found: apt-get update && apt-get install -y ffmpeg", file=sys.stderr)
-        return 2
+    with_ffmpeg = shutil.which("ffmpeg") is not None
+    if not with_ffmpeg:
+        print("ffmpeg not found (apt-get install -y ffmpeg): measuring ours only", file=sys.stderr)
+    rows = []
     with ProcessPoolExecutor(2) as pool:
         for path in args.videos:
-            print(json.dumps(bench(pool, path, args.repeats)))
+            rows.append(bench(pool, path, args.repeats, with_ffmpeg))
+            print(json.dumps(rows[-1]), flush=True)
+    conditions = {
+        "ours": "2 processes x 1 decoding thread (decord), each half of the video, frames converted to RGB",
+        "ffmpeg": "ffmpeg -threads 2 -f null (YUV frames discarded)" if with_ffmpeg else "not installed: not measured",
+        "sampled": "plan_chunks + decode_frames at 5 fps, 2 processes",
+        "repeats": args.repeats,
+        "statistic": "median",
+    }
+    headline = {f"{r['video']}: ours / ffmpeg": r["ratio_ours_over_ffmpeg"] for r in rows}
+    headline |= {f"{r['video']}: 5 fps samples / ffmpeg": r["ratio_sampled_over_ffmpeg"] for r in rows}
+    if not with_ffmpeg:
+        headline = {f"{r['video']}: ours, frames/s": r["ours_fps"] for r in rows}
+    write_result(args.json, "decode", "Decoding: ours vs `ffmpeg -threads 2 -f null`", command_line(__file__, argv),
+                 conditions, rows, headline)  # fmt: skip
     return 0
 
 

@@ -11,7 +11,7 @@ hundreds of frames. Measurements in one run, on the same machine:
 - ``lessonlens run``: the whole CLI (Prefect API start, cluster start, discovery, catalog, rule-baseline
   predictions) on the same video with the defaults, wall time end to end.
 
-    python bench/extract.py [--seconds 120] [--body-fps 1]
+    python bench/extract.py [--seconds 120] [--body-fps 1] [--json bench/out/extract.json]
 """
 
 import argparse
@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from distributed import Client, LocalCluster
+from results import command_line, write_result  # bench/results.py
 
 from tasks.decode import open_video
 from tasks.discover import VideoRef, content_id
@@ -45,10 +46,20 @@ def ping_pong(source: Path, target: Path, seconds: float) -> Path:
 
 
 def dask_rate(client: Client, video: Path, params: ExtractParams, root: Path) -> dict:
-    store = Store(root / f"store-{params.key()}").ensure()
+    """Extract ``video`` with its chunks mapped over ``client``'s workers: frames, seconds and frames/s; also
+    the seconds the chunks spent in the workers (summed) and the wall time of the chunk stage."""
+    store = Store(root / f"store-{params.key()}-{time.monotonic_ns()}").ensure()
     ref = VideoRef(content_id(video), str(video), video.stat().st_size, 0)
+    chunks: dict = {}
+
+    def run_chunks(jobs):
+        start = time.perf_counter()
+        done = client.gather(client.map(extract_chunk, jobs, pure=False))
+        chunks.update(wall=time.perf_counter() - start, work=sum(r.seconds for r in done), n=len(done))
+        return done
+
     start = time.perf_counter()
-    result = extract_video(ref, params, store, lambda jobs: client.gather(client.map(extract_chunk, jobs)))
+    result = extract_video(ref, params, store, run_chunks)
     seconds = time.perf_counter() - start
     assert result.status == "ok", result.message
     return {
@@ -56,6 +67,9 @@ def dask_rate(client: Client, video: Path, params: ExtractParams, root: Path) ->
         "seconds": round(seconds, 2),
         "frames_per_s": round(result.counts["sampled_frames"] / seconds, 1),
         "face_rows": result.counts["face_rows"],
+        "chunks": chunks["n"],
+        "chunk_stage_s": round(chunks["wall"], 2),
+        "chunk_work_s": round(chunks["work"], 2),
     }
 
 
@@ -81,8 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=120.0)
     parser.add_argument("--body-fps", type=float, default=1.0)
+    parser.add_argument("--json", help="write the result here (bench/run.py reads it)")
     args = parser.parse_args(argv)
-    print(json.dumps({"video": f"{SOURCE.name} ping-pong {args.seconds:g} s, 640x360, 5 fps"}), flush=True)
+    conditions = {"video": f"{SOURCE.name} played forwards and backwards to {args.seconds:g} s", "faces": 1,
+                  "resolution": "640x360", "fps": ExtractParams.fps, "workers": 2, "chunk_seconds": 10,
+                  "face_backend": "mediapipe (BlazeFace full range + Face Landmarker)"}  # fmt: skip
+    print(json.dumps(conditions), flush=True)
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         video = ping_pong(SOURCE, root / "single_face_360p.mp4", args.seconds)
@@ -91,12 +110,24 @@ def main(argv: list[str] | None = None) -> int:
                 warmup = ping_pong(SOURCE, root / "warmup.mp4", 20)
                 dask_rate(client, warmup, ExtractParams(), root)  # load the models in both workers
                 face = dask_rate(client, video, ExtractParams(body_fps=0, keep_crops=False), root)
-                print(json.dumps({"face_path": face}), flush=True)
+                rows.append({"what": "face path: decode + detection + landmarks + pose + tracking + AUs + Parquet",
+                             "crops": False, "body_fps": 0, **face})  # fmt: skip
+                print(json.dumps(rows[-1]), flush=True)
                 crops = dask_rate(client, video, ExtractParams(body_fps=0), root)
-                print(json.dumps({"face_path_plus_crops": crops}), flush=True)
+                rows.append({"what": "+ aligned face crops kept (the default)", "crops": True, "body_fps": 0, **crops})
+                print(json.dumps(rows[-1]), flush=True)
                 body = dask_rate(client, video, ExtractParams(body_fps=args.body_fps), root)
-                print(json.dumps({f"face_crops_body_{args.body_fps:g}fps": body}), flush=True)
-        print(json.dumps({"lessonlens_run_end_to_end": cli_rate(video, root)}), flush=True)
+                rows.append({"what": f"+ body keypoints at {args.body_fps:g} fps (the default)", "crops": True,
+                             "body_fps": args.body_fps, **body})  # fmt: skip
+                print(json.dumps(rows[-1]), flush=True)
+        run = cli_rate(video, root)
+        rows.append({"what": "`lessonlens run` end to end (Prefect API start, cluster start, catalog, "
+                     "rule-baseline predictions)", "crops": True, "body_fps": args.body_fps, **run})  # fmt: skip
+        print(json.dumps(rows[-1]), flush=True)
+    headline = {"face path frames/s": rows[0]["frames_per_s"], "with crops and body frames/s": rows[2]["frames_per_s"],
+                "lessonlens run frames/s": rows[3]["frames_per_s"]}  # fmt: skip
+    write_result(args.json, "extract", "Extraction: analysed frames per second, 2 workers",
+                 command_line(__file__, argv), conditions, rows, headline)  # fmt: skip
     return 0
 
 

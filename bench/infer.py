@@ -14,6 +14,7 @@ import sys
 import time
 
 import torch
+from results import command_line, write_result  # bench/results.py
 
 from models import available_models, build_model
 from models.info import example_inputs
@@ -40,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--json", help="write the result here (bench/run.py reads it)")
     args = parser.parse_args(argv)
+    rows = []
     for name in available_models():
         model = build_model(name).eval().to(args.device)
         one = tuple(t.to(args.device) for t in example_inputs(name, model.config))
@@ -53,7 +56,17 @@ def main(argv: list[str] | None = None) -> int:
             "clips_per_s_batch1": round(clips_per_s(model, one, args.runs, args.device), 2),
             f"clips_per_s_batch{args.batch}": round(clips_per_s(model, many, args.runs, args.device), 2),
         }
+        rows.append(row)
         print(json.dumps(row), flush=True)
+    conditions = {
+        "precision": "float32" if args.device == "cpu" else "bf16 autocast",
+        "device": args.device,
+        "model size": "paper (default config)",
+        "statistic": f"median of {args.runs} calls after a warm-up",
+    }
+    headline = {f"{r['model']} clips/s (batch 1)": r["clips_per_s_batch1"] for r in rows}
+    write_result(args.json, "infer", "Model inference throughput", command_line(__file__, argv), conditions, rows,
+                 headline)  # fmt: skip
     return 0
 
 

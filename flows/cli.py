@@ -21,7 +21,7 @@ from tasks.store import Store
 
 def _run(args: argparse.Namespace) -> int:
     from flows.engine import console_progress, prefect_api
-    from flows.nightly_corpus import nightly_corpus, validate_parameters
+    from flows.nightly_corpus import nightly_corpus, run_if_nothing_to_do, validate_parameters
     from tasks.extract import ExtractParams
 
     corpus = Path(args.corpus)
@@ -29,29 +29,43 @@ def _run(args: argparse.Namespace) -> int:
         str(corpus), args.store, args.face_backend, args.face_model_dir, args.au_model_dir, args.workers,
         args.dask_address, args.crops_retention_days, args.store_group_readable,
     )  # fmt: skip
-    try:
-        ExtractParams(fps=args.fps, body_fps=args.body_fps, chunk_seconds=args.chunk_seconds)
+    options = (("model_dir", str(Path(args.face_model_dir).resolve())),) if args.face_model_dir else ()
+    try:  # the parameters as the flow makes them
+        params = ExtractParams(
+            fps=args.fps, chunk_seconds=args.chunk_seconds, face_backend=args.face_backend, face_options=options,
+            body_fps=args.body_fps, au_model_dir=args.au_model_dir, keep_crops=not args.no_crops,
+        )  # fmt: skip
     except ValueError as exc:
         raise UsageError(f"parameters: {exc}") from exc
     store.check_not_busy()
-    with prefect_api(), console_progress(sys.stdout.isatty()):
-        summary = nightly_corpus(
-            corpus=str(corpus.resolve()),
-            store=str(Path(args.store).resolve()),
-            fps=args.fps,
-            face_backend=args.face_backend,
-            face_model_dir=args.face_model_dir,
-            au_model_dir=args.au_model_dir,
-            body_fps=args.body_fps,
-            chunk_seconds=args.chunk_seconds,
-            keep_crops=not args.no_crops,
-            retry_failed=args.retry_failed,
-            dask_address=args.dask_address,
-            workers=args.workers,
-            keep_student_crops=args.keep_student_crops,
-            crops_retention_days=args.crops_retention_days,
-            store_group_readable=args.store_group_readable,
-        )
+    # nothing new, changed or stale (discovery and the stale checks are cheap): no Prefect API, no Dask cluster
+    with store.writer_lock("lessonlens run (looking for work)"):
+        store.remove_temporary_files()
+        summary = run_if_nothing_to_do(
+            str(corpus.resolve()), store, params, args.retry_failed, args.keep_student_crops,
+            args.crops_retention_days,
+        )  # fmt: skip
+    if summary is not None:
+        print(f"nothing to do: run {summary['run_id']} recorded without starting Prefect or a Dask cluster")
+    else:
+        with prefect_api(), console_progress(sys.stdout.isatty()):
+            summary = nightly_corpus(
+                corpus=str(corpus.resolve()),
+                store=str(Path(args.store).resolve()),
+                fps=args.fps,
+                face_backend=args.face_backend,
+                face_model_dir=args.face_model_dir,
+                au_model_dir=args.au_model_dir,
+                body_fps=args.body_fps,
+                chunk_seconds=args.chunk_seconds,
+                keep_crops=not args.no_crops,
+                retry_failed=args.retry_failed,
+                dask_address=args.dask_address,
+                workers=args.workers,
+                keep_student_crops=args.keep_student_crops,
+                crops_retention_days=args.crops_retention_days,
+                store_group_readable=args.store_group_readable,
+            )
     print(
         f"{summary['found']} videos: {summary['extracted']} extracted, {summary['skipped']} already done, "
         f"{summary['failed']} failed; {summary['windows']} prediction windows; store {Path(args.store).resolve()}"

@@ -17,6 +17,10 @@ from functools import partial
 import flows  # noqa: F401  (offline Prefect defaults)
 from tasks.store import StepResult, Store
 
+# what this process has started so far: temporary Prefect APIs and local Dask clusters (tests and benchmarks
+# read it, e.g. to see that a run with nothing to do starts neither)
+STARTED = {"prefect_api": 0, "dask_cluster": 0}
+
 
 @contextmanager
 def prefect_api() -> Iterator[str]:
@@ -31,6 +35,7 @@ def prefect_api() -> Iterator[str]:
 
     server = SubprocessASGIServer()
     server.start()
+    STARTED["prefect_api"] += 1
     os.environ["PREFECT_API_URL"] = server.api_url
     try:
         yield server.api_url
@@ -59,14 +64,23 @@ def task_runner(dask_address: str | None = None, workers: int | None = None):
     if n < 1:
         raise ValueError(f"workers must be >= 1, got {n}")
     return DaskTaskRunner(
+        cluster_class=local_cluster,
         cluster_kwargs={
             "n_workers": n,
             "threads_per_worker": 1,
             "processes": True,
             "dashboard_address": ":0",
             "silence_logs": logging.WARNING,
-        }
+        },
     )
+
+
+def local_cluster(**kwargs):
+    """A Dask ``LocalCluster`` (counted in :data:`STARTED`)."""
+    from distributed import LocalCluster
+
+    STARTED["dask_cluster"] += 1
+    return LocalCluster(**kwargs)
 
 
 def map_on_cluster(fn: Callable, items: list) -> list:

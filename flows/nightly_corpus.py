@@ -126,6 +126,49 @@ def refresh_rows(catalog: pd.DataFrame, refs: list[VideoRef]) -> pd.DataFrame:
     return rows
 
 
+def run_if_nothing_to_do(
+    corpus: str, st: Store, params: ExtractParams, retry_failed: bool = False, keep_student_crops: bool = False,
+    crops_retention_days: int | None = None,
+) -> dict | None:  # fmt: skip
+    """A run with nothing to extract or predict, done in this process without Prefect or Dask; None otherwise.
+
+    Nothing to do: every video of ``corpus`` is extracted with its parameters, failed before (unless
+    ``retry_failed``) or is held by an erasure, and no predictions are stale. Then it does what the flow
+    would: the ``files`` cache, catalog rows of renamed files and manifest edits (only rows that changed),
+    crop retention and the ``runs`` row, and returns the flow's counts. Otherwise only the ``files`` cache
+    is written (the flow then finds every hash in it). Call under the writer lock.
+    """
+    from tasks.privacy import video_params
+
+    started = datetime.now(UTC)
+    refs, n_erased = discover_task.fn(corpus, st)
+    plan = {r.video_id: video_params(params, r.meta, keep_student_crops) for r in refs}
+    catalog = st.read_catalog("videos")
+    done = done_ids(catalog, plan, st) | set(st.erased_face_tracks())
+    known_bad = set() if retry_failed else known_failed_ids(catalog, params)
+    if any(r.video_id not in done | known_bad for r in refs):
+        return None
+    from tasks.inference import stale_videos  # torch: only once nothing is left to extract
+    from tasks.privacy import expire_crops
+
+    if any(stale_videos(st, t) for t in TASK_CLASSES):
+        return None
+    skipped = [r for r in refs if r.video_id in done]
+    rows = refresh_rows(catalog, skipped)  # rows keep their catalog index
+    columns = ["path", *MANIFEST_COLUMNS]
+    now, then = ([tuple(None if pd.isna(v) else v for v in row) for row in df[columns].itertuples(index=False)]
+                 for df in (rows, catalog.loc[rows.index]))  # fmt: skip
+    st.record_catalog("videos", rows[[a != b for a, b in zip(now, then, strict=True)]])
+    known = sum(r.video_id in known_bad for r in refs)
+    counts = {"found": len(refs), "skipped": len(skipped), "known_failed": known, "extracted": 0, "failed": 0,
+              "frames": 0, "erased": n_erased, "windows": 0, "crops_expired": 0}  # fmt: skip
+    if crops_retention_days is not None:
+        counts["crops_expired"] = len(expire_crops(st, crops_retention_days))
+    run_id = uuid.uuid4().hex[:12]
+    st.append_run(run_id, started, params.to_json(), counts, corpus=corpus)
+    return {"run_id": run_id, **counts}
+
+
 def validate_parameters(
     corpus: str,
     store: str,
@@ -333,6 +376,7 @@ def _extract_corpus(
         logger.info("retention: crops of %d videos older than %d days deleted", counts["crops_expired"],
                     crops_retention_days)  # fmt: skip
     flow_run_id = str(flow_run.id) if flow_run.id else None
+    st.compact_catalog("videos")  # the run's per-video fragments into catalog/videos.parquet
     st.append_run(run_id, started, params.to_json(), counts, corpus=str(corpus), flow_run_id=flow_run_id)
     publish_artifacts(st, counts, failures, run_id)
     logger.info("run %s: %s", run_id, counts)

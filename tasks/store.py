@@ -4,6 +4,7 @@ Nothing else builds a path under the store root: flows and tasks ask a :class:`S
 flow or CLI boundary, and passed as is to workers). Layout under one root (a local folder)::
 
     <store>/catalog/videos.parquet    one row per video_id (content hash): probe, extraction summary, manifest
+    <store>/catalog/videos-<seq>.parquet  rows recorded since videos.parquet was last written (see below)
     <store>/catalog/files.parquet     one row per path seen: size, mtime, video_id (so unchanged files are not rehashed)
     <store>/catalog/failures.parquet  one row per run × video × stage that failed: reason, message
     <store>/catalog/runs.parquet      one row per run: parameters and counts
@@ -31,6 +32,14 @@ tree (files written by others, e.g. the model registry) at the start of every wr
 Personal data: :meth:`Store.forget_video` and :meth:`Store.forget_face` remove everything derived from a
 video or from one face track and record the erasure in ``erasures`` (no path: the content hash only);
 :meth:`Store.expire_crops` applies the crops' retention.
+
+Catalog fragments: a run records each video's row as a small fragment (``videos-<seq>.parquet``, one
+atomic write, O(1) in the catalog's size) instead of rewriting ``videos.parquet``; readers
+(:meth:`Store.read_catalog`, the DuckDB view ``sql/staging/videos.sql``) see the union, a key's row in
+the newest fragment winning over older fragments and the file. :meth:`Store.compact_catalog` (at the end
+of a run, and before any whole rewrite) writes the union into ``videos.parquet`` and then deletes the
+fragments it holds: a crash in between leaves fragments whose rows equal the file's, so no reader sees a
+difference, and a crash at any other moment loses nothing already recorded.
 
 Steps hand each other one record, :class:`StepResult` (what one step did to one video); the catalog's
 ``videos`` and ``failures`` rows are made from it here, and ``runs`` rows by :meth:`Store.append_run`.
@@ -198,6 +207,7 @@ CATALOG_TABLES = {
 }
 OWNER_ONLY_MODES = (0o700, 0o600)  # (folders, files)
 GROUP_READABLE_MODES = (0o750, 0o640)
+CATALOG_KEYS = {"videos": "video_id"}  # catalog tables whose rows are recorded as fragments (see the docstring)
 SETTINGS_FILE = "store.json"
 REPORT_INDEX = "video_ids.json"  # in each report folder under the store: the videos the report may show
 
@@ -237,6 +247,7 @@ class Store:
 
     def __init__(self, root: "str | os.PathLike | Store"):
         self.root = Path(root).expanduser().resolve()
+        self._fragment_seq: dict[str, int] = {}  # last fragment number written by this object, by table
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
@@ -589,18 +600,77 @@ class Store:
     def catalog_path(self, table: str) -> Path:
         return self.root / "catalog" / f"{table}.parquet"
 
+    def catalog_fragments(self, table: str) -> list[Path]:
+        """Fragments of catalog ``table`` not yet compacted into its file, oldest first."""
+        if table not in CATALOG_KEYS:
+            return []
+        return sorted(self.catalog_path(table).parent.glob(f"{table}-*.parquet"))
+
     def read_catalog(self, table: str) -> pd.DataFrame:
-        path = self.catalog_path(table)
-        if not path.is_file():
+        """Catalog ``table``: its file and its fragments, the newest row of each key winning (placed where
+        that row was recorded, as a whole rewrite after each record would have placed it)."""
+        for attempt in range(3):
+            path = self.catalog_path(table)
+            parts = ([path] if path.is_file() else []) + self.catalog_fragments(table)
+            try:
+                frames = [pd.read_parquet(p) for p in parts]
+                break
+            except FileNotFoundError:  # compacted meanwhile by the writer: list again
+                if attempt == 2:
+                    raise
+        if not parts:
             return empty_frame(CATALOG_TABLES[table])
-        return conform(pd.read_parquet(path), CATALOG_TABLES[table])
+        df = conform(concat(frames) if len(frames) > 1 else frames[0], CATALOG_TABLES[table])
+        if len(frames) > 1:
+            df = df.drop_duplicates(CATALOG_KEYS[table], keep="last").reset_index(drop=True)
+        return df
 
     def write_catalog(self, table: str, df: pd.DataFrame) -> None:
+        """Replace catalog ``table`` by ``df`` (its fragments are compacted first, so that a crash meanwhile
+        cannot bring back rows ``df`` left out)."""
+        self.compact_catalog(table)
         df = conform(df, CATALOG_TABLES[table])
         write_table_atomic(pa.Table.from_pandas(df, preserve_index=False), self.catalog_path(table))
 
+    def compact_catalog(self, table: str) -> int:
+        """Write the union of ``table``'s file and fragments into its file, then delete those fragments;
+        returns how many there were. Call under the writer lock."""
+        fragments = self.catalog_fragments(table)
+        if not fragments:
+            return 0
+        union = self.read_catalog(table)
+        write_table_atomic(pa.Table.from_pandas(union, preserve_index=False), self.catalog_path(table))
+        for fragment in fragments:
+            fragment.unlink(missing_ok=True)
+        self._fragment_seq.pop(table, None)
+        return len(fragments)
+
+    def record_catalog(self, table: str, rows: pd.DataFrame) -> None:
+        """Replace the rows of ``table`` with the keys of ``rows`` (unique) and append the others, in O(1):
+        one new fragment (the table's file itself while it does not exist yet). Call under the writer lock."""
+        if rows.empty:
+            return
+        key = CATALOG_KEYS[table]
+        if rows[key].duplicated().any():
+            raise ValueError(f"catalog {table}: rows to record repeat a {key}")
+        data = pa.Table.from_pandas(conform(rows, CATALOG_TABLES[table]), preserve_index=False)
+        path = self.catalog_path(table)
+        if table not in self._fragment_seq:
+            if not path.is_file() and not self.catalog_fragments(table):
+                write_table_atomic(data, path)
+                return
+            last = self.catalog_fragments(table)
+            self._fragment_seq[table] = int(last[-1].stem.rsplit("-", 1)[1]) if last else 0
+        self._fragment_seq[table] += 1
+        target = path.with_name(f"{table}-{self._fragment_seq[table]:012d}.parquet")
+        while target.exists():  # written meanwhile through another Store object of this store
+            self._fragment_seq[table] += 1
+            target = path.with_name(f"{table}-{self._fragment_seq[table]:012d}.parquet")
+        write_table_atomic(data, target)
+
     def upsert_catalog(self, table: str, rows: pd.DataFrame, key: str | list[str]) -> None:
-        """Replace rows of catalog ``table`` whose ``key`` matches ``rows``; append the others."""
+        """Replace rows of catalog ``table`` whose ``key`` matches ``rows``; append the others (a whole
+        rewrite: :meth:`record_catalog` does the same in O(1) for the tables of ``CATALOG_KEYS``)."""
         if rows.empty:
             return
         old = self.read_catalog(table)
@@ -631,7 +701,7 @@ class Store:
             "run_id": run_id,
             "extracted_at": datetime.now(UTC),
         }
-        self.upsert_catalog("videos", pd.DataFrame([row]), key="video_id")
+        self.record_catalog("videos", pd.DataFrame([row]))
 
     def record_failures(self, results: Iterable[StepResult], run_id: str) -> list[dict]:
         """Append a ``failures`` row per failed result and per warning (``info["warnings"]``: stage, reason,

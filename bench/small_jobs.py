@@ -1,0 +1,137 @@
+"""Small jobs: how long `lessonlens run` takes when there is little or nothing to do, as a user runs it.
+
+Each measurement is a fresh ``lessonlens run`` process (imports included) on a small corpus (the 20 s
+single-face clip, a 2.4 s face clip and a 4 s title card: 3 videos, 2 workers):
+
+- ``first chunk``: a first run on an empty store, timed from the process start to the moment its first
+  chunk was planned and handed to the cluster (its work folder appears) and to the moment the first chunk
+  was decoded and analysed (its fragment appears), and to the end of the run;
+- ``no-op rerun``: the same command again, everything already extracted and predicted;
+- ``import floor``: ``python -c "import flows.cli"``, what every command pays before doing anything.
+
+With ``--baseline DIR`` (a checkout of other code, e.g. ``git archive <commit> | tar -x -C DIR``), the
+same measurements run with that code too, alternated with this checkout's, in the same Prefect home
+(warmed up first), so that the ratios compare code, not machine load.
+
+    python bench/small_jobs.py [--baseline DIR] [--repeats 2] [--json bench/out/small_jobs.json]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from results import command_line, write_result  # bench/results.py
+
+HERE = Path(__file__).resolve().parent
+MEDIA = HERE.parents[1] / "shared" / "media"
+CLIPS = ("pyfeat_WolfgangLanger_Pexels.mp4", "pyfeat_single_face.mp4", "pyfeat_no_face.mp4")
+CLI = "import sys; from flows.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def environment(code: Path, prefect_home: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    return env | {"PYTHONPATH": str(code), "PREFECT_HOME": str(prefect_home), "PREFECT_LOGGING_LEVEL": "WARNING"}
+
+
+def timed_run(code: Path, corpus: Path, store: Path, prefect_home: Path) -> dict:
+    """Wall seconds of one ``lessonlens run`` process, and when its first chunk was planned and done."""
+    marks: dict[str, float] = {}
+    command = [sys.executable, "-c", CLI, "run", str(corpus), "--store", str(store), "--workers", "2"]
+    start = time.perf_counter()
+    process = subprocess.Popen(command, env=environment(code, prefect_home), cwd=code, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    while process.poll() is None:
+        now = time.perf_counter() - start
+        if "planned" not in marks and any((store / "work").glob("*/*")):
+            marks["planned"] = now
+        if "first_chunk" not in marks and any((store / "work").glob("*/*/faces-*.parquet")):
+            marks["first_chunk"] = now
+        time.sleep(0.02)
+    seconds = time.perf_counter() - start
+    output = process.stdout.read()
+    if process.returncode not in (0, 1):
+        raise RuntimeError(f"lessonlens run failed ({process.returncode}):\n{output[-2000:]}")
+    return {"seconds": seconds, **marks, "nothing_to_do": "nothing to do" in output}
+
+
+def import_floor(code: Path, prefect_home: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import flows.cli"], env=environment(code, prefect_home), cwd=code,
+                   check=True)  # fmt: skip
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", type=Path, help="a checkout of the code to compare with")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--json", help="write the result here (bench/run.py reads it)")
+    args = parser.parse_args(argv)
+    codes = {"this checkout": HERE.parent} | ({"baseline": args.baseline.resolve()} if args.baseline else {})
+    figures: dict[str, dict[str, list[float]]] = {name: {} for name in codes}
+
+    def add(name: str, key: str, value: float | None) -> None:
+        if value is not None:
+            figures[name].setdefault(key, []).append(value)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        corpus = root / "corpus"
+        corpus.mkdir()
+        for clip in CLIPS:
+            shutil.copy(MEDIA / clip, corpus / clip)
+        home = root / "prefect"
+        warm = [sys.executable, "-c", "from flows.engine import prefect_api\nwith prefect_api(): pass"]
+        subprocess.run(warm, env=environment(HERE.parent, home), check=True, capture_output=True)  # the API's DB
+        for r in range(args.repeats):
+            for name, code in codes.items():
+                store = root / f"store-{name.replace(' ', '-')}-{r}"
+                first = timed_run(code, corpus, store, home)
+                add(name, "first run: chunks planned (s)", first.get("planned"))
+                add(name, "first run: first chunk decoded and analysed (s)", first.get("first_chunk"))
+                add(name, "first run: whole run (s)", first["seconds"])
+                print(json.dumps({name: first}), flush=True)
+            for name, code in codes.items():
+                store = root / f"store-{name.replace(' ', '-')}-{r}"
+                again = timed_run(code, corpus, store, home)
+                add(name, "no-op rerun (s)", again["seconds"])
+                add(name, "import floor: python -c 'import flows.cli' (s)", import_floor(code, home))
+                print(json.dumps({name: again}), flush=True)
+    keys = list(figures["this checkout"])
+    rows = []
+    for key in keys:
+        row = {"what": key}
+        for name in codes:
+            values = figures[name].get(key, [])
+            row[name] = round(statistics.median(values), 2) if values else None
+        if args.baseline and row["baseline"] and row["this checkout"]:
+            row["this checkout / baseline"] = round(row["this checkout"] / row["baseline"], 3)
+        rows.append(row)
+    for row in rows:
+        print(json.dumps(row), flush=True)
+    conditions = {"corpus": f"{len(CLIPS)} videos: " + ", ".join(CLIPS), "workers": 2, "fps": 5, "crops": True,
+                  "body_fps": 1, "statistic": f"median of {args.repeats} (each a fresh process and store)",
+                  "baseline": str(args.baseline) if args.baseline else None}  # fmt: skip
+    by_key = {row["what"]: row for row in rows}
+    headline = {
+        "no-op rerun (s)": by_key["no-op rerun (s)"]["this checkout"],
+        "to first chunk decoded (s)": by_key.get("first run: first chunk decoded and analysed (s)", {}).get(
+            "this checkout"
+        ),
+    }
+    if args.baseline:
+        headline["no-op rerun: baseline (s)"] = by_key["no-op rerun (s)"]["baseline"]
+    write_result(args.json, "small_jobs", "Small jobs: `lessonlens run` with little or nothing to do",
+                 command_line(__file__, argv), conditions, rows, headline)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

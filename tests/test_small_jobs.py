@@ -1,0 +1,91 @@
+"""Small jobs feel small: a rerun with nothing to do starts no Dask cluster and no flow, and changes nothing
+but the run record; the catalog a run records one fragment at a time is the one whole rewrites gave.
+Real files, a real Prefect API, a real Dask LocalCluster."""
+
+import hashlib
+import shutil
+
+import pandas as pd
+import pytest
+
+from flows import engine
+from flows.cli import main
+from tasks.store import VIDEO_COLUMNS, Store
+from tasks.warehouse import run_query
+from tests.videos import truncated_copy
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, media_dir):
+    folder = tmp_path_factory.mktemp("corpus")
+    shutil.copy(media_dir / "pyfeat_single_face.mp4", folder / "face.mp4")
+    shutil.copy(media_dir / "pyfeat_no_face.mp4", folder / "title.mp4")
+    truncated_copy(media_dir / "pyfeat_single_face.mp4", folder / "cut.mp4", keep=0.3)
+    (folder / "manifest.csv").write_text("path,teacher,role\nface.mp4,t01,teacher\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def store(corpus, tmp_path_factory, prefect_api):
+    store = tmp_path_factory.mktemp("store")
+    clusters = engine.STARTED["dask_cluster"]
+    assert main(["run", str(corpus), "--store", str(store), "--workers", "2"]) == 1  # cut.mp4 fails
+    assert engine.STARTED["dask_cluster"] == clusters + 1  # the counter sees a real run's cluster
+    return store
+
+
+def snapshot(root) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()
+    }
+
+
+def catalog(store) -> pd.DataFrame:
+    df = Store(store).read_catalog("videos")
+    return df.drop(columns=["run_id", "extracted_at"]).sort_values("video_id").reset_index(drop=True)
+
+
+def test_the_catalog_equals_what_whole_rewrites_recorded(store, corpus, tmp_path, monkeypatch):
+    new = Store(store)
+    assert new.catalog_fragments("videos") == []  # compacted at the end of the run
+    old_store = tmp_path / "old"
+    monkeypatch.setattr(Store, "record_catalog", lambda self, table, rows: self.upsert_catalog(table, rows, "video_id"))
+    assert main(["run", str(corpus), "--store", str(old_store), "--workers", "2"]) == 1
+    old = Store(old_store).read_catalog("videos")
+    assert list(old.columns) == list(new.read_catalog("videos").columns) == list(VIDEO_COLUMNS)
+    assert len(old) == 3 and set(old["status"]) == {"ok", "failed"}
+    pd.testing.assert_frame_equal(catalog(store), catalog(old_store))
+
+
+def test_a_rerun_with_nothing_to_do_starts_nothing_and_changes_only_the_run_record(store, corpus, capsys):
+    capsys.readouterr()
+    before = snapshot(store)
+    runs_before = len(Store(store).read_catalog("runs"))
+    started = dict(engine.STARTED)
+    assert main(["run", str(corpus), "--store", str(store), "--workers", "2"]) == 0
+    assert engine.STARTED == started  # neither a Dask cluster nor a Prefect API
+    out = capsys.readouterr().out
+    assert "nothing to do" in out and "2 already done" in out and "1 files failed in an earlier run" in out
+    after = snapshot(store)
+    assert {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)} == {"catalog/runs.parquet"}
+    runs = Store(store).read_catalog("runs")
+    assert len(runs) == runs_before + 1
+    last = runs.iloc[-1]
+    assert (last["videos_found"], last["videos_skipped"], last["videos_known_failed"]) == (3, 2, 1)
+    assert (last["videos_extracted"], last["videos_failed"]) == (0, 0) and pd.isna(last["flow_run_id"])
+
+
+def test_a_rename_is_recorded_without_a_cluster_and_new_work_runs_the_flow(store, corpus, media_dir):
+    started = dict(engine.STARTED)
+    (corpus / "title.mp4").rename(corpus / "title_card.mp4")
+    assert main(["run", str(corpus), "--store", str(store), "--workers", "2"]) == 0
+    assert engine.STARTED == started
+    paths = run_query(Store(store), "select path from videos where status = 'ok' order by path").to_pylist()
+    assert [p["path"].rsplit("/", 1)[1] for p in paths] == ["face.mp4", "title_card.mp4"]
+    shutil.copy(media_dir / "pyfeat_WolfgangLanger_Pexels.mp4", corpus / "new.mp4")
+    assert main(["run", str(corpus), "--store", str(store), "--workers", "2"]) == 0
+    assert engine.STARTED["dask_cluster"] == started["dask_cluster"] + 1
+    last = run_query(Store(store), "select * from runs order by started_at desc limit 1").to_pylist()[0]
+    assert (last["videos_extracted"], last["videos_skipped"]) == (1, 2) and last["flow_run_id"]
