@@ -21,19 +21,17 @@ from tasks.store import Store
 
 def _run(args: argparse.Namespace) -> int:
     from flows.engine import console_progress, prefect_api
-    from flows.nightly_corpus import nightly_corpus, run_if_nothing_to_do, validate_parameters
-    from tasks.extract import ExtractParams
+    from flows.nightly_corpus import extract_params, nightly_corpus, run_if_nothing_to_do, validate_parameters
 
     corpus = Path(args.corpus)
     store = validate_parameters(
         str(corpus), args.store, args.face_backend, args.face_model_dir, args.au_model_dir, args.workers,
         args.dask_address, args.crops_retention_days, args.store_group_readable,
     )  # fmt: skip
-    options = (("model_dir", str(Path(args.face_model_dir).resolve())),) if args.face_model_dir else ()
-    try:  # the parameters as the flow makes them
-        params = ExtractParams(
-            fps=args.fps, chunk_seconds=args.chunk_seconds, face_backend=args.face_backend, face_options=options,
-            body_fps=args.body_fps, au_model_dir=args.au_model_dir, keep_crops=not args.no_crops,
+    try:
+        params = extract_params(
+            args.fps, args.chunk_seconds, args.face_backend, args.face_model_dir, args.body_fps, args.au_model_dir,
+            not args.no_crops,
         )  # fmt: skip
     except ValueError as exc:
         raise UsageError(f"parameters: {exc}") from exc

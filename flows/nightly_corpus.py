@@ -169,6 +169,19 @@ def run_if_nothing_to_do(
     return {"run_id": run_id, **counts}
 
 
+def extract_params(
+    fps: float, chunk_seconds: int, face_backend: str, face_model_dir: str | None, body_fps: float,
+    au_model_dir: str | None, keep_crops: bool,
+) -> ExtractParams:  # fmt: skip
+    """The extraction parameters of a run (the flow and the CLI's no-work check build them here, alike);
+    ValueError naming the bad one."""
+    options = (("model_dir", str(Path(face_model_dir).resolve())),) if face_model_dir else ()
+    return ExtractParams(
+        fps=fps, chunk_seconds=chunk_seconds, face_backend=face_backend, face_options=options, body_fps=body_fps,
+        au_model_dir=au_model_dir, keep_crops=keep_crops,
+    )  # fmt: skip
+
+
 def validate_parameters(
     corpus: str,
     store: str,
@@ -277,12 +290,8 @@ def nightly_corpus(
         corpus, store, face_backend, face_model_dir, au_model_dir, workers, dask_address, crops_retention_days,
         store_group_readable,
     )  # fmt: skip
-    options = (("model_dir", str(Path(face_model_dir).resolve())),) if face_model_dir else ()
     try:
-        params = ExtractParams(
-            fps=fps, chunk_seconds=chunk_seconds, face_backend=face_backend, face_options=options,
-            body_fps=body_fps, au_model_dir=au_model_dir, keep_crops=keep_crops,
-        )  # fmt: skip
+        params = extract_params(fps, chunk_seconds, face_backend, face_model_dir, body_fps, au_model_dir, keep_crops)
         runner = task_runner(dask_address, workers)
     except ValueError as exc:
         raise ValueError(f"parameters: {exc}") from exc
