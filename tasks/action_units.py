@@ -6,9 +6,10 @@ regress ARKit-style expression coefficients), which the default face backend mea
 coefficient is a population-level measure of one facial movement (no person baseline needed, so a held
 expression or a still photo is measured as it is); each AU is the blendshape that describes its FACS
 appearance change, averaged over the face's two sides (:data:`BLENDSHAPE_AUS`, with the coefficient's
-level on neutral faces subtracted and the rest scaled to 0-5). AU25 (lips part), which no blendshape
-isolates, comes from the landmark geometry below, and so does every AU of a face without blendshapes
-(the insightface backend). These are not OpenFace's trained AU detectors: an AU means "the movement FACS
+level on neutral faces subtracted and the rest scaled to 0-5). The AUs whose coefficient Blendshape V2
+leaves dead (AU05, AU06, AU09), AU12 (where the geometry is less biased) and AU25 (lips part, which no
+blendshape isolates) come from the landmark geometry below (:data:`GEOMETRIC_AUS`), and so does every AU
+of a face without blendshapes (the insightface backend). These are not OpenFace's trained AU detectors: an AU means "the movement FACS
 names for it, as Blendshape V2 measures it"; `lessonlens evaluate --au-reference` compares them with
 OpenFace on your video.
 
@@ -416,16 +417,19 @@ class GeometricAUEstimator:
 # at hand (CREMA-D's neutral clip, frames 0-14 of pyfeat_single_face.mp4: the two people's medians, about
 # their mean, rounded up): resting lids read as some eyeSquint, a resting brow as some browDown or
 # browInnerUp (0.01 and 0.46 for the two), closed lips as some mouthPress.
+# Not here, so measured by the landmark geometry (GEOMETRIC_AUS): AU05, AU06, AU09, whose coefficients
+# (eyeWide, cheekSquint, noseSneer) Blendshape V2 leaves dead: their largest value over every frame of
+# the dev clips (CREMA-D's six, the Wolfgang clip, 10 fps) is 0.05, 0.000 and 0.000, also on the
+# disgust clip and the laugh (MediaPipe issue #4450 reports eyeWide and noseSneer "always near 0");
+# and AU12, for which the lip-corner geometry is both less biased (CREMA-D's neutral clip reads
+# mouthSmile 0.34, AU12 1.2, the geometry 0.4) and the measure that agreed with OpenFace (r 0.99 on
+# issue 10's hidden webcam clip).
 BLENDSHAPE_AUS: dict[str, tuple[tuple[str, ...], float]] = {
     "AU01": (("browInnerUp",), 0.25),  # inner brow raiser
     "AU02": (("browOuterUpLeft", "browOuterUpRight"), 0.05),  # outer brow raiser
     "AU04": (("browDownLeft", "browDownRight"), 0.15),  # brow lowerer
-    "AU05": (("eyeWideLeft", "eyeWideRight"), 0.02),  # upper lid raiser
-    "AU06": (("cheekSquintLeft", "cheekSquintRight"), 0.02),  # cheek raiser (infraorbital bulge)
     "AU07": (("eyeSquintLeft", "eyeSquintRight"), 0.40),  # lid tightener
-    "AU09": (("noseSneerLeft", "noseSneerRight"), 0.02),  # nose wrinkler
     "AU10": (("mouthUpperUpLeft", "mouthUpperUpRight"), 0.02),  # upper lip raiser
-    "AU12": (("mouthSmileLeft", "mouthSmileRight"), 0.05),  # lip corner puller
     "AU14": (("mouthDimpleLeft", "mouthDimpleRight"), 0.05),  # dimpler
     "AU15": (("mouthFrownLeft", "mouthFrownRight"), 0.02),  # lip corner depressor
     "AU17": (("mouthShrugLower",), 0.05),  # chin raiser (lower lip pushed up)
@@ -434,17 +438,22 @@ BLENDSHAPE_AUS: dict[str, tuple[tuple[str, ...], float]] = {
     "AU26": (("jawOpen",), 0.05),  # jaw drop
     "AU45": (("eyeBlinkLeft", "eyeBlinkRight"), 0.15),  # blink (lids closed)
 }
+GEOMETRIC_AUS = ("AU05", "AU06", "AU09", "AU12", "AU25")
+"""AUs the default estimator takes from the landmark geometry (see above; AU25: no blendshape isolates it)."""
+WEAK_BLENDSHAPE_AUS = ("AU15",)
+"""AUs whose coefficient rarely moves (mouthFrown: at most 0.07 over the dev clips, sad ones included): the
+stronger of it and the geometric measure of the same FACS appearance change."""
 
 
 class BlendshapeAUEstimator:
-    """Default estimator: AUs from MediaPipe's Blendshape V2 coefficients (module docstring); AU25, and every
-    AU of rows without blendshapes, from :class:`GeometricAUEstimator`.
+    """Default estimator: AUs from MediaPipe's Blendshape V2 coefficients (module docstring); the
+    :data:`GEOMETRIC_AUS`, and every AU of rows without blendshapes, from :class:`GeometricAUEstimator`.
 
     Rest level: the coefficient's population level (:data:`BLENDSHAPE_AUS`), moved towards the track's own
     10th percentile by the track's trust (:func:`track_trust`: a long track that both rests and talks), as
     the geometric baseline is: a still or a short clip is measured against the population, a lesson against
-    the person. AU06 is the stronger of the cheekSquint coefficient and the geometric lower-lid raise (two
-    measures of the same FACS appearance change; Blendshape V2's cheekSquint rarely moves in smiles).
+    the person. The :data:`WEAK_BLENDSHAPE_AUS` are the stronger of the coefficient and the geometric
+    measure (two measures of the same FACS appearance change, one of which rarely moves).
     """
 
     name = "blendshapes"
@@ -470,7 +479,7 @@ class BlendshapeAUEstimator:
             value = shapes[:, [names.index(n) for n in sources]].mean(axis=1)
             rest = (1 - trust) * population + trust * np.fmin(_track_quantile(value, face_id, 0.10), 0.95)
             scaled = np.clip(5.0 * (value - rest) / (1.0 - rest), 0.0, 5.0)
-            if au == "AU06":
+            if au in WEAK_BLENDSHAPE_AUS:
                 scaled = np.maximum(scaled, intensity[au])
             intensity[au] = np.where(measured, scaled, intensity[au])
         return _with_presence(intensity)

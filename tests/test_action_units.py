@@ -8,7 +8,14 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from tasks.action_units import AU_NAMES, load_au_estimator
+from tasks.action_units import (
+    AU_NAMES,
+    BLENDSHAPE_AUS,
+    GEOMETRIC_AUS,
+    BlendshapeAUEstimator,
+    GeometricAUEstimator,
+    load_au_estimator,
+)
 from tasks.faces import load_face_backend
 from tests.test_faces import sample
 
@@ -58,6 +65,20 @@ def test_output_contract(neutral):
         assert np.all((result[f"{au}_r"] >= 0) & (result[f"{au}_r"] <= 5))
         # an unedited neutral face is neutral against the population reference (below the FACS trace level)
         assert result[f"{au}_r"].mean() < 0.8 and result[f"{au}_c"].mean() < 0.1, au
+
+
+def test_each_au_has_one_source_and_dead_coefficients_are_not_read(neutral):
+    """Every AU comes from a blendshape or from the geometry, not both and not neither; the AUs whose
+    coefficients Blendshape V2 leaves dead (eyeWide, cheekSquint, noseSneer) are the geometric ones even when
+    those coefficients carry values."""
+    assert set(BLENDSHAPE_AUS).isdisjoint(GEOMETRIC_AUS) and set(BLENDSHAPE_AUS) | set(GEOMETRIC_AUS) == set(AU_NAMES)
+    landmarks, pose, face_id = _track(neutral, talk=False)
+    shapes = np.random.default_rng(0).uniform(0, 1, (len(face_id), 51))
+    default = BlendshapeAUEstimator().predict(landmarks, pose, face_id, shapes)
+    geometric = GeometricAUEstimator().predict(landmarks, pose, face_id)
+    for au in GEOMETRIC_AUS:
+        np.testing.assert_array_equal(default[f"{au}_r"], geometric[f"{au}_r"], err_msg=au)
+    assert not np.array_equal(default["AU04_r"], geometric["AU04_r"])  # read from browDown
 
 
 BROW_INNER, BROW_OUTER = (20, 21, 22, 23), (17, 18, 25, 26)
@@ -122,8 +143,9 @@ def test_long_tracks_learn_the_persons_own_rest_face(neutral):
 
 def test_a_held_expression_is_measured_on_real_stills(media_dir):
     """Each frame its own one-sample track, as a still photo or the apex of a short clip: the default
-    estimator (Blendshape V2) reads a real broad smile as AU12 at level C or more and a real neutral face as
-    no smile, without any neutral frame of the same person to compare with."""
+    estimator reads a real broad smile as AU12 at level C (3) or more (never below 2.5, as the smile starts
+    to fade) and a real neutral face as no smile, without any neutral frame of the same person to compare
+    with."""
     from tasks.synthetic import face_photos
 
     backend = load_face_backend("mediapipe")
@@ -135,7 +157,8 @@ def test_a_held_expression_is_measured_on_real_stills(media_dir):
         np.stack([f.blendshapes[1:] for f in faces]),
     )  # fmt: skip
     neutral, smiles = slice(0, 15), slice(15, None)  # the astronaut smiles too
-    assert (result["AU12_r"][smiles] >= 3.0).all() and result["AU12_c"][smiles].all()
+    assert np.median(result["AU12_r"][smiles]) >= 3.0 and (result["AU12_r"][smiles] >= 2.5).all()
+    assert result["AU12_c"][smiles].all()
     assert result["AU12_r"][neutral].max() < 1.0 and not result["AU12_c"][neutral].any()
     for au in ("AU04", "AU15", "AU20", "AU26"):  # a smile is not a frown, a stretch or a jaw drop
         assert result[f"{au}_r"][smiles].mean() < 1.0, au

@@ -72,10 +72,12 @@ def test_warp_puts_source_points_on_targets_and_keeps_the_border(bases):
 # to 5; the group2 photo's mouth is open already (AU25 3.3 at level 0); the jaw drop warped onto group1 is
 # not followed. These pairs are measured with the bound below or not at all.
 WEAKLY_FOLLOWED = {("AU25", "hanks"): 0.5}
-NOT_FOLLOWED = {("AU25", "group2"), ("AU26", "group1")}
+NOT_FOLLOWED = {("AU25", "group2"), ("AU26", "group1"), ("AU05", "group1"), ("AU05", "group2")}
+"""Faces whose mesh does not follow that AU's warp (AU05: the two small faces of the group photo, whose lids
+are a few pixels tall)."""
 
 
-@pytest.mark.parametrize("au", ["AU12", "AU25", "AU26"])
+@pytest.mark.parametrize("au", ["AU05", "AU12", "AU25", "AU26"])
 def test_warped_au_levels_are_measured_in_order_on_every_face(backend, bases, au):
     """Levels 0-5 of one AU on each pip-shipped face: the AU grows with the level (allowing 0.3 of noise
     between neighbouring levels) by at least one intensity point from level 0 to 5 (less where the mesh is
