@@ -86,8 +86,9 @@ EMOTION_PROTOTYPES = (
         "disgust",
         ((9, 10), (15, 17)),
         "IG 2002 disgust prototypes 9, 9+17, 9+16+15, 10, 10+17: nose wrinkler or upper lip raiser (weight 2), "
-        "with lip corner depressor or chin raiser",
-        allowed=(4, 7, 15, 17),
+        "with lip corner depressor or chin raiser; AU9 and a strong AU10 themselves push the infraorbital "
+        "triangle and the cheeks up (FACS 2002), which reads as AU6, so AU6 is allowed",
+        allowed=(4, 6, 7, 15, 17),
         weights=(2.0, 0.5),
     ),
     Prototype(

@@ -177,15 +177,21 @@ def test_geometric_fallback_reads_a_held_smile_above_the_same_face_at_rest(neutr
 
 
 def test_smile_raises_au12_and_au06(media_dir):
+    """The broad smile of pyfeat_single_face.mp4 raises AU12 and AU06; for AU06 the infraorbital cheek of the
+    dense mesh sees far more than the lower lids of the 68 points (0 -> 2.3 against 0 -> 0.9 when measured)."""
     backend = load_face_backend("mediapipe")
     faces = [backend.detect(frame)[0] for frame in sample(media_dir / "pyfeat_single_face.mp4", fps=30)]
     landmarks = np.stack([f.landmarks for f in faces])
     pose = np.stack([f.pose for f in faces])
-    result = load_au_estimator().predict(landmarks, pose, np.zeros(len(faces), int))
+    face_id = np.zeros(len(faces), int)
+    infraorbital = np.array([f.infraorbital for f in faces])
+    result = load_au_estimator().predict(landmarks, pose, face_id, infraorbital=infraorbital)
+    lids_only = load_au_estimator().predict(landmarks, pose, face_id)
     neutral_part, smile_part = slice(0, 15), slice(30, None)  # neutral first, then a broad smile
-    for au, margin in (("AU12", 2.0), ("AU06", 0.5)):
+    for au, margin in (("AU12", 2.0), ("AU06", 1.5)):
         values = result[f"{au}_r"]
         assert values[smile_part].mean() > values[neutral_part].mean() + margin, au
+    assert result["AU06_r"][smile_part].mean() > lids_only["AU06_r"][smile_part].mean() + 1.0
 
 
 def test_laugh_raises_au12_over_a_sad_onset_and_over_au20(media_dir):
