@@ -76,16 +76,19 @@ EMOTION_PROTOTYPES = (
         ((4,), (5, 7), (23, 17)),
         "IG 2002 anger prototypes 4+5+7+23, 4+5+7+17+23 (+10, +22, +24, +25/26): brow lowerer (weight 2, "
         "Ekman & Friesen 1975 'Unmasking the face': lowered, drawn-together brows in every anger display), "
-        "upper-lid raise or lid tightening, lips tightened or chin raised (AU24 presser is not in OpenFace)",
+        "upper-lid raise or lid tightening, lips tightened or chin raised (AU24 presser is not in OpenFace); the "
+        "nose wrinkler AU9, in no anger prototype and the core of disgust, counts against it",
         allowed=(5, 7, 10, 17, 23),
         weights=(2.0, 1.0, 1.0),
+        contradicts=(9,),
     ),
     Prototype(
         "disgust",
         ((9, 10), (15, 17)),
         "IG 2002 disgust prototypes 9, 9+17, 9+16+15, 10, 10+17: nose wrinkler or upper lip raiser (weight 2), "
-        "with lip corner depressor or chin raiser",
-        allowed=(4, 7, 15, 17),
+        "with lip corner depressor or chin raiser; AU9 and a strong AU10 themselves push the infraorbital "
+        "triangle and the cheeks up (FACS 2002), which reads as AU6, so AU6 is allowed",
+        allowed=(4, 6, 7, 15, 17),
         weights=(2.0, 0.5),
     ),
     Prototype(

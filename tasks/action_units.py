@@ -6,9 +6,10 @@ regress ARKit-style expression coefficients), which the default face backend mea
 coefficient is a population-level measure of one facial movement (no person baseline needed, so a held
 expression or a still photo is measured as it is); each AU is the blendshape that describes its FACS
 appearance change, averaged over the face's two sides (:data:`BLENDSHAPE_AUS`, with the coefficient's
-level on neutral faces subtracted and the rest scaled to 0-5). AU25 (lips part), which no blendshape
-isolates, comes from the landmark geometry below, and so does every AU of a face without blendshapes
-(the insightface backend). These are not OpenFace's trained AU detectors: an AU means "the movement FACS
+level on neutral faces subtracted and the rest scaled to 0-5). The AUs whose coefficient Blendshape V2
+leaves dead (AU05, AU06, AU09), AU12 (where the geometry is less biased) and AU25 (lips part, which no
+blendshape isolates) come from the landmark geometry below (:data:`GEOMETRIC_AUS`), and so does every AU
+of a face without blendshapes (the insightface backend). These are not OpenFace's trained AU detectors: an AU means "the movement FACS
 names for it, as Blendshape V2 measures it"; `lessonlens evaluate --au-reference` compares them with
 OpenFace on your video.
 
@@ -65,7 +66,10 @@ AU definitions (FACS 2002 name; muscle; correlate measured here)
 - AU05 Upper Lid Raiser; levator palpebrae superioris: the upper lids (37, 38, 43, 44) rise above the
   eye-corner line.
 - AU06 Cheek Raiser; orbicularis oculi, pars orbitalis: the cheeks push the lower lids (40, 41, 46, 47)
-  up towards the eye-corner line.
+  up towards the eye-corner line, and the infraorbital skin over the cheekbones rises (Face Mesh points
+  that the 68-point reduction lacks, :func:`tasks.faces.infraorbital_height`, measured in 3-D by the
+  backend; full scale 0.06 IOD, twice the lids', as the cheek travels about four times as far as the lid
+  in a broad smile); the stronger of the two.
 - AU07 Lid Tightener; orbicularis oculi, pars palpebralis: the eye aperture (lid-to-lid height over eye
   width) narrows. Overlaps AU06 and AU45, which also narrow it.
 - AU09 Nose Wrinkler; levator labii superioris alaeque nasi: the nostril wings (31, 35) rise towards
@@ -151,9 +155,15 @@ class AUEstimator(Protocol):
     name: str
 
     def predict(
-        self, landmarks: np.ndarray, pose: np.ndarray, face_id: np.ndarray, blendshapes: np.ndarray | None = None
+        self,
+        landmarks: np.ndarray,
+        pose: np.ndarray,
+        face_id: np.ndarray,
+        blendshapes: np.ndarray | None = None,
+        infraorbital: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
         """(N, 68, 2), (N, 3), (N,), optional (N, 51) blendshapes in ``BLENDSHAPE_NAMES[1:]`` order (NaN rows:
+        none measured), optional (N,) infraorbital cheek heights (:func:`tasks.faces.infraorbital_height`; NaN:
         none measured) -> {"AU01_r": float32 (N,), ..., "AU01_c": int8 (N,), ...}."""
         ...
 
@@ -258,6 +268,7 @@ POPULATION_NEUTRAL: dict[str, tuple[float, float]] = {
     "corner_lips": (0.146, 0.055),
     "red_lips": (0.242, 0.020),
     "jaw": (1.147, 0.124),
+    "infraorbital": (0.291, 0.030),
 }
 """Population neutral face, step 3: feature -> (neutral value, between-person tolerance), IOD units.
 
@@ -267,7 +278,8 @@ at 30 fps, and the lips-together
 neutral clip ``cremad/1001_DFA_NEU_XX.flv`` at 10 fps). Tolerance: the difference between the two people
 (so that each of them, half a tolerance from the mean, is inside the dead zone and reads as neutral), or a
 plausible between-person spread of the feature where they happen to agree; it is the dead zone of step 3
-for tracks that are measured against this reference alone."""
+for tracks that are measured against this reference alone. ``infraorbital`` (from the dense mesh): the
+same two people, all frames of the CREMA-D clip (0.306 and 0.276)."""
 
 TRUST_SAMPLES = (50, 150)  # a track's own rest state: no weight below 50 samples, full weight from 150
 REST_FRACTION = 0.25  # ... and full weight only when at least this fraction of its samples has the lips together
@@ -293,7 +305,7 @@ AU_RULES: dict[str, AURule] = {
     "AU02": AURule(lambda d: d["brow_outer"], 0.15),
     "AU04": AURule(lambda d: -(d["brow_inner"] + d["brow_outer"]) / 2 - d["brow_gap"], 0.12),
     "AU05": AURule(lambda d: d["upper_lid"], 0.06),
-    "AU06": AURule(lambda d: -d["lower_lid"], 0.03),
+    "AU06": AURule(lambda d: np.fmax(-d["lower_lid"], -0.5 * d["infraorbital"]), 0.03),
     "AU07": AURule(lambda d: -d["eye_open"], 0.15),
     "AU09": AURule(lambda d: -d["ala"] - 0.5 * _raise(d, "corner_elev"), 0.10),
     "AU10": AURule(lambda d: -d["upper_lip"], 0.10),
@@ -310,10 +322,15 @@ AU_RULES: dict[str, AURule] = {
 """Correlate and full scale of each AU; the correlates are described in the module docstring."""
 
 
-def feature_displacements(canonical: np.ndarray, face_id: np.ndarray) -> dict[str, np.ndarray]:
-    """Every feature minus its baseline (step 3), beyond the dead zone; ``lip_gap`` absolute; plus ``eye_closure``."""
+def feature_displacements(
+    canonical: np.ndarray, face_id: np.ndarray, infraorbital: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Every feature minus its baseline (step 3), beyond the dead zone; ``lip_gap`` absolute; plus ``eye_closure``.
+    ``infraorbital`` (measured on the dense mesh, not the 68 points) is NaN where not given."""
     u, v = canonical[..., 0], canonical[..., 1]
     values = {name: feature(u, v) for name, feature in FEATURES.items()}
+    missing = np.full(len(face_id), np.nan)
+    values["infraorbital"] = missing if infraorbital is None else np.asarray(infraorbital, dtype=np.float64)
     reference = _reference_frames(values["lip_gap"], face_id)
     trust = track_trust(values["lip_gap"], face_id)
     open_eye = _track_quantile(values["eye_open"], face_id, EYE_OPEN_QUANTILE)
@@ -396,15 +413,21 @@ def _with_presence(intensity: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 class GeometricAUEstimator:
-    """Default estimator: landmark geometry relative to a population / person baseline (module docstring)."""
+    """Landmark geometry relative to a population / person baseline (module docstring): the fallback for faces
+    without blendshapes, and the source of :data:`GEOMETRIC_AUS` in the default estimator."""
 
     name = "geometric"
 
     def predict(
-        self, landmarks: np.ndarray, pose: np.ndarray, face_id: np.ndarray, blendshapes: np.ndarray | None = None
+        self,
+        landmarks: np.ndarray,
+        pose: np.ndarray,
+        face_id: np.ndarray,
+        blendshapes: np.ndarray | None = None,
+        infraorbital: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
         landmarks, pose, face_id = _validated(landmarks, pose, face_id)
-        displacement = feature_displacements(canonical_landmarks(landmarks, pose), face_id)
+        displacement = feature_displacements(canonical_landmarks(landmarks, pose), face_id, infraorbital)
         intensity = {
             au: np.clip(5.0 * rule.correlate(displacement) / rule.full_scale, 0.0, 5.0) for au, rule in AU_RULES.items()
         }
@@ -416,16 +439,19 @@ class GeometricAUEstimator:
 # at hand (CREMA-D's neutral clip, frames 0-14 of pyfeat_single_face.mp4: the two people's medians, about
 # their mean, rounded up): resting lids read as some eyeSquint, a resting brow as some browDown or
 # browInnerUp (0.01 and 0.46 for the two), closed lips as some mouthPress.
+# Not here, so measured by the landmark geometry (GEOMETRIC_AUS): AU05, AU06, AU09, whose coefficients
+# (eyeWide, cheekSquint, noseSneer) Blendshape V2 leaves dead: their largest value over every frame of
+# the dev clips (CREMA-D's six, the Wolfgang clip, 10 fps) is 0.05, 0.000 and 0.000, also on the
+# disgust clip and the laugh (MediaPipe issue #4450 reports eyeWide and noseSneer "always near 0");
+# and AU12, for which the lip-corner geometry is both less biased (CREMA-D's neutral clip reads
+# mouthSmile 0.34, AU12 1.2, the geometry 0.4) and the measure that agreed with OpenFace (r 0.99 on
+# issue 10's hidden webcam clip).
 BLENDSHAPE_AUS: dict[str, tuple[tuple[str, ...], float]] = {
     "AU01": (("browInnerUp",), 0.25),  # inner brow raiser
     "AU02": (("browOuterUpLeft", "browOuterUpRight"), 0.05),  # outer brow raiser
     "AU04": (("browDownLeft", "browDownRight"), 0.15),  # brow lowerer
-    "AU05": (("eyeWideLeft", "eyeWideRight"), 0.02),  # upper lid raiser
-    "AU06": (("cheekSquintLeft", "cheekSquintRight"), 0.02),  # cheek raiser (infraorbital bulge)
     "AU07": (("eyeSquintLeft", "eyeSquintRight"), 0.40),  # lid tightener
-    "AU09": (("noseSneerLeft", "noseSneerRight"), 0.02),  # nose wrinkler
     "AU10": (("mouthUpperUpLeft", "mouthUpperUpRight"), 0.02),  # upper lip raiser
-    "AU12": (("mouthSmileLeft", "mouthSmileRight"), 0.05),  # lip corner puller
     "AU14": (("mouthDimpleLeft", "mouthDimpleRight"), 0.05),  # dimpler
     "AU15": (("mouthFrownLeft", "mouthFrownRight"), 0.02),  # lip corner depressor
     "AU17": (("mouthShrugLower",), 0.05),  # chin raiser (lower lip pushed up)
@@ -434,27 +460,37 @@ BLENDSHAPE_AUS: dict[str, tuple[tuple[str, ...], float]] = {
     "AU26": (("jawOpen",), 0.05),  # jaw drop
     "AU45": (("eyeBlinkLeft", "eyeBlinkRight"), 0.15),  # blink (lids closed)
 }
+GEOMETRIC_AUS = ("AU05", "AU06", "AU09", "AU12", "AU25")
+"""AUs the default estimator takes from the landmark geometry (see above; AU25: no blendshape isolates it)."""
+WEAK_BLENDSHAPE_AUS = ("AU15",)
+"""AUs whose coefficient rarely moves (mouthFrown: at most 0.07 over the dev clips, sad ones included): the
+stronger of it and the geometric measure of the same FACS appearance change."""
 
 
 class BlendshapeAUEstimator:
-    """Default estimator: AUs from MediaPipe's Blendshape V2 coefficients (module docstring); AU25, and every
-    AU of rows without blendshapes, from :class:`GeometricAUEstimator`.
+    """Default estimator: AUs from MediaPipe's Blendshape V2 coefficients (module docstring); the
+    :data:`GEOMETRIC_AUS`, and every AU of rows without blendshapes, from :class:`GeometricAUEstimator`.
 
     Rest level: the coefficient's population level (:data:`BLENDSHAPE_AUS`), moved towards the track's own
     10th percentile by the track's trust (:func:`track_trust`: a long track that both rests and talks), as
     the geometric baseline is: a still or a short clip is measured against the population, a lesson against
-    the person. AU06 is the stronger of the cheekSquint coefficient and the geometric lower-lid raise (two
-    measures of the same FACS appearance change; Blendshape V2's cheekSquint rarely moves in smiles).
+    the person. The :data:`WEAK_BLENDSHAPE_AUS` are the stronger of the coefficient and the geometric
+    measure (two measures of the same FACS appearance change, one of which rarely moves).
     """
 
     name = "blendshapes"
 
     def predict(
-        self, landmarks: np.ndarray, pose: np.ndarray, face_id: np.ndarray, blendshapes: np.ndarray | None = None
+        self,
+        landmarks: np.ndarray,
+        pose: np.ndarray,
+        face_id: np.ndarray,
+        blendshapes: np.ndarray | None = None,
+        infraorbital: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
         from models.layout import BLENDSHAPE_NAMES
 
-        geometric = GeometricAUEstimator().predict(landmarks, pose, face_id)
+        geometric = GeometricAUEstimator().predict(landmarks, pose, face_id, infraorbital=infraorbital)
         if blendshapes is None:
             return geometric
         shapes = np.asarray(blendshapes, dtype=np.float64)
@@ -470,7 +506,7 @@ class BlendshapeAUEstimator:
             value = shapes[:, [names.index(n) for n in sources]].mean(axis=1)
             rest = (1 - trust) * population + trust * np.fmin(_track_quantile(value, face_id, 0.10), 0.95)
             scaled = np.clip(5.0 * (value - rest) / (1.0 - rest), 0.0, 5.0)
-            if au == "AU06":
+            if au in WEAK_BLENDSHAPE_AUS:
                 scaled = np.maximum(scaled, intensity[au])
             intensity[au] = np.where(measured, scaled, intensity[au])
         return _with_presence(intensity)
@@ -500,7 +536,12 @@ class OnnxAUEstimator:
         self.name = f"onnx:{model_dir.name}"
 
     def predict(
-        self, landmarks: np.ndarray, pose: np.ndarray, face_id: np.ndarray, blendshapes: np.ndarray | None = None
+        self,
+        landmarks: np.ndarray,
+        pose: np.ndarray,
+        face_id: np.ndarray,
+        blendshapes: np.ndarray | None = None,
+        infraorbital: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
         landmarks, pose, face_id = _validated(landmarks, pose, face_id)
         features = np.concatenate([canonical_landmarks(landmarks, pose).reshape(len(face_id), -1), pose], axis=1)

@@ -57,7 +57,7 @@ from tasks.store import (
 )
 
 CATALOG_COUNTS = ("sampled_frames", "face_rows", "face_tracks", "frames_with_face", "body_rows")
-EXTRACTOR_VERSION = "3"  # bump when what the rows mean changes (detector, landmarks, tracking, AUs): stores re-extract
+EXTRACTOR_VERSION = "4"  # bump when what the rows mean changes (detector, landmarks, tracking, AUs): stores re-extract
 
 
 @dataclass(frozen=True)
@@ -281,6 +281,7 @@ def _append_face(cols: dict[str, list], frame: int, timestamp: float, face) -> N
     shapes = face.blendshapes if face.blendshapes is not None else np.full(len(BLENDSHAPE_NAMES), np.nan)
     for name, value in zip(BLENDSHAPE_NAMES[1:], shapes[1:], strict=True):
         cols[f"bs_{name}"].append(float(value))
+    cols["infraorbital"].append(float(face.infraorbital))
 
 
 def _append_body(cols: dict[str, list], frame: int, timestamp: float, person: int, body) -> None:
@@ -382,7 +383,8 @@ def _frames_table(jobs: list[ChunkJob], params: ExtractParams, result: StepResul
     columns["success"] = np.ones(len(face_id), dtype=bool)
     if len(face_id):
         shapes = np.stack([columns[f"bs_{name}"] for name in BLENDSHAPE_NAMES[1:]], axis=1).astype(np.float32)
-        columns.update(load_au_estimator(params.au_model_dir).predict(landmarks, pose, face_id, shapes))
+        estimator = load_au_estimator(params.au_model_dir)
+        columns.update(estimator.predict(landmarks, pose, face_id, shapes, columns["infraorbital"]))
     else:
         columns.update({f.name: [] for f in FRAME_SCHEMA if f.name.startswith("AU")})
     result.counts["face_tracks"] = int(len(np.unique(face_id)))

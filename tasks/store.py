@@ -91,6 +91,9 @@ FRAME_SCHEMA = pa.schema(
         *[(f"{au}_c", pa.int8()) for au in AU_NAMES],
         # MediaPipe Face Landmarker blendshapes in [0, 1] (NaN from backends without them, e.g. insightface)
         *[(f"bs_{name}", pa.float32()) for name in BLENDSHAPE_NAMES[1:]],
+        # infraorbital cheek height below the eye corners, IOD units (tasks.faces.infraorbital_height; NaN
+        # from backends without a dense mesh)
+        ("infraorbital", pa.float32()),
     ]
 )
 

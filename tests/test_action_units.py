@@ -8,7 +8,14 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from tasks.action_units import AU_NAMES, load_au_estimator
+from tasks.action_units import (
+    AU_NAMES,
+    BLENDSHAPE_AUS,
+    GEOMETRIC_AUS,
+    BlendshapeAUEstimator,
+    GeometricAUEstimator,
+    load_au_estimator,
+)
 from tasks.faces import load_face_backend
 from tests.test_faces import sample
 
@@ -58,6 +65,20 @@ def test_output_contract(neutral):
         assert np.all((result[f"{au}_r"] >= 0) & (result[f"{au}_r"] <= 5))
         # an unedited neutral face is neutral against the population reference (below the FACS trace level)
         assert result[f"{au}_r"].mean() < 0.8 and result[f"{au}_c"].mean() < 0.1, au
+
+
+def test_each_au_has_one_source_and_dead_coefficients_are_not_read(neutral):
+    """Every AU comes from a blendshape or from the geometry, not both and not neither; the AUs whose
+    coefficients Blendshape V2 leaves dead (eyeWide, cheekSquint, noseSneer) are the geometric ones even when
+    those coefficients carry values."""
+    assert set(BLENDSHAPE_AUS).isdisjoint(GEOMETRIC_AUS) and set(BLENDSHAPE_AUS) | set(GEOMETRIC_AUS) == set(AU_NAMES)
+    landmarks, pose, face_id = _track(neutral, talk=False)
+    shapes = np.random.default_rng(0).uniform(0, 1, (len(face_id), 51))
+    default = BlendshapeAUEstimator().predict(landmarks, pose, face_id, shapes)
+    geometric = GeometricAUEstimator().predict(landmarks, pose, face_id)
+    for au in GEOMETRIC_AUS:
+        np.testing.assert_array_equal(default[f"{au}_r"], geometric[f"{au}_r"], err_msg=au)
+    assert not np.array_equal(default["AU04_r"], geometric["AU04_r"])  # read from browDown
 
 
 BROW_INNER, BROW_OUTER = (20, 21, 22, 23), (17, 18, 25, 26)
@@ -122,8 +143,9 @@ def test_long_tracks_learn_the_persons_own_rest_face(neutral):
 
 def test_a_held_expression_is_measured_on_real_stills(media_dir):
     """Each frame its own one-sample track, as a still photo or the apex of a short clip: the default
-    estimator (Blendshape V2) reads a real broad smile as AU12 at level C or more and a real neutral face as
-    no smile, without any neutral frame of the same person to compare with."""
+    estimator reads a real broad smile as AU12 at level C (3) or more (never below 2.5, as the smile starts
+    to fade) and a real neutral face as no smile, without any neutral frame of the same person to compare
+    with."""
     from tasks.synthetic import face_photos
 
     backend = load_face_backend("mediapipe")
@@ -135,7 +157,8 @@ def test_a_held_expression_is_measured_on_real_stills(media_dir):
         np.stack([f.blendshapes[1:] for f in faces]),
     )  # fmt: skip
     neutral, smiles = slice(0, 15), slice(15, None)  # the astronaut smiles too
-    assert (result["AU12_r"][smiles] >= 3.0).all() and result["AU12_c"][smiles].all()
+    assert np.median(result["AU12_r"][smiles]) >= 3.0 and (result["AU12_r"][smiles] >= 2.5).all()
+    assert result["AU12_c"][smiles].all()
     assert result["AU12_r"][neutral].max() < 1.0 and not result["AU12_c"][neutral].any()
     for au in ("AU04", "AU15", "AU20", "AU26"):  # a smile is not a frown, a stretch or a jaw drop
         assert result[f"{au}_r"][smiles].mean() < 1.0, au
@@ -154,15 +177,21 @@ def test_geometric_fallback_reads_a_held_smile_above_the_same_face_at_rest(neutr
 
 
 def test_smile_raises_au12_and_au06(media_dir):
+    """The broad smile of pyfeat_single_face.mp4 raises AU12 and AU06; for AU06 the infraorbital cheek of the
+    dense mesh sees far more than the lower lids of the 68 points (0 -> 2.3 against 0 -> 0.9 when measured)."""
     backend = load_face_backend("mediapipe")
     faces = [backend.detect(frame)[0] for frame in sample(media_dir / "pyfeat_single_face.mp4", fps=30)]
     landmarks = np.stack([f.landmarks for f in faces])
     pose = np.stack([f.pose for f in faces])
-    result = load_au_estimator().predict(landmarks, pose, np.zeros(len(faces), int))
+    face_id = np.zeros(len(faces), int)
+    infraorbital = np.array([f.infraorbital for f in faces])
+    result = load_au_estimator().predict(landmarks, pose, face_id, infraorbital=infraorbital)
+    lids_only = load_au_estimator().predict(landmarks, pose, face_id)
     neutral_part, smile_part = slice(0, 15), slice(30, None)  # neutral first, then a broad smile
-    for au, margin in (("AU12", 2.0), ("AU06", 0.5)):
+    for au, margin in (("AU12", 2.0), ("AU06", 1.5)):
         values = result[f"{au}_r"]
         assert values[smile_part].mean() > values[neutral_part].mean() + margin, au
+    assert result["AU06_r"][smile_part].mean() > lids_only["AU06_r"][smile_part].mean() + 1.0
 
 
 def test_laugh_raises_au12_over_a_sad_onset_and_over_au20(media_dir):

@@ -13,6 +13,7 @@ from tasks.faces import (
     Face,
     InsightFaceBackend,
     head_pose,
+    infraorbital_height,
     load_face_backend,
 )
 from tests.insightface_pack import write_random_pack
@@ -121,6 +122,28 @@ def test_yaw_positive_means_nose_towards_image_left():
     turned = face @ _rotation(0.0, 0.3, 0.0).T
     assert turned[30, 0] < 0  # the nose points to the image left
     assert head_pose(turned)[1] == pytest.approx(0.3, abs=1e-6)
+
+
+def test_infraorbital_height_ignores_head_rotation_scale_and_position(wolfgang):
+    """The cheek height is measured in the face's own axes: the same mesh turned in 3-D, scaled and moved
+    gives the same value; raising the cheek points lowers it. The backend fills it on real faces (plausible
+    values: the cheekbones lie about 0.2-0.4 IOD below the eye corners); insightface leaves it NaN."""
+    mesh = np.random.default_rng(1).normal(0, 0.3, (478, 3))
+    mesh[[33, 133]], mesh[[263, 362]] = [(-1.2, 0, 0), (-0.4, 0, 0)], [(1.2, 0, 0), (0.4, 0, 0)]
+    mesh[168], mesh[2] = (0, -0.1, -0.2), (0, 1.0, -0.2)
+    for cheek in (117, 118, 119, 346, 347, 348):
+        mesh[cheek, 1:] = (0.5, 0.0)
+    value = infraorbital_height(mesh)
+    assert value == pytest.approx(0.5 / 1.6, abs=1e-9)
+    for angles in [(0.3, 0.0, 0.0), (0.0, -0.4, 0.2), (-0.2, 0.3, -0.1)]:
+        moved = 37.0 * mesh @ _rotation(*angles).T + np.array([300.0, 120.0, 5.0])
+        assert infraorbital_height(moved) == pytest.approx(value, abs=1e-9)
+    raised = mesh.copy()
+    raised[[117, 118, 119, 346, 347, 348], 1] -= 0.1
+    assert infraorbital_height(raised) < value - 0.05
+    heights = [face.infraorbital for faces in wolfgang[1] for face in faces]
+    assert heights and all(0.15 < h < 0.45 for h in heights)
+    assert np.isnan(Face(np.zeros(4), 1.0, np.zeros((68, 2)), np.zeros(3)).infraorbital)
 
 
 # --- insightface adapter ------------------------------------------------------------------------------

@@ -71,6 +71,13 @@ def test_a_slight_core_expression_beats_neutral(emotion, aus):
     assert emotion_probabilities(pattern(**aus))["label"].eq(emotion).all()
 
 
+def test_a_nose_wrinkle_with_lowered_brows_is_disgust_not_anger():
+    """Brow lowerer + nose wrinkler + upper lip raiser (IG 2002 disgust 9+10 with AU4): AU9 is in no anger
+    prototype, so it counts against anger and the lowered brow alone does not make it anger."""
+    assert emotion_probabilities(pattern(AU04_r=4, AU09_r=2, AU10_r=2))["label"].eq("disgust").all()
+    assert emotion_probabilities(pattern(AU04_r=4, AU07_r=2, AU10_r=2))["label"].eq("anger").all()
+
+
 def test_trace_noise_stays_neutral():
     out = emotion_probabilities(pattern(AU12_r=0.6, AU04_r=0.5, AU10_r=0.7, AU17_r=0.8, AU25_r=3, AU45_r=2))
     assert out["label"].eq("neutral").all()
