@@ -7,9 +7,9 @@ coefficient is a population-level measure of one facial movement (no person base
 expression or a still photo is measured as it is); each AU is the blendshape that describes its FACS
 appearance change, averaged over the face's two sides (:data:`BLENDSHAPE_AUS`, with the coefficient's
 level on neutral faces subtracted and the rest scaled to 0-5). The AUs whose coefficient Blendshape V2
-leaves dead (AU05, AU06, AU09), AU12 (where the geometry is less biased) and AU25 (lips part, which no
-blendshape isolates) come from the landmark geometry below (:data:`GEOMETRIC_AUS`), and so does every AU
-of a face without blendshapes (the insightface backend). These are not OpenFace's trained AU detectors: an AU means "the movement FACS
+leaves dead (AU05, AU06, AU09) and AU25 (lips part, which no blendshape isolates) come from the landmark
+geometry below (:data:`GEOMETRIC_AUS`), and so does every AU of a face without blendshapes (the insightface
+backend); AU12 is the weaker of its coefficient and the geometry (:data:`AGREED_AUS`). These are not OpenFace's trained AU detectors: an AU means "the movement FACS
 names for it, as Blendshape V2 measures it"; `lessonlens evaluate --au-reference` compares them with
 OpenFace on your video.
 
@@ -443,15 +443,14 @@ class GeometricAUEstimator:
 # (eyeWide, cheekSquint, noseSneer) Blendshape V2 leaves dead: their largest value over every frame of
 # the dev clips (CREMA-D's six, the Wolfgang clip, 10 fps) is 0.05, 0.000 and 0.000, also on the
 # disgust clip and the laugh (MediaPipe issue #4450 reports eyeWide and noseSneer "always near 0");
-# and AU12, for which the lip-corner geometry is both less biased (CREMA-D's neutral clip reads
-# mouthSmile 0.34, AU12 1.2, the geometry 0.4) and the measure that agreed with OpenFace (r 0.99 on
-# issue 10's hidden webcam clip).
+# and AU25 (no coefficient isolates parted lips).
 BLENDSHAPE_AUS: dict[str, tuple[tuple[str, ...], float]] = {
     "AU01": (("browInnerUp",), 0.25),  # inner brow raiser
     "AU02": (("browOuterUpLeft", "browOuterUpRight"), 0.05),  # outer brow raiser
     "AU04": (("browDownLeft", "browDownRight"), 0.15),  # brow lowerer
     "AU07": (("eyeSquintLeft", "eyeSquintRight"), 0.40),  # lid tightener
     "AU10": (("mouthUpperUpLeft", "mouthUpperUpRight"), 0.02),  # upper lip raiser
+    "AU12": (("mouthSmileLeft", "mouthSmileRight"), 0.05),  # lip corner puller
     "AU14": (("mouthDimpleLeft", "mouthDimpleRight"), 0.05),  # dimpler
     "AU15": (("mouthFrownLeft", "mouthFrownRight"), 0.02),  # lip corner depressor
     "AU17": (("mouthShrugLower",), 0.05),  # chin raiser (lower lip pushed up)
@@ -460,11 +459,16 @@ BLENDSHAPE_AUS: dict[str, tuple[tuple[str, ...], float]] = {
     "AU26": (("jawOpen",), 0.05),  # jaw drop
     "AU45": (("eyeBlinkLeft", "eyeBlinkRight"), 0.15),  # blink (lids closed)
 }
-GEOMETRIC_AUS = ("AU05", "AU06", "AU09", "AU12", "AU25")
+GEOMETRIC_AUS = ("AU05", "AU06", "AU09", "AU25")
 """AUs the default estimator takes from the landmark geometry (see above; AU25: no blendshape isolates it)."""
 WEAK_BLENDSHAPE_AUS = ("AU15",)
 """AUs whose coefficient rarely moves (mouthFrown: at most 0.07 over the dev clips, sad ones included): the
 stronger of it and the geometric measure of the same FACS appearance change."""
+AGREED_AUS = ("AU12",)
+"""AUs read where the coefficient and the geometry agree (the weaker of the two): each has its own false
+smiles. mouthSmile reads CREMA-D's neutral clip as AU12 1.2 (the geometry 0.4) and its disgust clip as 3.5
+(1.8); the lip-corner geometry reads the Hanks photo tilted 30 degrees down as about 1 (mouthSmile 0). In a
+real smile both are high (pyfeat_single_face.mp4: 4.5 and 3-4)."""
 
 
 class BlendshapeAUEstimator:
@@ -475,7 +479,8 @@ class BlendshapeAUEstimator:
     10th percentile by the track's trust (:func:`track_trust`: a long track that both rests and talks), as
     the geometric baseline is: a still or a short clip is measured against the population, a lesson against
     the person. The :data:`WEAK_BLENDSHAPE_AUS` are the stronger of the coefficient and the geometric
-    measure (two measures of the same FACS appearance change, one of which rarely moves).
+    measure (two measures of the same FACS appearance change, one of which rarely moves), the
+    :data:`AGREED_AUS` the weaker (two measures with different false positives).
     """
 
     name = "blendshapes"
@@ -508,6 +513,8 @@ class BlendshapeAUEstimator:
             scaled = np.clip(5.0 * (value - rest) / (1.0 - rest), 0.0, 5.0)
             if au in WEAK_BLENDSHAPE_AUS:
                 scaled = np.maximum(scaled, intensity[au])
+            if au in AGREED_AUS:
+                scaled = np.minimum(scaled, intensity[au])
             intensity[au] = np.where(measured, scaled, intensity[au])
         return _with_presence(intensity)
 
