@@ -184,7 +184,13 @@ VIDEO_COLUMNS = {
     "role": "string",
     "lesson_type": "string",
 }
-FILE_COLUMNS = {"path": "string", "size_bytes": "Int64", "mtime_ns": "Int64", "video_id": "string"}
+FILE_COLUMNS = {
+    "path": "string",
+    "size_bytes": "Int64",
+    "mtime_ns": "Int64",
+    "video_id": "string",
+    "version": "string",  # object storage: the object's version id or ETag (the hash cache's key); local: null
+}
 FAILURE_COLUMNS = {
     "run_id": "string",
     "video_id": "string",
@@ -289,7 +295,7 @@ def check_storage_options(options: dict | None) -> dict:
 
 def parse_storage_options(items: Iterable[str] | None) -> dict:
     """``["KEY=VALUE", ...]`` (the CLI's ``--storage-option``) as a dict; a VALUE that is JSON (true, 3, {...})
-    is decoded, any other is a string. ValueError naming the bad item, or a credential (:func:`check_storage_options`)."""
+    is decoded, any other is a string. ValueError naming a bad item or a credential (:func:`check_storage_options`)."""
     options: dict = {}
     for item in items or ():
         key, sep, value = item.partition("=")
