@@ -271,6 +271,8 @@ def location(url: "str | os.PathLike | UPath", storage_options: dict | None = No
     if not rest.split("/", 1)[0]:
         raise ValueError(f"{what} {text}: the URL names no bucket ({scheme}://BUCKET/PREFIX)")
     options = check_storage_options(storage_options)
+    if scheme == "s3":  # other processes (Dask workers) write the store: never answer from a stale listing
+        options.setdefault("use_listings_cache", False)
     package = OBJECT_STORES[scheme]
     try:
         importlib.import_module(package)
@@ -762,6 +764,15 @@ class Store:
     def write_report_index(self, folder: Path, video_ids: Iterable[str]) -> None:
         """Record which videos a report folder may show, so that erasing one of them removes the report."""
         write_bytes_atomic(folder / REPORT_INDEX, json.dumps(sorted(set(video_ids))).encode())
+
+    def upload_report(self, folder: Path) -> UPath:
+        """Upload a report written in the local ``folder`` (with its index) to ``<store>/reports/<folder name>/`` on
+        object storage, one whole-or-nothing upload per file, index first; return the report's folder there."""
+        target = self.reports_dir() / folder.name
+        files = sorted((p for p in folder.rglob("*") if p.is_file()), key=lambda p: p.name != REPORT_INDEX)
+        for file in files:
+            target.fs.put_file(str(file), (target / file.relative_to(folder).as_posix()).path)
+        return target
 
     def _drop_catalog_rows(self, table: str, video_id: str) -> int:
         rows = self.read_catalog(table)
