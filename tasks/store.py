@@ -75,6 +75,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import fsspec
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -510,6 +511,13 @@ class Store:
     @property
     def is_remote(self) -> bool:
         return is_remote(self.root)
+
+    def reader_filesystem(self):
+        """A filesystem of the store on object storage for a short-lived reader (a DuckDB connection): a new
+        instance that caches the listings it makes, so that opening a file answers its size and ETag from the
+        listing instead of asking the object store once more per file."""
+        options = {**self.storage_options, "use_listings_cache": True, "skip_instance_cache": True}
+        return fsspec.filesystem(self.root.protocol, **options)
 
     @property
     def storage_options(self) -> dict:

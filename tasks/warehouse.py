@@ -181,7 +181,7 @@ def connect(store: Store, thresholds: Mapping[str, float] | None = None) -> duck
         raise FileNotFoundError(f"store {store.url} does not exist (run `lessonlens run` first)")
     con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
     if store.is_remote:
-        con.register_filesystem(store.root.fs)
+        con.register_filesystem(store.reader_filesystem())
     con.execute(f"set allowed_directories = ['{sql_literal(store.url)}/']")
     con.execute("set enable_external_access = false")
     for path in sql_files("staging"):
