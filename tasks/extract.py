@@ -333,7 +333,7 @@ def extract_video(
         jobs = [ChunkJob(ref.video_id, ref.path, chunk, params, work, options) for chunk in chunks]
         make_dirs(work)  # with the store's permissions
         chunk_results = list(run_chunks(jobs))
-        result.info.update(video_decoding([(j.chunk, j.faces_path) for j in jobs]))
+        result.info.update(video_decoding([(j.chunk, read_schema(j.faces_path).metadata) for j in jobs]))
         stage = "finalize"
         finalize_video(ref.video_id, jobs, params, store, result)
     except VideoError as exc:
