@@ -235,7 +235,7 @@ def test_reprocess_after_a_promotion_on_s3(s3, corpus, workers):
     if not store.catalog_path("videos").is_file():
         pytest.fail("needs the store of test_nightly_corpus_with_corpus_and_store_on_s3 (run the module)")
     torch.manual_seed(0)
-    model = build_model("learner_state", "paper", **TINY_AGDTNET)
+    model = build_model("learner_state", "paper", num_classes=4, **TINY_AGDTNET)
     version = register(store.root, "learner_state", model, variant="paper", metrics={}, data_fingerprint="test",
                        task="learner_state", classes=list(TASK_CLASSES["learner_state"]))  # fmt: skip
     promote(store.root, "learner_state", version, notify=False)
