@@ -316,34 +316,23 @@ def is_remote(path) -> bool:
     return not isinstance(path, Path)
 
 
-def _arrow(path) -> tuple[object, object]:
-    """(source, filesystem) arguments of pyarrow's Parquet readers for a store path."""
-    return (path.path, path.fs) if is_remote(path) else (path, None)
+def _on_store_path(reader):
+    """``reader`` (a pyarrow or pandas Parquet reader taking ``filesystem=``) for a store path, local or on object
+    storage."""
+
+    def read(path, **kwargs):
+        source, filesystem = (path.path, path.fs) if is_remote(path) else (path, None)
+        return reader(source, filesystem=filesystem, **kwargs)
+
+    read.__doc__ = f"``{reader.__module__}.{reader.__qualname__}`` of a store path, local or on object storage."
+    return read
 
 
-def read_table(path, **kwargs) -> pa.Table:
-    source, filesystem = _arrow(path)
-    return pq.read_table(source, filesystem=filesystem, **kwargs)
-
-
-def read_schema(path) -> pa.Schema:
-    source, filesystem = _arrow(path)
-    return pq.read_schema(source, filesystem=filesystem)
-
-
-def read_metadata(path) -> pq.FileMetaData:
-    source, filesystem = _arrow(path)
-    return pq.read_metadata(source, filesystem=filesystem)
-
-
-def parquet_file(path) -> pq.ParquetFile:
-    source, filesystem = _arrow(path)
-    return pq.ParquetFile(source, filesystem=filesystem)
-
-
-def read_frame(path) -> pd.DataFrame:
-    source, filesystem = _arrow(path)
-    return pd.read_parquet(source, filesystem=filesystem)
+read_table = _on_store_path(pq.read_table)
+read_schema = _on_store_path(pq.read_schema)
+read_metadata = _on_store_path(pq.read_metadata)
+parquet_file = _on_store_path(pq.ParquetFile)
+read_frame = _on_store_path(pd.read_parquet)
 
 
 def remove_tree(path) -> bool:

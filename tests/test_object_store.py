@@ -116,7 +116,7 @@ def test_query_and_analyse_on_the_remote_store_match_the_local_store(s3, tmp_pat
 
     local = write_lesson_store(tmp_path / "store")
     remote = write_lesson_store(f"s3://{BUCKET}/lesson-store")
-    s3.pipe(f"{BUCKET}/lesson-store-secret/frames.parquet", s3.cat_file(f"{BUCKET}/lesson-store/frames/video_id=v00/part-0.parquet"))  # fmt: skip
+    s3.copy(f"{BUCKET}/lesson-store/frames/video_id=v00/part-0.parquet", f"{BUCKET}/lesson-store-secret/frames.parquet")
     outcomes = tmp_path / "outcomes.csv"
     outcomes_frame().to_csv(outcomes, index=False)
     sql = "select video_id, frame, face_id, AU12_r from frames order by all"
@@ -243,3 +243,38 @@ def test_reprocess_after_a_promotion_on_s3(s3, corpus, workers):
     assert counts["failed"] == 0 and counts["windows"] > 0
     rows = run_query(store, "select distinct model_version from predictions where task = 'learner_state'")
     assert rows.to_pylist() == [{"model_version": version}]
+
+
+@pytest.mark.slow
+def test_a_run_killed_mid_way_is_resumed_without_loss_or_duplicates(s3, corpus, tmp_path):
+    store = f"s3://{BUCKET}/store-killed"
+    lease = {"LESSONLENS_STORE_LEASE_SECONDS": "8"}
+    run = ["run", CORPUS, "--store", store, "--workers", "2", "--chunk-seconds", "1", "--no-crops"]
+    home = tmp_path / "home"
+    (home / "tmp").mkdir(parents=True)
+    env = {**os.environ, **lease, "HOME": str(home), "TMPDIR": str(home / "tmp")}
+    env.pop("PREFECT_API_URL", None)  # its own temporary API, killed with it
+    log = open(tmp_path / "killed.log", "w")
+    proc = subprocess.Popen([BIN / "lessonlens", *run], env=env, stdout=log, stderr=log, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not s3.glob(f"{BUCKET}/store-killed/work/*/*/faces-*.parquet"):
+        assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "killed.log").read_text()
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the CLI, its Prefect API and its Dask workers, at once
+    proc.wait()
+    killed_at = time.monotonic()
+    done = Store(store).read_catalog("videos")
+    assert (done["status"] == "ok").sum() < 2  # it really died mid-run
+
+    busy = lessonlens(tmp_path, *run, env=lease)
+    if time.monotonic() - killed_at < 8:  # within the lease: refused, naming the dead run
+        assert busy.returncode == 3 and "nightly-corpus run" in busy.stderr, busy.stderr
+    time.sleep(max(0.0, 8.5 - (time.monotonic() - killed_at)))
+    again = lessonlens(tmp_path, *run, env=lease)
+    assert again.returncode == 0, again.stderr
+    sql = "select v.path, f.* exclude (video_id) from frames f join videos v using (video_id) order by all"
+    resumed = run_query(Store(store), sql)
+    uninterrupted = f"s3://{BUCKET}/store-uninterrupted"
+    assert lessonlens(tmp_path, *run[:2], "--store", uninterrupted, *run[4:]).returncode == 0
+    assert resumed.equals(run_query(Store(uninterrupted), sql))  # nothing lost, nothing twice
+    assert s3.find(f"{BUCKET}/store-killed/work") == [] and not s3.exists(f"{BUCKET}/store-killed/.lease.json")
