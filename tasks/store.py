@@ -358,6 +358,13 @@ def write_bytes_atomic(path, data: bytes) -> None:
     atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
+def precondition_failed(exc: OSError) -> bool:
+    """Whether the object store refused a conditional write (S3's 412 PreconditionFailed, which s3fs raises as
+    FileExistsError for If-None-Match and as a plain OSError for If-Match)."""
+    response = getattr(exc.__cause__, "response", None) or {}
+    return isinstance(exc, FileExistsError) or response.get("Error", {}).get("Code") == "PreconditionFailed"
+
+
 class Lease:
     """The single-writer lock of a store on object storage, where no OS lock reaches every writer: the object
     ``<store>/.lease.json`` names its owner and when it expires.
@@ -422,8 +429,10 @@ class Lease:
                 raise self.busy_error(held[0]) from None
             try:
                 self._put(IfMatch=held[1])
-            except (FileExistsError, PermissionError, OSError):  # another writer took it over first
-                raise self.busy_error(self.holder()[0]) from None
+            except OSError as exc:
+                if not precondition_failed(exc):
+                    raise
+                raise StoreBusy(f"store {self.path.parent}: another run took over the expired lease first") from None
             log.warning("store lease of %s (expired) taken over by %s", held[0]["owner"], self.owner)
         self._renewer = threading.Thread(target=self._renew, name="store-lease", daemon=True)
         self._renewer.start()
@@ -433,9 +442,11 @@ class Lease:
             try:
                 self._put(IfMatch=self.etag)
             except OSError as exc:
-                self.lost = f"{type(exc).__name__}: {exc}"
-                log.error("store lease of %s lost: %s", self.owner, self.lost)
-                return
+                if precondition_failed(exc):  # it expired and another run took it over
+                    self.lost = str(exc)
+                    log.error("store lease of %s lost: %s", self.owner, self.lost)
+                    return
+                log.warning("store lease of %s not renewed this time (tried again later): %s", self.owner, exc)
 
     def release(self) -> None:
         self._stop.set()

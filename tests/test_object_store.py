@@ -109,6 +109,21 @@ def test_the_lease_admits_one_writer_is_renewed_and_expires_after_a_kill(s3, tmp
     with second.writer_lock("run D"):  # ...and no longer
         assert b"run D" in s3.cat_file(f"{BUCKET}/leased/.lease.json")
 
+    # a writer paused past its lease (a frozen VM) learns that it lost the store when it wakes up
+    paused = subprocess.Popen(
+        [sys.executable, "-c", "import time\nfrom tasks.store import Store, StoreBusy\ntry:\n"
+         f"    with Store({url!r}).writer_lock('run E'):\n        print('held', flush=True)\n        time.sleep(3)\n"
+         "except StoreBusy as exc:\n    print(exc, flush=True)\n"],
+        stdout=subprocess.PIPE, text=True, env=os.environ,
+    )  # fmt: skip
+    assert paused.stdout.readline().strip() == "held"
+    paused.send_signal(signal.SIGSTOP)
+    time.sleep(3.5)
+    with second.writer_lock("run F"):
+        paused.send_signal(signal.SIGCONT)
+        out, _ = paused.communicate(timeout=60)
+    assert "the writer's lease was lost during the run" in out
+
 
 def test_query_and_analyse_on_the_remote_store_match_the_local_store(s3, tmp_path):
     from tests.test_analyse import outcomes_frame
