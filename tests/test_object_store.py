@@ -82,13 +82,13 @@ def test_a_file_appears_whole_or_not_at_all(s3):
 
 
 def test_the_lease_admits_one_writer_is_renewed_and_expires_after_a_kill(s3, tmp_path, monkeypatch):
-    monkeypatch.setenv("LESSONLENS_STORE_LEASE_SECONDS", "3")
+    monkeypatch.setenv("LESSONLENS_STORE_LEASE_SECONDS", "6")  # renewed every 2 s
     url = f"s3://{BUCKET}/leased"
     first, second = Store(url).ensure(), Store(url)
     with first.writer_lock("run A"):
         with pytest.raises(StoreBusy, match=r"being written by run A \(pid \d+"):
             second.check_not_busy()
-        time.sleep(4)  # longer than the lease: renewed meanwhile, so still held
+        time.sleep(8)  # longer than the lease: renewed meanwhile, so still held
         with pytest.raises(StoreBusy, match="run A"), second.writer_lock("run B"):
             pass
     assert not s3.exists(f"{BUCKET}/leased/.lease.json")  # released
@@ -105,20 +105,20 @@ def test_the_lease_admits_one_writer_is_renewed_and_expires_after_a_kill(s3, tmp
     holder.wait()
     with pytest.raises(StoreBusy, match="run C"):  # a killed writer's lease holds until it expires...
         second.check_not_busy()
-    time.sleep(3.5)
+    time.sleep(6.5)
     with second.writer_lock("run D"):  # ...and no longer
         assert b"run D" in s3.cat_file(f"{BUCKET}/leased/.lease.json")
 
     # a writer paused past its lease (a frozen VM) learns that it lost the store when it wakes up
     paused = subprocess.Popen(
         [sys.executable, "-c", "import time\nfrom tasks.store import Store, StoreBusy\ntry:\n"
-         f"    with Store({url!r}).writer_lock('run E'):\n        print('held', flush=True)\n        time.sleep(3)\n"
+         f"    with Store({url!r}).writer_lock('run E'):\n        print('held', flush=True)\n        time.sleep(6)\n"
          "except StoreBusy as exc:\n    print(exc, flush=True)\n"],
         stdout=subprocess.PIPE, text=True, env=os.environ,
     )  # fmt: skip
     assert paused.stdout.readline().strip() == "held"
     paused.send_signal(signal.SIGSTOP)
-    time.sleep(3.5)
+    time.sleep(6.5)
     with second.writer_lock("run F"):
         paused.send_signal(signal.SIGCONT)
         out, _ = paused.communicate(timeout=60)
