@@ -154,6 +154,17 @@ def test_query_and_analyse_on_the_remote_store_match_the_local_store(s3, tmp_pat
     assert s3.exists(there.report.path) and s3.exists(f"{there.report.parent.path}/video_ids.json")
 
 
+def test_forget_erases_a_video_and_a_face_track_on_the_remote_store(s3):
+    from tests.test_marts import write_lesson_store
+
+    store = write_lesson_store(f"s3://{BUCKET}/forget-store")
+    with store.writer_lock("forget"):
+        assert store.forget_video("v00")["predictions"] == 3
+        assert store.forget_face("v01", 0)["frames_rows"] > 0
+    assert "v00" not in store.video_ids() and s3.glob(f"{BUCKET}/forget-store/*/*/*/video_id=v00") == []
+    assert store.face_ids("v01") == [1] and store.erased_videos() == {"v00"}
+
+
 class DaskWorkers:
     """A LocalCluster's scheduler with ``n`` ``dask worker`` processes attached, each started in its own working
     directory (and Dask local directory): no shared disk with this process but the one-way view of the code."""
