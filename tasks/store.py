@@ -312,8 +312,9 @@ def parse_storage_options(items: Iterable[str] | None) -> dict:
 
 
 def is_remote(path) -> bool:
-    """Whether ``path`` (a store path, :func:`location`) is on object storage rather than a local disk."""
-    return not isinstance(path, Path)
+    """Whether ``path`` (a store path, :func:`location`) is on object storage rather than a local disk (a ``str``
+    or ``Path``)."""
+    return isinstance(path, UPath)
 
 
 def _on_store_path(reader):
