@@ -36,6 +36,7 @@ BENCHMARKS = {
     "backends-crops": (["backends.py", "crops", CLIP], ["backends.py", "crops", CLIP, "--fps", "1"]),
     "reprocess": (["reprocess.py"], ["reprocess.py", "--videos", "2", "--seconds", "30"]),
     "infer": (["infer.py"], ["infer.py", "--runs", "1"]),
+    "remote_store": (["remote_store.py"], ["remote_store.py", "--videos", "1", "--seconds", "10", "--repeats", "1"]),
 }
 ORDER = [n for b in BENCHMARKS for n in ([b, "limit-profile"] if b == "limit" else [b])]  # limit.py writes two
 

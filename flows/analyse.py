@@ -31,9 +31,11 @@ def analyse(
     ss_type: int = 2,
     thresholds: dict[str, float] | None = None,
     factors: str = "auto",
+    storage_options: dict | None = None,
 ) -> str:
-    """Analyse a store against student outcomes (see `analyse_store`); returns the report's HTML path."""
-    analysis = analyse_store(Store(store), outcomes, report_dir, link, ss_type, thresholds, factors)
+    """Analyse a store (a folder or an object-storage URL opened with ``storage_options``) against student
+    outcomes (see `analyse_store`); returns the report's HTML path."""
+    analysis = analyse_store(Store(store, storage_options), outcomes, report_dir, link, ss_type, thresholds, factors)
     publish_artifacts(analysis)
     get_run_logger().info("%d ANCOVAs; report %s", len(analysis.results), analysis.report)
     return str(analysis.report)

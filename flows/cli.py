@@ -16,17 +16,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import flows  # noqa: F401  (offline Prefect defaults)
-from tasks.store import Store
+from tasks.store import Store, location, parse_storage_options
+
+
+def _store(args: argparse.Namespace) -> Store:
+    """The store of ``--store`` (a folder or an object-storage URL) opened with the ``--storage-option`` items."""
+    return Store(args.store, parse_storage_options(args.storage_option))
 
 
 def _run(args: argparse.Namespace) -> int:
     from flows.engine import console_progress, prefect_api
     from flows.nightly_corpus import extract_params, nightly_corpus, run_if_nothing_to_do, validate_parameters
 
-    corpus = Path(args.corpus)
+    options = parse_storage_options(args.storage_option)
+    try:
+        corpus = str(location(args.corpus, options, what="corpus"))
+    except ValueError as exc:
+        raise UsageError(f"parameter corpus: {exc}") from exc
     store = validate_parameters(
-        str(corpus), args.store, args.face_backend, args.face_model_dir, args.au_model_dir, args.workers,
-        args.dask_address, args.crops_retention_days, args.store_group_readable,
+        corpus, args.store, args.face_backend, args.face_model_dir, args.au_model_dir, args.workers,
+        args.dask_address, args.crops_retention_days, args.store_group_readable, options,
     )  # fmt: skip
     try:
         params = extract_params(
@@ -40,7 +49,7 @@ def _run(args: argparse.Namespace) -> int:
     with store.writer_lock("lessonlens run (looking for work)"):
         store.remove_temporary_files()
         summary = run_if_nothing_to_do(
-            str(corpus.resolve()), store, params, args.retry_failed, args.keep_student_crops,
+            corpus, store, params, args.retry_failed, args.keep_student_crops,
             args.crops_retention_days,
         )  # fmt: skip
     if summary is not None:
@@ -48,8 +57,8 @@ def _run(args: argparse.Namespace) -> int:
     else:
         with prefect_api(), console_progress(sys.stdout.isatty()):
             summary = nightly_corpus(
-                corpus=str(corpus.resolve()),
-                store=str(Path(args.store).resolve()),
+                corpus=corpus,
+                store=store.url,
                 fps=args.fps,
                 face_backend=args.face_backend,
                 face_model_dir=args.face_model_dir,
@@ -63,10 +72,11 @@ def _run(args: argparse.Namespace) -> int:
                 keep_student_crops=args.keep_student_crops,
                 crops_retention_days=args.crops_retention_days,
                 store_group_readable=args.store_group_readable,
+                storage_options=options or None,
             )
     print(
         f"{summary['found']} videos: {summary['extracted']} extracted, {summary['skipped']} already done, "
-        f"{summary['failed']} failed; {summary['windows']} prediction windows; store {Path(args.store).resolve()}"
+        f"{summary['failed']} failed; {summary['windows']} prediction windows; store {store.url}"
     )
     if summary["known_failed"]:
         print(f"{summary['known_failed']} files failed in an earlier run and were not tried again (--retry-failed)")
@@ -91,14 +101,14 @@ def _print_table(table, fmt: str) -> None:
 def _query(args: argparse.Namespace) -> int:
     from tasks.warehouse import run_query
 
-    _print_table(run_query(Store(args.store), args.sql), args.format)
+    _print_table(run_query(_store(args), args.sql), args.format)
     return 0
 
 
 def _status(args: argparse.Namespace) -> int:
     from tasks.warehouse import run_query
 
-    store = Store(args.store)
+    store = _store(args)
     sections = {
         "videos": "select status, count(*) as videos, sum(sampled_frames) as frames, "
         "sum(face_rows) as face_rows, sum(body_rows) as body_rows from videos group by status order by status",
@@ -131,7 +141,7 @@ def _status_personal_data(store: Store) -> None:
 def _forget(args: argparse.Namespace) -> int:
     from tasks.privacy import check_video_id, forget, video_ids_for_path
 
-    store = Store(args.store)
+    store = _store(args)
     if not store.root.is_dir():
         raise UsageError(f"parameter --store: {args.store} is not a store")
     if args.face_id is not None and args.face_id < 0:
@@ -192,9 +202,10 @@ def _demo(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from flows.serve import serve_deployments
 
+    options = parse_storage_options(args.storage_option)
     serve_deployments(
-        store=str(Path(args.store).resolve()),
-        corpus=str(Path(args.corpus).resolve()) if args.corpus else None,
+        store=Store(args.store, options).url,
+        corpus=str(location(args.corpus, options, what="corpus")) if args.corpus else None,
         cron=args.cron,
         reprocess_cron=args.reprocess_cron,
         dask_address=args.dask_address,
@@ -203,6 +214,7 @@ def _serve(args: argparse.Namespace) -> int:
         keep_student_crops=args.keep_student_crops,
         crops_retention_days=args.crops_retention_days,
         store_group_readable=args.store_group_readable,
+        storage_options=options or None,
     )
     return 0
 
@@ -222,7 +234,7 @@ def _analyse(args: argparse.Namespace) -> int:
 
     thresholds = parse_thresholds(args.threshold)
     analysis = analyse_store(
-        Store(args.store), args.outcomes, args.report, args.link, args.ss_type, thresholds, args.factors
+        _store(args), args.outcomes, args.report, args.link, args.ss_type, thresholds, args.factors
     )
     if args.format == "json":
         print(json.dumps(analysis.to_dict(), indent=2, default=str))
@@ -376,7 +388,7 @@ def _models_register(args: argparse.Namespace) -> int:
     """``lessonlens models register --store S --checkpoint DIR``: register the last epoch of a training run."""
     from models.train import register_checkpoint
 
-    name, version = register_checkpoint(args.store, args.checkpoint, task=args.task, licence=args.licence)
+    name, version = register_checkpoint(_store(args).root, args.checkpoint, task=args.task, licence=args.licence)
     print(f"registered {name} {version} in {args.store}")
     return 0
 
@@ -385,7 +397,7 @@ def _models_list(args: argparse.Namespace) -> int:
     """``lessonlens models list --store S [--model NAME] [--json]``: registered versions."""
     from models.registry import list_versions
 
-    records = list_versions(args.store, args.model)
+    records = list_versions(_store(args).root, args.model)
     if args.json:
         print(json.dumps(records, indent=2, default=str))
         return 0
@@ -404,7 +416,7 @@ def _models_promote(args: argparse.Namespace) -> int:
     """``lessonlens models promote --store S --model NAME --version V``: make it its task's model."""
     from models.registry import promote
 
-    pointer = promote(args.store, args.model, args.version)
+    pointer = promote(_store(args).root, args.model, args.version)
     print(f"promoted {args.model} {args.version} for task {pointer['task']}")
     return 0
 
@@ -421,18 +433,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="extract per-frame features of a video corpus into a store")
-    run.add_argument("corpus", help="folder of videos (recursively), optionally with manifest.csv")
+    run.add_argument(
+        "corpus",
+        help="folder of videos (recursively), or an object-storage URL (s3://BUCKET/PREFIX/), optionally "
+        "with manifest.csv",
+    )
     _add_run_options(run)
     run.set_defaults(func=_run)
 
     query = sub.add_parser("query", help="read-only SQL over the store's views")
-    query.add_argument("--store", required=True)
+    _add_store_option(query)
     query.add_argument("sql", help="views: videos, frames, body, failures, runs")
     query.add_argument("--format", choices=["table", "csv", "json"], default="table")
     query.set_defaults(func=_query)
 
     status = sub.add_parser("status", help="what the store holds and how the last run went")
-    status.add_argument("--store", required=True)
+    _add_store_option(status)
     status.set_defaults(func=_status)
 
     demo = sub.add_parser("demo", help="generate a demo corpus and run the pipeline on it")
@@ -442,7 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
 
     serve = sub.add_parser("serve", help="serve the nightly-corpus and reprocess-after-retraining deployments")
-    serve.add_argument("--store", required=True, help="default store of both deployments")
+    _add_store_option(serve, "default store of both deployments")
     serve.add_argument("--corpus", default=None, help="default corpus of nightly-corpus")
     serve.add_argument("--cron", default="0 2 * * *", help="nightly-corpus schedule (default 02:00 daily)")
     serve.add_argument("--reprocess-cron", default="0 3 * * 0", help="weekly safety run of reprocess")
@@ -453,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_serve)
 
     forget = sub.add_parser("forget", help="erase a video or one face track from the store, for good")
-    forget.add_argument("--store", required=True)
+    _add_store_option(forget)
     which = forget.add_mutually_exclusive_group(required=True)
     which.add_argument("--video-id", help="the video's id (videos table)")
     which.add_argument("--path", help="the video file (its content hash, and the paths the catalog records)")
@@ -470,7 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=_models_info)
 
     analyse = sub.add_parser("analyse", help="ANCOVA of student outcomes by teacher expression groups, with a report")
-    analyse.add_argument("--store", required=True)
+    _add_store_option(analyse)
     analyse.add_argument("--outcomes", required=True, help="student outcomes .csv/.parquet (see tasks/outcomes.py)")
     analyse.add_argument("--report", default=None, help="report folder (default <store>/reports/<run id>)")
     analyse.add_argument("--link", choices=["session_id", "teacher_id"], default="session_id")
@@ -565,27 +581,38 @@ def _add_training_commands(sub, models_sub) -> None:
     evaluate.set_defaults(func=_evaluate)
 
     register = models_sub.add_parser("register", help="register a training run's checkpoint")
-    register.add_argument("--store", required=True)
+    _add_store_option(register)
     register.add_argument("--checkpoint", required=True, help="the --out folder of lessonlens train")
     register.add_argument("--task", choices=["emotion", "learner_state", "gesture"], default=None)
     register.add_argument("--licence", default=None, help="e.g. research-only (DAiSEE/DFEW-trained weights)")
     register.set_defaults(func=_models_register)
 
     listing = models_sub.add_parser("list", help="registered versions")
-    listing.add_argument("--store", required=True)
+    _add_store_option(listing)
     listing.add_argument("--model", default=None)
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=_models_list)
 
     promote = models_sub.add_parser("promote", help="make a version its task's model (emits the Prefect event)")
-    promote.add_argument("--store", required=True)
+    _add_store_option(promote)
     promote.add_argument("--model", required=True)
     promote.add_argument("--version", required=True)
     promote.set_defaults(func=_models_promote)
 
 
+def _add_store_option(parser: argparse.ArgumentParser, help: str = "store folder or URL") -> None:
+    parser.add_argument("--store", required=True, help=f"{help}: a folder, or s3://BUCKET/PREFIX, gs://..., az://...")
+    parser.add_argument(
+        "--storage-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="fsspec option of an object store, e.g. endpoint_url=http://host:9000 (repeatable; also used for a "
+        "corpus URL); credentials come from the environment (AWS_ACCESS_KEY_ID ...), never from options",
+    )
+
+
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", required=True, help="output folder (created if needed)")
+    _add_store_option(parser, "output store, created if needed")
     from tasks.extract import ExtractParams
 
     parser.add_argument("--fps", type=float, default=ExtractParams.fps, help="face sampling rate (default %(default)s)")

@@ -23,7 +23,7 @@ from models.rules import TASK_CLASSES
 from tasks.discover import MANIFEST_COLUMNS, VideoRef, discover
 from tasks.extract import ExtractParams, extract_chunk, extract_video
 from tasks.privacy import DEFAULT_CROPS_RETENTION_DAYS
-from tasks.store import StepResult, Store
+from tasks.store import StepResult, Store, location
 
 
 @task(name="discover")
@@ -32,7 +32,7 @@ def discover_task(corpus: str, store: Store) -> tuple[list[VideoRef], int]:
 
     Erased videos are dropped after hashing and before the ``files`` cache is written: their paths are never
     kept (``tasks.privacy``)."""
-    refs, files = discover(corpus, store.read_catalog("files"))
+    refs, files = discover(corpus, store.read_catalog("files"), store.storage_options)
     erased = store.erased_videos()
     store.upsert_catalog("files", files[~files["video_id"].isin(erased)], key="path")
     unique: dict[str, VideoRef] = {}
@@ -192,15 +192,23 @@ def validate_parameters(
     dask_address: str | None = None,
     crops_retention_days: int | None = None,
     store_group_readable: bool | None = None,
+    storage_options: dict | None = None,
 ) -> Store:
-    """Fail the run at once, naming the parameter, before any work starts (the CLI calls it too)."""
+    """Fail the run at once, naming the parameter, before any work starts (the CLI calls it too).
+
+    ``corpus`` and ``store`` are folders or object-storage URLs (``tasks.store.location``), both opened with
+    ``storage_options``."""
     from tasks.action_units import load_au_estimator
     from tasks.faces import FACE_BACKENDS
     from tasks.privacy import check_retention
 
     check_retention(crops_retention_days)
 
-    if not Path(corpus).exists():
+    try:
+        found = location(corpus, storage_options, what="corpus").exists()
+    except (ValueError, OSError) as exc:
+        raise ValueError(f"parameter corpus: {exc}") from exc
+    if not found:
         raise ValueError(f"parameter corpus: {corpus} does not exist")
     if face_backend not in FACE_BACKENDS:
         raise ValueError(f"parameter face_backend: {face_backend!r} is not one of {', '.join(FACE_BACKENDS)}")
@@ -220,8 +228,8 @@ def validate_parameters(
     if workers and dask_address:
         raise ValueError("parameter workers: applies to the local cluster only; omit it with dask_address")
     try:
-        return Store(store).ensure(group_readable=store_group_readable)
-    except PermissionError as exc:
+        return Store(store, storage_options).ensure(group_readable=store_group_readable)
+    except (ValueError, PermissionError) as exc:
         raise ValueError(f"parameter store: {exc}") from exc
 
 
@@ -265,8 +273,12 @@ def nightly_corpus(
     keep_student_crops: bool = False,
     crops_retention_days: int | None = DEFAULT_CROPS_RETENTION_DAYS,
     store_group_readable: bool | None = None,
+    storage_options: dict | None = None,
 ) -> dict:
     """Extract per-frame features of every new or changed video in ``corpus`` into ``store``.
+
+    ``corpus`` and ``store`` are folders or object-storage URLs (``s3://bucket/prefix``), opened with
+    ``storage_options`` (fsspec options such as ``endpoint_url``; credentials come from the environment).
 
     The work runs in the subflow ``extract-corpus`` on a Dask cluster: the scheduler at ``dask_address``,
     or a new LocalCluster of ``workers`` processes (default: one per core). One run at a time may write a
@@ -288,7 +300,7 @@ def nightly_corpus(
 
     st = validate_parameters(
         corpus, store, face_backend, face_model_dir, au_model_dir, workers, dask_address, crops_retention_days,
-        store_group_readable,
+        store_group_readable, storage_options,
     )  # fmt: skip
     try:
         params = extract_params(fps, chunk_seconds, face_backend, face_model_dir, body_fps, au_model_dir, keep_crops)
@@ -301,19 +313,19 @@ def nightly_corpus(
             get_run_logger().warning("removed %d temporary files left by an interrupted run", removed)
         extract = extract_corpus.with_options(task_runner=runner)
         return extract(
-            str(Path(corpus).resolve()), str(st.root), params, run_id, retry_failed, keep_student_crops,
-            crops_retention_days,
+            str(location(corpus, storage_options, what="corpus")), st.url, params, run_id, retry_failed,
+            keep_student_crops, crops_retention_days, st.storage_options,
         )  # fmt: skip
 
 
 @flow(name="extract-corpus")
 def extract_corpus(
     corpus: str, store: str, params: ExtractParams, run_id: str, retry_failed: bool = False,
-    keep_student_crops: bool = False, crops_retention_days: int | None = None,
+    keep_student_crops: bool = False, crops_retention_days: int | None = None, storage_options: dict | None = None,
 ) -> dict:  # fmt: skip
     """Discover, extract on Dask, record: the body of ``nightly-corpus`` (which holds the store lock)."""
     return _extract_corpus(
-        corpus, Store(store), params, run_id, get_run_logger(), retry_failed, keep_student_crops,
+        corpus, Store(store, storage_options), params, run_id, get_run_logger(), retry_failed, keep_student_crops,
         crops_retention_days,
     )  # fmt: skip
 

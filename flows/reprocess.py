@@ -21,8 +21,11 @@ from models.rules import TASK_CLASSES
 from tasks.store import Store
 
 
-def validate_reprocess(store: str, task: str | None) -> tuple[Store, list[str]]:
-    st = Store(store)
+def validate_reprocess(store: str, task: str | None, storage_options: dict | None = None) -> tuple[Store, list[str]]:
+    try:
+        st = Store(store, storage_options)
+    except ValueError as exc:
+        raise ValueError(f"parameter store: {exc}") from exc
     if not st.catalog_path("videos").is_file():
         raise ValueError(f"parameter store: {store} has no extracted videos (run nightly-corpus first)")
     if task not in (None, "", *TASK_CLASSES):
@@ -31,15 +34,19 @@ def validate_reprocess(store: str, task: str | None) -> tuple[Store, list[str]]:
 
 
 @flow(name="reprocess")
-def reprocess(store: str, task: str | None = None, dask_address: str | None = None, workers: int | None = None) -> dict:
-    """Recompute the stale predictions of ``task`` (every task when empty) in ``store`` on Dask."""
+def reprocess(
+    store: str, task: str | None = None, dask_address: str | None = None, workers: int | None = None,
+    storage_options: dict | None = None,
+) -> dict:  # fmt: skip
+    """Recompute the stale predictions of ``task`` (every task when empty) in ``store`` (a folder or an
+    object-storage URL opened with ``storage_options``) on Dask."""
     from flows.engine import task_runner
 
-    st, tasks = validate_reprocess(store, task)
+    st, tasks = validate_reprocess(store, task, storage_options)
     run_id = uuid.uuid4().hex[:12]
     with st.writer_lock(f"reprocess run {run_id}"):
         infer = reprocess_predictions.with_options(task_runner=task_runner(dask_address, workers))
-        return infer(str(st.root), tasks, run_id)
+        return infer(st.url, tasks, run_id, st.storage_options)
 
 
 def refresh_report(st: Store, logger) -> Path | None:
@@ -63,12 +70,12 @@ def refresh_report(st: Store, logger) -> Path | None:
 
 
 @flow(name="reprocess-predictions")
-def reprocess_predictions(store: str, tasks: list[str], run_id: str) -> dict:
+def reprocess_predictions(store: str, tasks: list[str], run_id: str, storage_options: dict | None = None) -> dict:
     """The body of ``reprocess`` (which holds the store lock)."""
     from tasks.inference import BODY_TASKS, stale_videos
 
     logger = get_run_logger()
-    st = Store(store)
+    st = Store(store, storage_options)
     started = datetime.now(UTC)
     stale = {t: stale_videos(st, t) for t in tasks}
     videos = sorted({v for ids in stale.values() for v in ids})

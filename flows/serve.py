@@ -46,6 +46,7 @@ def deployments(
     keep_student_crops: bool = False,
     crops_retention_days: int | None = DEFAULT_CROPS_RETENTION_DAYS,
     store_group_readable: bool | None = None,
+    storage_options: dict | None = None,
 ) -> list:
     from prefect.deployments.runner import EntrypointType
     from prefect.events import DeploymentEventTrigger
@@ -53,14 +54,14 @@ def deployments(
     from flows.nightly_corpus import nightly_corpus
     from flows.reprocess import reprocess
 
-    dask = {"dask_address": dask_address, "workers": workers}
+    shared = {"dask_address": dask_address, "workers": workers, "storage_options": storage_options}
     nightly = nightly_corpus.to_deployment(
         name="nightly-corpus",
         cron=cron,
         parameters={
             "store": store,
             **({"corpus": corpus} if corpus else {}),
-            **dask,
+            **shared,
             "au_model_dir": au_model_dir,
             "keep_student_crops": keep_student_crops,
             "crops_retention_days": crops_retention_days,
@@ -75,14 +76,14 @@ def deployments(
         parameters={
             "store": "{{ event.resource.get('store') }}",
             "task": "{{ event.resource.get('task') }}",
-            **dask,
+            **shared,
         },
     )
     retrain = reprocess.to_deployment(
         name="reprocess-after-retraining",
         cron=reprocess_cron,
         triggers=[on_promotion],
-        parameters={"store": store, **dask},
+        parameters={"store": store, **shared},
         description="recompute predictions made by older model versions, from the stored face crops",
         entrypoint_type=EntrypointType.MODULE_PATH,
     )

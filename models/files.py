@@ -4,20 +4,32 @@ A file is written under a temporary name in its final folder (``.<name>.<random>
 ``tasks.store.Store.remove_temporary_files`` cleans up), flushed to disk and renamed over the target, so a
 reader sees the old file or the complete new one, never a half-written one, and a crash leaves at most a
 hidden temporary file.
+
+Object storage (a ``UPath`` of universal_pathlib, e.g. ``s3://bucket/store/...``) has no rename: there the file
+is written to local disk and uploaded in one PUT, or one multipart upload completed at the end, so the
+object too appears whole or not at all, and a crash leaves nothing under the store (an unfinished multipart
+upload is invisible; a bucket lifecycle rule removes its parts).
 """
 
 import os
+import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None:
+def atomic_write(path, write: Callable[[Path], None]) -> None:
     """Put the file that ``write(tmp)`` creates at ``tmp`` in place at ``path`` (folders are created).
 
     ``tmp`` is in ``path``'s folder, so the final ``os.replace`` is an atomic rename; it is fsynced first.
     On any error the temporary file is removed and the error propagates; ``path`` is left as it was.
     """
+    if not isinstance(path, str | os.PathLike):  # a path on object storage
+        with tempfile.TemporaryDirectory(prefix="lessonlens-upload-") as folder:
+            tmp = Path(folder) / path.name
+            write(tmp)
+            path.fs.put_file(str(tmp), path.path)
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")

@@ -32,6 +32,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import uuid
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -53,6 +54,9 @@ _REGISTER_ATTEMPTS = 20
 
 
 def models_root(store_root: str | os.PathLike) -> Path:
+    """``<store>/models``; a store on object storage (a ``UPath``, see ``tasks.store.location``) as it is."""
+    if not isinstance(store_root, str | os.PathLike):
+        return store_root / "models"
     return Path(store_root).expanduser().resolve() / "models"
 
 
@@ -145,9 +149,12 @@ def register(
     except TypeError as exc:
         raise TypeError(f"metrics must be JSON-serialisable: {exc}") from exc
     folder = models_root(store_root) / name
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".tmp-{uuid.uuid4().hex}"
-    tmp.mkdir()
+    if isinstance(folder, Path):
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".tmp-{uuid.uuid4().hex}"
+        tmp.mkdir()
+    else:  # object storage: staged on local disk, then uploaded (_publish)
+        tmp = Path(tempfile.mkdtemp(prefix="lessonlens-register-"))
     try:
         torch.save(model.state_dict(), tmp / "model.pt")
         for file, data in (("config.json", config), ("metrics.json", metrics), ("provenance.json", provenance)):
@@ -156,7 +163,7 @@ def register(
             existing = _versions(folder)
             version = f"v{int(existing[-1][1:]) + 1 if existing else 1:04d}"
             try:
-                os.rename(tmp, folder / version)  # fails when a concurrent registration took the number
+                _publish(tmp, folder / version)  # fails when a concurrent registration took the number
             except OSError:
                 continue
             logger.info("registered %s %s (task %s, licence %s)", name, version, task, licence)
@@ -164,6 +171,19 @@ def register(
         raise RuntimeError(f"could not allocate a version of {name} in {folder} after {_REGISTER_ATTEMPTS} tries")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _publish(staged: Path, target) -> None:
+    """Put the staged version folder at ``target``, or raise OSError when that version exists. Locally one rename;
+    on object storage its ``config.json`` is created conditionally (the claim of the number), then the other
+    files are uploaded, ``model.pt`` last: a version is complete once it has one (:func:`_version_dir`)."""
+    if isinstance(target, Path):
+        os.rename(staged, target)
+        return
+    files = ("config.json", "metrics.json", "provenance.json", "model.pt")
+    target.fs.put_file(str(staged / files[0]), (target / files[0]).path, mode="create")
+    for file in files[1:]:
+        target.fs.put_file(str(staged / file), (target / file).path)
 
 
 def _version_dir(store_root: str | os.PathLike, name: str, version: str) -> Path:
@@ -257,7 +277,7 @@ def emit_promoted(name: str, version: str, task: str, store_root: str | os.PathL
         "prefect.resource.id": f"lessonlens.model.{name}",
         "version": version,
         "task": task,
-        "store": str(Path(store_root).resolve()),
+        "store": str(models_root(store_root).parent),
     }
     with temporary_settings(updates={PREFECT_API_URL: url}):
         return emit_event(EVENT, resource=resource) is not None
@@ -288,5 +308,6 @@ def load_model(store_root: str | os.PathLike, name: str, version: str) -> nn.Mod
         )  # fmt: skip
     module = model_module(name)
     model = module.Model(module.Config(**record["config"]))
-    model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
+    with (folder / "model.pt").open("rb") as weights:  # local, or a store on object storage
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     return model.eval()

@@ -25,6 +25,8 @@ reason) when one is missing for most units. Units that lack a used factor are le
 """
 
 import json
+import shutil
+import tempfile
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -359,9 +361,12 @@ def analyse_store(
     design = describe_design(students, link, chosen, dvs, notes + outcome_notes(students, dvs, link))
     results = run_ancovas(students, dvs, ss_type, chosen)
     unit_results = run_unit_analyses(students, dvs, design, ss_type)
+    staged = not report_dir and store.is_remote  # written on local disk, then uploaded into the store
     folder = Path(report_dir) if report_dir else store.reports_dir() / new_run_id()
+    if staged:
+        folder = Path(tempfile.mkdtemp(prefix="lessonlens-report-")) / folder.name
     facts = {
-        "store": str(store.root),
+        "store": store.url,
         "outcomes": str(Path(outcomes).resolve()),
         "unit": f"{link} ({len(units)} in the store, {students[link].nunique()} with students)",
         "students": str(len(students)),
@@ -383,7 +388,11 @@ def analyse_store(
     parameters = {"outcomes": facts["outcomes"], "link": link, "ss_type": ss_type, "thresholds": thresholds or {},
                   "factors": factors}  # fmt: skip
     (folder / PARAMETERS_FILE).write_text(json.dumps(parameters, indent=2))
-    if store.reports_dir() in path.resolve().parents:  # erasing a video it may show removes it
+    if staged:
+        store.write_report_index(folder, con.execute("select video_id from videos").df()["video_id"])
+        path = store.upload_report(folder) / path.name
+        shutil.rmtree(folder.parent)
+    elif store.reports_dir() in path.resolve().parents:  # erasing a video it may show removes it
         store.write_report_index(folder, con.execute("select video_id from videos").df()["video_id"])
         store.apply_permissions(folder)
     return Analysis(path, units, students, results, to_markdown(inputs, []), design, unit_results)

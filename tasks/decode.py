@@ -288,18 +288,16 @@ def display_pixels(frame) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(pixels, turns)) if turns else pixels
 
 
-def video_decoding(fragments: Sequence[tuple[Chunk, str | Path]]) -> dict[str, object]:
-    """The video's ``decoder`` and ``warnings`` from its chunks and the metadata of their faces fragments.
+def video_decoding(fragments: Sequence[tuple[Chunk, dict[bytes, bytes] | None]]) -> dict[str, object]:
+    """The video's ``decoder`` and ``warnings`` from its chunks and the schema metadata of their faces fragments.
 
     ``decoder`` is ``decord``, ``pyav`` or ``decord+pyav`` (some chunks needed the fallback). Each run of
     consecutive sampled frames that no decoder yielded is one ``partly_undecodable`` warning naming its
     time range. Raises VideoError(``decode_error``) when no sampled frame could be decoded.
     """
-    import pyarrow.parquet as pq
-
     decoders, missing = set(), set()
-    for _, fragment in fragments:
-        meta = pq.read_schema(fragment).metadata or {}
+    for _, metadata in fragments:
+        meta = metadata or {}
         decoders.add(meta.get(b"decoder", b"decord").decode())
         missing.update(int(f) for f, _ in json.loads(meta.get(b"undecodable", b"[]")))
     samples = [(f, t) for chunk, _ in fragments for f, t in zip(chunk.frames, chunk.timestamps, strict=True)]

@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import sys
 import threading
 import time
@@ -26,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from models.layout import BLENDSHAPE_NAMES, KEYPOINT_NAMES, N_LANDMARKS
 from tasks.body import load_body_backend
@@ -43,7 +41,7 @@ from tasks.decode import (
     probe,
     video_decoding,
 )
-from tasks.discover import VideoRef
+from tasks.discover import VideoRef, local_video
 from tasks.faces import load_face_backend
 from tasks.store import (
     BODY_SCHEMA,
@@ -52,6 +50,10 @@ from tasks.store import (
     StepResult,
     Store,
     make_dirs,
+    read_metadata,
+    read_schema,
+    read_table,
+    remove_tree,
     table_from_columns,
     write_table_atomic,
 )
@@ -106,23 +108,27 @@ class ExtractParams:
 
 @dataclass(frozen=True)
 class ChunkJob:
+    """One chunk of a video to extract: its fragments go to ``work_dir`` (``Store.work_dir``, local or on object
+    storage); ``storage_options`` open the video when it is on object storage (``tasks.discover.local_video``)."""
+
     video_id: str
     path: str
     chunk: Chunk
     params: ExtractParams
-    work_dir: str
+    work_dir: Path  # or a UPath on object storage
+    storage_options: tuple[tuple[str, object], ...] = ()
 
     @property
     def faces_path(self) -> Path:
-        return Path(self.work_dir) / f"faces-{self.chunk.index:05d}.parquet"
+        return self.work_dir / f"faces-{self.chunk.index:05d}.parquet"
 
     @property
     def body_path(self) -> Path:
-        return Path(self.work_dir) / f"body-{self.chunk.index:05d}.parquet"
+        return self.work_dir / f"body-{self.chunk.index:05d}.parquet"
 
     @property
     def crops_path(self) -> Path:
-        return Path(self.work_dir) / f"crops-{self.chunk.index:05d}.parquet"
+        return self.work_dir / f"crops-{self.chunk.index:05d}.parquet"
 
     def is_done(self) -> bool:
         """All fragments of this chunk are in place (the faces fragment is renamed into place last)."""
@@ -222,11 +228,10 @@ def extract_chunk(job: ChunkJob) -> ChunkResult:
     """Decode one chunk's sampled frames, detect faces (and bodies), write its fragments."""
     quiet_native_logs()
     if job.is_done():
-        meta = pq.read_schema(job.faces_path).metadata or {}
+        meta = read_schema(job.faces_path).metadata or {}
         sampled = int(meta.get(b"sampled_frames", b"0"))
-        return ChunkResult(job.chunk.index, sampled, pq.read_metadata(job.faces_path).num_rows, 0, 0.0)
+        return ChunkResult(job.chunk.index, sampled, read_metadata(job.faces_path).num_rows, 0, 0.0)
     start = time.perf_counter()
-    reader = open_video(job.path)
     faces: dict[str, list] = {name: [] for name in FACE_FRAGMENT_COLUMNS}
     bodies: dict[str, list] = {f.name: [] for f in BODY_SCHEMA}
     crops = crop_columns()  # row i of the crops fragment is row i of the faces fragment
@@ -234,10 +239,12 @@ def extract_chunk(job: ChunkJob) -> ChunkResult:
     body_every = job.params.body_every
     decoded = ChunkDecode()  # decord, or PyAV where decord fails; frames neither decodes are skipped
     with (
+        local_video(job.path, job.video_id, dict(job.storage_options)) as path,
         pooled("face", job.params.face_backend, job.params.face_options) as face_backend,
         pooled("body", "mediapipe", ()) if body_every else nullcontext() as body_backend,
     ):
-        frames = decode_chunk(job.path, reader, job.chunk, decoded)
+        reader = open_video(path)
+        frames = decode_chunk(path, reader, job.chunk, decoded)
         del reader  # the generator holds it: it is closed as soon as the chunk's last frame is decoded
         for i, (frame, pixels) in enumerate(read_ahead(frames, READ_AHEAD_BYTES)):
             for index, face in enumerate(face_backend.detect(pixels)):
@@ -294,10 +301,11 @@ def _append_body(cols: dict[str, list], frame: int, timestamp: float, person: in
             cols[f"{name}_{axis}"].append(float(body.keypoints[k, j]))
 
 
-def plan_video(ref: VideoRef, params: ExtractParams) -> tuple[Probe, list[Chunk]]:
-    reader = open_video(ref.path)
-    times = frame_times(reader)
-    return probe(reader, times, ref.path), plan_chunks(times, params.fps, params.chunk_seconds)
+def plan_video(ref: VideoRef, params: ExtractParams, storage_options: dict | None = None) -> tuple[Probe, list[Chunk]]:
+    with local_video(ref.path, ref.video_id, storage_options) as path:
+        reader = open_video(path)
+        times = frame_times(reader)
+        return probe(reader, times, path), plan_chunks(times, params.fps, params.chunk_seconds)
 
 
 def extract_video(
@@ -319,17 +327,18 @@ def extract_video(
     work = store.work_dir(ref.video_id, params.key())
     stage = "probe"
     try:
-        probed, chunks = plan_video(ref, params)
+        probed, chunks = plan_video(ref, params, store.storage_options)
         result.info["probe"] = asdict(probed)
         stage = "decode"
-        jobs = [ChunkJob(ref.video_id, ref.path, chunk, params, str(work)) for chunk in chunks]
+        options = tuple(sorted(store.storage_options.items()))
+        jobs = [ChunkJob(ref.video_id, ref.path, chunk, params, work, options) for chunk in chunks]
         make_dirs(work)  # with the store's permissions
         chunk_results = list(run_chunks(jobs))
-        result.info.update(video_decoding([(j.chunk, j.faces_path) for j in jobs]))
+        result.info.update(video_decoding([(j.chunk, read_schema(j.faces_path).metadata) for j in jobs]))
         stage = "finalize"
         finalize_video(ref.video_id, jobs, params, store, result)
     except VideoError as exc:
-        shutil.rmtree(work, ignore_errors=True)
+        remove_tree(work)
         return result.fail(stage, exc.reason, str(exc))
     result.status = "ok"
     result.counts["chunks_reused"] = sum(r.seconds == 0 for r in chunk_results)
@@ -347,19 +356,19 @@ def finalize_video(
     """
     frames, order = _frames_table(jobs, params, result)
     if params.body_every:
-        body = pa.concat_tables([pq.read_table(job.body_path) for job in jobs]).sort_by("frame")
+        body = pa.concat_tables([read_table(job.body_path) for job in jobs]).sort_by("frame")
         result.counts["body_rows"] = body.num_rows
         write_table_atomic(body, store.partition("body", video_id))
     else:
         store.partition("body", video_id).unlink(missing_ok=True)
     if params.keep_crops:
-        crops = pa.concat_tables([pq.read_table(job.crops_path) for job in jobs]).take(order)
+        crops = pa.concat_tables([read_table(job.crops_path) for job in jobs]).take(order)
         crops = crops.append_column("face_id", frames["face_id"])
         write_table_atomic(crops, store.partition("crops", video_id))
     else:
         store.partition("crops", video_id).unlink(missing_ok=True)
     write_table_atomic(frames, store.partition("frames", video_id))
-    shutil.rmtree(store.work_dir(video_id), ignore_errors=True)
+    remove_tree(store.work_dir(video_id))
 
 
 def _frames_table(jobs: list[ChunkJob], params: ExtractParams, result: StepResult) -> tuple[pa.Table, pa.Array]:
@@ -367,7 +376,7 @@ def _frames_table(jobs: list[ChunkJob], params: ExtractParams, result: StepResul
     from tasks.action_units import load_au_estimator
     from tasks.tracking import assign_face_ids
 
-    fragments = [pq.read_table(job.faces_path) for job in jobs]
+    fragments = [read_table(job.faces_path) for job in jobs]
     result.counts["sampled_frames"] = sum(int((t.schema.metadata or {})[b"sampled_frames"]) for t in fragments)
     faces = pa.concat_tables([t.replace_schema_metadata(None) for t in fragments])
     order = pc.sort_indices(faces, [("frame", "ascending"), ("bbox_x", "ascending")])

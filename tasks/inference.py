@@ -56,7 +56,6 @@ from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -68,8 +67,9 @@ from models.registry import load_model, promoted
 from models.rules import TASK_CLASSES, check_task
 from tasks.crops import CROP_SIZE, align_face, alignment_matrix, transform_points
 from tasks.decode import VideoError, decode_frames, open_video
+from tasks.discover import local_video
 from tasks.prepare import letterbox
-from tasks.store import BODY_TASKS, StepResult, Store, prediction_schema
+from tasks.store import BODY_TASKS, StepResult, Store, parquet_file, prediction_schema, read_table
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ def load_video_windows(
 ) -> VideoWindows:
     """The video's ``table`` rows (``body``: ``person_id`` read as ``face_id``) and their windows."""
     key = "person_id" if table == "body" else "face_id"
-    read = pq.read_table(store.partition(table, video_id), columns=[key if c == "face_id" else c for c in columns])
+    read = read_table(store.partition(table, video_id), columns=[key if c == "face_id" else c for c in columns])
     cols = {("face_id" if name == key else name): read[name].to_numpy() for name in read.column_names}
     windows = plan_windows(cols["face_id"], cols["frame"], cols["timestamp"], window, stride)
     crops = store.partition("crops", video_id)
@@ -208,6 +208,7 @@ class _RegistryPredictor:
     size and normalisation on the device, and the map from its logits to the task's class order."""
 
     def __init__(self, store: Store, record: dict, device: torch.device, batch_windows: int):
+        self.store = store
         self.device = device
         self.batch_windows = batch_windows
         self.name = f"{record['name']} {record['version']}"
@@ -297,9 +298,9 @@ class ModelPredictor(_RegistryPredictor):
         by_frame: dict[int, list[int]] = {}
         for r in needed:
             by_frame.setdefault(int(frame[r]), []).append(int(r))
-        reader = open_video(video.video_path)
-        for f, pixels in decode_frames(reader, tuple(sorted(by_frame))):
-            yield f, {r: align_face(pixels, landmarks[r]) for r in by_frame[f]}
+        with local_video(video.video_path, video.video_id, self.store.storage_options) as path:
+            for f, pixels in decode_frames(open_video(path), tuple(sorted(by_frame))):
+                yield f, {r: align_face(pixels, landmarks[r]) for r in by_frame[f]}
 
     def _stored_crops(
         self, video: VideoWindows, needed: np.ndarray, landmarks: np.ndarray
@@ -380,17 +381,18 @@ class GesturePredictor(_RegistryPredictor):
         held: dict[int, tuple[np.ndarray, float, np.ndarray]] = {}  # frame -> (letterboxed, scale, offset)
         needed = tuple(sorted({int(frame[r]) for p in picks for r in p}))
         done = 0
-        for f, pixels in decode_frames(open_video(video.video_path), needed):
-            held[f] = letterbox(pixels, self.image_size)
-            while done < len(last) and last[done][0] <= f:
-                k = last[done][1]
-                done += 1
-                rows = picks[k]
-                boxed = [held[int(frame[r])] for r in rows]
-                keypoints = np.stack([points[r] * b[1] + b[2] for r, b in zip(rows, boxed, strict=True)])
-                yield k, np.stack([b[0] for b in boxed]), keypoints.astype(np.float32)
-            low = min((int(frame[picks[k]].min()) for _, k in last[done:]), default=f + 1)
-            held = {g: v for g, v in held.items() if g >= low}
+        with local_video(video.video_path, video.video_id, self.store.storage_options) as path:
+            for f, pixels in decode_frames(open_video(path), needed):
+                held[f] = letterbox(pixels, self.image_size)
+                while done < len(last) and last[done][0] <= f:
+                    k = last[done][1]
+                    done += 1
+                    rows = picks[k]
+                    boxed = [held[int(frame[r])] for r in rows]
+                    keypoints = np.stack([points[r] * b[1] + b[2] for r, b in zip(rows, boxed, strict=True)])
+                    yield k, np.stack([b[0] for b in boxed]), keypoints.astype(np.float32)
+                low = min((int(frame[picks[k]].min()) for _, k in last[done:]), default=f + 1)
+                held = {g: v for g, v in held.items() if g >= low}
         if done < len(last):
             raise VideoError(
                 "decode_error", f"video {video.video_id}: frames of {len(last) - done} windows not decoded"
@@ -409,7 +411,7 @@ class GesturePredictor(_RegistryPredictor):
 
 def _crop_groups(path: Path, frames: set[int]) -> Iterator[tuple[int, np.ndarray, list[bytes]]]:
     """(frame, boxes (k, 4), jpegs) of the stored crops of ``frames``, streamed in frame order."""
-    file = pq.ParquetFile(path)
+    file = parquet_file(path)
     group: tuple[int, list, list] | None = None
     previous = -1
     for batch in file.iter_batches(batch_size=512, columns=["frame", *BBOX_COLUMNS, "jpeg"]):

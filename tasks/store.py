@@ -1,7 +1,8 @@
 """The store: the one owner of the layout, the Parquet schemas, the records and the atomic writes.
 
 Nothing else builds a path under the store root: flows and tasks ask a :class:`Store` (made once, at the
-flow or CLI boundary, and passed as is to workers). Layout under one root (a local folder)::
+flow or CLI boundary, and passed as is to workers). Layout under one root (a local folder, or a prefix on
+object storage: ``s3://bucket/prefix``, ``gs://…``, ``az://…``, see "Object storage" below)::
 
     <store>/catalog/videos.parquet    one row per video_id (content hash): probe, extraction summary, manifest
     <store>/catalog/videos-<seq>.parquet  rows recorded since videos.parquet was last written (see below)
@@ -41,17 +42,32 @@ of a run, and before any whole rewrite) writes the union into ``videos.parquet``
 fragments it holds: a crash in between leaves fragments whose rows equal the file's, so no reader sees a
 difference, and a crash at any other moment loses nothing already recorded.
 
+Object storage: a store URL (and a corpus URL, :func:`location`) is opened through fsspec and
+universal_pathlib, so the store's paths are ``UPath`` objects with the same methods as local ``Path`` ones;
+credentials and endpoints come from each backend's own environment and configuration (``AWS_*`` variables,
+``AWS_ENDPOINT_URL``, ``~/.aws``), and non-secret options (an endpoint URL) from ``storage_options``
+(``--storage-option KEY=VALUE``), which refuses credentials. There are no folders, no permission modes and no
+rename there: a file is one PUT (or a multipart upload completed at the end) of a file written to local
+disk first, so it appears whole or not at all (:func:`models.files.atomic_write`), and the single-writer lock
+is a lease object (:class:`Lease`) made with a conditional create, renewed while the run lives and taken
+over only once it has expired.
+
 Steps hand each other one record, :class:`StepResult` (what one step did to one video); the catalog's
 ``videos`` and ``failures`` rows are made from it here, and ``runs`` rows by :meth:`Store.append_run`.
 """
 
 import contextlib
 import fcntl
+import importlib
 import json
+import logging
 import os
+import re
 import shutil
 import socket
 import stat
+import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -59,10 +75,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import fsspec
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from upath import UPath
 
 from models.files import atomic_write
 from models.layout import BLENDSHAPE_NAMES, KEYPOINT_NAMES, N_LANDMARKS
@@ -170,7 +188,13 @@ VIDEO_COLUMNS = {
     "role": "string",
     "lesson_type": "string",
 }
-FILE_COLUMNS = {"path": "string", "size_bytes": "Int64", "mtime_ns": "Int64", "video_id": "string"}
+FILE_COLUMNS = {
+    "path": "string",
+    "size_bytes": "Int64",
+    "mtime_ns": "Int64",
+    "video_id": "string",
+    "version": "string",  # object storage: the object's version id or ETag (the hash cache's key); local: null
+}
 FAILURE_COLUMNS = {
     "run_id": "string",
     "video_id": "string",
@@ -219,6 +243,226 @@ class StoreBusy(RuntimeError):
     """Another run is writing the same store."""
 
 
+# where a store (or a corpus) lives: a local folder, or a prefix on object storage -------------------------
+OBJECT_STORES = {"s3": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs"}  # scheme → package
+SECRET_OPTION = re.compile(r"secret|token|password|passwd|credential|account_key|sas|private|^key$", re.IGNORECASE)
+LEASE_FILE = ".lease.json"
+LEASE_SECONDS = 60.0  # how long a writer's lease on an object-storage store lasts without renewal
+log = logging.getLogger(__name__)
+
+
+def lease_seconds() -> float:
+    """How long a writer's lease on object storage lasts unrenewed: ``LESSONLENS_STORE_LEASE_SECONDS``, else 60."""
+    return float(os.environ.get("LESSONLENS_STORE_LEASE_SECONDS", LEASE_SECONDS))
+
+
+def location(url: "str | os.PathLike | UPath", storage_options: dict | None = None, what: str = "store"):
+    """Where ``url`` points: a resolved local ``Path`` for a folder or a ``file://`` URL, else a ``UPath`` on the
+    object store its scheme names (``s3://bucket/prefix``, ``gs://``, ``az://``), opened with
+    ``storage_options``. ValueError naming ``what`` for an unknown scheme, a URL without a bucket, a backend
+    package that is not installed, or credentials among the options."""
+    if isinstance(url, UPath):
+        return url
+    text = os.fspath(url)
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        return Path(text).expanduser().resolve()
+    if scheme == "file":
+        return Path(rest).expanduser().resolve()
+    if scheme not in OBJECT_STORES:
+        schemes = ", ".join(f"{s}://" for s in OBJECT_STORES)
+        raise ValueError(f"{what} {text}: unknown URL scheme {scheme}://; give a folder, file://, or one of {schemes}")
+    if not rest.split("/", 1)[0]:
+        raise ValueError(f"{what} {text}: the URL names no bucket ({scheme}://BUCKET/PREFIX)")
+    options = check_storage_options(storage_options)
+    if scheme == "s3":  # other processes (Dask workers) write the store: never answer from a stale listing
+        options.setdefault("use_listings_cache", False)
+    package = OBJECT_STORES[scheme]
+    try:
+        importlib.import_module(package)
+    except ImportError:
+        raise ValueError(f"{what} {text}: {scheme}:// needs the {package} package (pip install {package})") from None
+    return UPath(text.rstrip("/"), **options)
+
+
+def check_storage_options(options: dict | None) -> dict:
+    """``options`` (fsspec storage options, e.g. ``endpoint_url``) when none is a credential; ValueError otherwise:
+    credentials come from the backend's environment and configuration, never from parameters or a command line."""
+    options = dict(options or {})
+    secret = sorted(k for k in options if SECRET_OPTION.search(k))
+    if secret:
+        raise ValueError(
+            f"--storage-option {', '.join(secret)}: credentials are not taken as options (they would end up in "
+            "the shell history and in flow parameters); set them in the environment (AWS_ACCESS_KEY_ID, "
+            "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_*)"
+        )
+    return options
+
+
+def parse_storage_options(items: Iterable[str] | None) -> dict:
+    """``["KEY=VALUE", ...]`` (the CLI's ``--storage-option``) as a dict; a VALUE that is JSON (true, 3, {...})
+    is decoded, any other is a string. ValueError naming a bad item or a credential (:func:`check_storage_options`)."""
+    options: dict = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--storage-option {item!r} is not KEY=VALUE")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return check_storage_options(options)
+
+
+def is_remote(path) -> bool:
+    """Whether ``path`` (a store path, :func:`location`) is on object storage rather than a local disk (a ``str``
+    or ``Path``)."""
+    return isinstance(path, UPath)
+
+
+def _on_store_path(reader):
+    """``reader`` (a pyarrow or pandas Parquet reader taking ``filesystem=``) for a store path, local or on object
+    storage."""
+
+    def read(path, **kwargs):
+        source, filesystem = (path.path, path.fs) if is_remote(path) else (path, None)
+        return reader(source, filesystem=filesystem, **kwargs)
+
+    read.__doc__ = f"``{reader.__module__}.{reader.__qualname__}`` of a store path, local or on object storage."
+    return read
+
+
+read_table = _on_store_path(pq.read_table)
+read_schema = _on_store_path(pq.read_schema)
+read_metadata = _on_store_path(pq.read_metadata)
+parquet_file = _on_store_path(pq.ParquetFile)
+read_frame = _on_store_path(pd.read_parquet)
+
+
+def remove_tree(path) -> bool:
+    """Delete the folder (or, on object storage, every object under the prefix) ``path``; False if absent."""
+    if not path.exists():
+        return False
+    if is_remote(path):
+        path.fs.rm(path.path, recursive=True)
+    else:
+        shutil.rmtree(path)
+    return True
+
+
+def remove_empty_folder(path) -> None:
+    """Remove the local folder ``path`` if it is empty (object storage has no folders: nothing to do)."""
+    if not is_remote(path):
+        with contextlib.suppress(OSError):
+            path.rmdir()
+
+
+def write_bytes_atomic(path, data: bytes) -> None:
+    """Put ``data`` at ``path`` whole or not at all (:func:`models.files.atomic_write`)."""
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def precondition_failed(exc: OSError) -> bool:
+    """Whether the object store refused a conditional write (S3's 412 PreconditionFailed, which s3fs raises as
+    FileExistsError for If-None-Match and as a plain OSError for If-Match)."""
+    response = getattr(exc.__cause__, "response", None) or {}
+    return isinstance(exc, FileExistsError) or response.get("Error", {}).get("Code") == "PreconditionFailed"
+
+
+class Lease:
+    """The single-writer lock of a store on object storage, where no OS lock reaches every writer: the object
+    ``<store>/.lease.json`` names its owner and when it expires.
+
+    Taken with a conditional create (S3 ``If-None-Match: *``), so of two writers one gets it; renewed by a
+    thread every third of ``seconds`` with an overwrite conditional on the ETag it wrote last (``If-Match``);
+    another writer takes it over only once it has expired (a writer killed without releasing it), with an
+    overwrite conditional on the expired lease's ETag, so that of two takers one wins; deleted at the end.
+    Expiry is judged by the clocks of the writers' machines (keep them in sync, e.g. NTP). ``If-Match`` is
+    S3's: on gs:// and az:// renewal and takeover overwrite without the condition.
+    """
+
+    def __init__(self, path: UPath, owner: str, seconds: float):
+        self.path, self.owner, self.seconds = path, owner, seconds
+        self.fs = path.fs
+        self.etag: str | None = None
+        self.lost: str | None = None
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+
+    def _body(self) -> bytes:
+        expires = time.time() + self.seconds
+        return json.dumps({"owner": self.owner, "pid": os.getpid(), "host": socket.gethostname(),
+                           "expires_at": expires}).encode()  # fmt: skip
+
+    def _put(self, **condition) -> None:
+        if condition.get("IfMatch") and self.fs.protocol[0] != "s3":
+            condition = {}
+        out = self.fs.pipe_file(self.path.path, self._body(), **condition)
+        self.etag = (out or {}).get("ETag") or self.fs.info(self.path.path).get("ETag")
+
+    def holder(self) -> tuple[dict, str] | None:
+        """(the lease's content, its ETag), or None when there is none."""
+        try:
+            etag = self.fs.info(self.path.path).get("ETag")
+            return json.loads(self.fs.cat_file(self.path.path)), etag
+        except FileNotFoundError:
+            return None
+
+    def busy_error(self, holder: dict) -> StoreBusy:
+        until = datetime.fromtimestamp(holder["expires_at"], UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return StoreBusy(
+            f"store {self.path.parent} is being written by {holder['owner']} (pid {holder['pid']} on "
+            f"{holder['host']}; its lease runs until {until} unless renewed); wait for that run to finish, or for "
+            "its lease to expire if it died, or use another store"
+        )
+
+    def check(self) -> None:
+        """Raise StoreBusy when a lease is held and has not expired."""
+        held = self.holder()
+        if held is not None and held[0]["expires_at"] > time.time():
+            raise self.busy_error(held[0])
+
+    def acquire(self) -> None:
+        try:
+            self._put(mode="create")
+        except FileExistsError:
+            held = self.holder()
+            if held is None:  # released meanwhile
+                return self.acquire()
+            if held[0]["expires_at"] > time.time():
+                raise self.busy_error(held[0]) from None
+            try:
+                self._put(IfMatch=held[1])
+            except OSError as exc:
+                if not precondition_failed(exc):
+                    raise
+                raise StoreBusy(f"store {self.path.parent}: another run took over the expired lease first") from None
+            log.warning("store lease of %s (expired) taken over by %s", held[0]["owner"], self.owner)
+        self._renewer = threading.Thread(target=self._renew, name="store-lease", daemon=True)
+        self._renewer.start()
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.seconds / 3):
+            try:
+                self._put(IfMatch=self.etag)
+            except OSError as exc:
+                if precondition_failed(exc):  # it expired and another run took it over
+                    self.lost = str(exc)
+                    log.error("store lease of %s lost: %s", self.owner, self.lost)
+                    return
+                log.warning("store lease of %s not renewed this time (tried again later): %s", self.owner, exc)
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join()
+        held = self.holder()
+        if held is not None and held[1] == self.etag:
+            self.fs.rm_file(self.path.path)
+        if self.lost:
+            raise StoreBusy(f"store {self.path.parent}: the writer's lease was lost during the run ({self.lost})")
+
+
 @dataclass
 class StepResult:
     """What one step (``extract``, or ``infer`` of one task) did to one video: the record between steps.
@@ -246,17 +490,43 @@ class StepResult:
 
 
 class Store:
-    """A LessonLens store rooted at a local folder."""
+    """A LessonLens store rooted at a local folder or at a prefix on object storage (:func:`location`).
 
-    def __init__(self, root: "str | os.PathLike | Store"):
-        self.root = Path(root).expanduser().resolve()
+    ``storage_options``: fsspec options of an object store (an endpoint URL; never credentials).
+    """
+
+    def __init__(self, root: "str | os.PathLike | Store", storage_options: dict | None = None):
+        self.root = root.root if isinstance(root, Store) else location(root, storage_options)
         self._fragment_seq: dict[str, int] = {}  # last fragment number written by this object, by table
 
     def __repr__(self) -> str:
-        return f"Store({str(self.root)!r})"
+        return f"Store({self.url!r})"
 
-    def __fspath__(self) -> str:  # a Store is accepted wherever a path to its root is
+    def __fspath__(self) -> str:  # a local Store is accepted wherever a path to its root is
+        if self.is_remote:
+            raise TypeError(f"store {self.url} is on object storage: it has no local path")
         return str(self.root)
+
+    @property
+    def url(self) -> str:
+        """The store's location as text: a local folder, or a URL such as ``s3://bucket/prefix``."""
+        return str(self.root)
+
+    @property
+    def is_remote(self) -> bool:
+        return is_remote(self.root)
+
+    def reader_filesystem(self):
+        """A filesystem of the store on object storage for a short-lived reader (a DuckDB connection): a new
+        instance that caches the listings it makes, so that opening a file answers its size and ETag from the
+        listing instead of asking the object store once more per file."""
+        options = {**self.storage_options, "use_listings_cache": True, "skip_instance_cache": True}
+        return fsspec.filesystem(self.root.protocol, **options)
+
+    @property
+    def storage_options(self) -> dict:
+        """The fsspec options the store was opened with (none for a local folder)."""
+        return dict(self.root.storage_options) if self.is_remote else {}
 
     def ensure(self, group_readable: bool | None = None) -> "Store":
         """Create the folders and apply the permission policy to the whole store (see the module docstring),
@@ -266,7 +536,12 @@ class Store:
         the store's current one (owner only for a new store).
         """
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            if self.is_remote:
+                bucket = self.root.path.split("/", 1)[0]
+                if not self.root.fs.exists(bucket):
+                    raise FileNotFoundError(f"bucket {bucket} does not exist")
+            else:
+                self.root.mkdir(parents=True, exist_ok=True)
             if group_readable is not None and group_readable != self.group_readable:
                 self._write_settings({**self._settings(), "group_readable": bool(group_readable)})
             self.apply_permissions()
@@ -276,7 +551,7 @@ class Store:
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as exc:
-            raise PermissionError(f"store {self.root} is not writable: {exc}") from exc
+            raise PermissionError(f"store {self.url} is not writable: {exc}") from exc
         return self
 
     # settings and permissions ----------------------------------------------------------------
@@ -285,10 +560,7 @@ class Store:
         return json.loads(path.read_text()) if path.is_file() else {}
 
     def _write_settings(self, settings: dict) -> None:
-        path = self.root / SETTINGS_FILE
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        tmp.write_text(json.dumps(settings, indent=2, sort_keys=True))
-        os.replace(tmp, path)
+        write_bytes_atomic(self.root / SETTINGS_FILE, json.dumps(settings, indent=2, sort_keys=True).encode())
 
     @property
     def group_readable(self) -> bool:
@@ -302,7 +574,10 @@ class Store:
 
     def apply_permissions(self, top: Path | None = None) -> int:
         """Give every folder and file under ``top`` (default: the whole store) the policy's modes; a folder's
-        setgid bit is kept. Returns how many modes were changed. Symbolic links are left alone."""
+        setgid bit is kept. Returns how many modes were changed. Symbolic links are left alone. Object storage has
+        no modes (its access is the bucket's policy): nothing to do there."""
+        if self.is_remote:
+            return 0
         folder_mode, file_mode = self.modes
         changed = 0
 
@@ -338,8 +613,16 @@ class Store:
 
         An exclusive ``flock`` on ``<store>/.lock``: the operating system releases it when the holding
         process ends, even by ``kill -9``, so a crashed run never leaves a stale lock. (flock is reliable on
-        local disks; on network file systems use one store per writer.)
+        local disks; on network file systems use one store per writer.) On object storage: a :class:`Lease`.
         """
+        if self.is_remote:
+            lease = Lease(self.root / LEASE_FILE, owner, lease_seconds())
+            lease.acquire()
+            try:
+                yield
+            finally:
+                lease.release()
+            return
         fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, self.modes[1])
         with open(fd, "a+") as fh:
             self._lock(fh)
@@ -360,6 +643,9 @@ class Store:
 
     def check_not_busy(self) -> None:
         """Raise StoreBusy now when another run holds the writer lock (to fail before starting anything)."""
+        if self.is_remote:
+            Lease(self.root / LEASE_FILE, "", lease_seconds()).check()
+            return
         if (self.root / ".lock").is_file():
             with open(self.root / ".lock", "a+") as fh:
                 self._lock(fh)
@@ -376,7 +662,10 @@ class Store:
             ) from None
 
     def remove_temporary_files(self) -> int:
-        """Delete temporary files left by a writer that died before its rename; call under the writer lock."""
+        """Delete temporary files left by a writer that died before its rename; call under the writer lock.
+        (Object storage gets no temporary files: each file is one upload, :func:`models.files.atomic_write`.)"""
+        if self.is_remote:
+            return 0
         leftovers = [p for p in self.root.rglob(".*.tmp") if p.is_file()]
         for path in leftovers:
             path.unlink(missing_ok=True)
@@ -391,8 +680,8 @@ class Store:
 
     def video_ids(self, table: str = "frames") -> list[str]:
         """Videos with a partition of ``table``, sorted."""
-        folders = sorted((self.root / table).glob("video_id=*"))
-        return [f.name.split("=", 1)[1] for f in folders if (f / "part-0.parquet").is_file()]
+        files = sorted((self.root / table).glob("video_id=*/part-0.parquet"))
+        return [f.parent.name.split("=", 1)[1] for f in files]
 
     def work_dir(self, video_id: str, params_key: str | None = None) -> Path:
         """Chunk fragments of a video being extracted with the parameters ``params_key`` (all of them: None)."""
@@ -417,9 +706,8 @@ class Store:
         write_table_atomic(table, path)
         for folder in self.root.glob(f"predictions/task={task}/model_version=*/video_id={video_id}"):
             if folder != path.parent:
-                shutil.rmtree(folder, ignore_errors=True)
-                with contextlib.suppress(OSError):  # the version's folder, once its last video is gone
-                    folder.parent.rmdir()
+                remove_tree(folder)
+                remove_empty_folder(folder.parent)  # the version's folder, once its last video is gone
 
     def stale_videos(self, task: str, version: str, table: str = "frames") -> list[str]:
         """Videos with a ``table`` partition (``frames``; ``body`` for gesture) but no predictions of ``task``
@@ -487,16 +775,16 @@ class Store:
 
     def write_report_index(self, folder: Path, video_ids: Iterable[str]) -> None:
         """Record which videos a report folder may show, so that erasing one of them removes the report."""
-        path = Path(folder) / REPORT_INDEX
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        tmp.write_text(json.dumps(sorted(set(video_ids))))
-        os.replace(tmp, path)
+        write_bytes_atomic(folder / REPORT_INDEX, json.dumps(sorted(set(video_ids))).encode())
 
-    def _remove_tree(self, path: Path) -> bool:
-        if not path.exists():
-            return False
-        shutil.rmtree(path)
-        return True
+    def upload_report(self, folder: Path) -> UPath:
+        """Upload a report written in the local ``folder`` (with its index) to ``<store>/reports/<folder name>/`` on
+        object storage, one whole-or-nothing upload per file, index first; return the report's folder there."""
+        target = self.reports_dir() / folder.name
+        files = sorted((p for p in folder.rglob("*") if p.is_file()), key=lambda p: p.name != REPORT_INDEX)
+        for file in files:
+            target.fs.put_file(str(file), (target / file.relative_to(folder).as_posix()).path)
+        return target
 
     def _drop_catalog_rows(self, table: str, video_id: str) -> int:
         rows = self.read_catalog(table)
@@ -516,20 +804,19 @@ class Store:
         """
         removed = {"erasure_recorded": int(self.record_erasure(video_id, "video"))}
         for table in ("frames", "body", "crops"):
-            removed[table] = int(self._remove_tree(self.partition(table, video_id).parent))
+            removed[table] = int(remove_tree(self.partition(table, video_id).parent))
         removed["predictions"] = 0
         for folder in self.root.glob(f"predictions/task=*/model_version=*/video_id={video_id}"):
-            shutil.rmtree(folder)
+            remove_tree(folder)
             removed["predictions"] += 1
-            with contextlib.suppress(OSError):  # the version's folder, once its last video is gone
-                folder.parent.rmdir()
-        removed["work"] = int(self._remove_tree(self.work_dir(video_id)))
-        removed["training_cache"] = int(self._remove_tree(self.root / "cache" / "clips" / video_id))
+            remove_empty_folder(folder.parent)  # the version's folder, once its last video is gone
+        removed["work"] = int(remove_tree(self.work_dir(video_id)))
+        removed["training_cache"] = int(remove_tree(self.root / "cache" / "clips" / video_id))
         for table in ("videos", "files", "failures"):
             removed[f"{table}_rows"] = self._drop_catalog_rows(table, video_id)
         reports = self.report_folders_showing(video_id)
         for folder in reports:
-            shutil.rmtree(folder)
+            remove_tree(folder)
         removed["reports"] = len(reports)
         return removed
 
@@ -538,7 +825,7 @@ class Store:
         path = self.partition("frames", video_id)
         if not path.is_file():
             return []
-        return sorted({int(v) for v in pq.read_table(path, columns=["face_id"])["face_id"].to_pylist()})
+        return sorted({int(v) for v in read_table(path, columns=["face_id"])["face_id"].to_pylist()})
 
     def forget_face(self, video_id: str, face_id: int) -> dict[str, int]:
         """Remove one face track's rows (frames, crops, predictions of every face task and version) and record the
@@ -566,21 +853,21 @@ class Store:
             if path.parts[-4].removeprefix("task=") not in BODY_TASKS
         )
         if removed["frames_rows"]:
-            frames = pq.read_table(frames_path, columns=["frame", "face_id"])
+            frames = read_table(frames_path, columns=["frame", "face_id"])
             videos = self.read_catalog("videos")
             at = videos["video_id"] == video_id
             videos.loc[at, "face_rows"] = frames.num_rows
             videos.loc[at, "face_tracks"] = len(set(frames["face_id"].to_pylist()))
             videos.loc[at, "frames_with_face"] = len(set(frames["frame"].to_pylist()))
             self.write_catalog("videos", videos)
-        removed["work"] = int(self._remove_tree(self.work_dir(video_id)))
+        removed["work"] = int(remove_tree(self.work_dir(video_id)))
         reports = self.report_folders_showing(video_id)
         for folder in reports:
-            shutil.rmtree(folder)
+            remove_tree(folder)
         removed["reports"] = len(reports)
         return removed
 
-    def crop_files(self) -> dict[str, os.stat_result]:
+    def crop_files(self) -> dict[str, os.stat_result]:  # on object storage: universal_pathlib's stat result
         """The crops partitions by video, with their ``stat`` (size, and mtime = when they were written)."""
         return {v: self.partition("crops", v).stat() for v in self.video_ids("crops")}
 
@@ -595,7 +882,7 @@ class Store:
         expired = []
         for video_id, info in self.crop_files().items():
             if info.st_mtime < limit and video_id not in stale and self.has_partition("frames", video_id):
-                self._remove_tree(self.partition("crops", video_id).parent)
+                remove_tree(self.partition("crops", video_id).parent)
                 expired.append(video_id)
         return expired
 
@@ -616,7 +903,7 @@ class Store:
             path = self.catalog_path(table)
             parts = ([path] if path.is_file() else []) + self.catalog_fragments(table)
             try:
-                frames = [pd.read_parquet(p) for p in parts]
+                frames = [read_frame(p) for p in parts]
                 break
             except FileNotFoundError:  # compacted meanwhile by the writer: list again
                 if attempt == 2:
@@ -764,7 +1051,10 @@ def conform(df: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
 
 def make_dirs(path: Path) -> None:
     """``mkdir -p`` where each new folder gets the mode of the folder it is made in (never group-write or world
-    bits), so folders under a store follow its permission policy whichever process or machine makes them."""
+    bits), so folders under a store follow its permission policy whichever process or machine makes them.
+    Object storage has no folders: nothing to do there."""
+    if is_remote(path):
+        return
     path = Path(path)
     missing = []
     while not path.exists():
@@ -787,7 +1077,11 @@ def file_mode(folder: Path) -> int:
 def write_table_atomic(table: pa.Table, path: Path) -> None:
     """Write ``table`` to ``path`` through a temporary name in the same folder and an atomic rename.
 
-    The file gets the mode :func:`file_mode` of its folder (0o600 under an owner-only store)."""
+    The file gets the mode :func:`file_mode` of its folder (0o600 under an owner-only store). On object storage:
+    one upload (:func:`models.files.atomic_write`)."""
+    if is_remote(path):
+        atomic_write(path, lambda tmp: pq.write_table(table, tmp, **PARQUET_OPTIONS))
+        return
     path = Path(path)
     make_dirs(path.parent)
     mode = file_mode(path.parent)
@@ -805,14 +1099,14 @@ def _filter_face(path: Path, face_id: int, keep_times: bool = False) -> int:
     times (the crops' age counts from their extraction)."""
     if not path.is_file():
         return 0
-    table = pq.ParquetFile(path).read()
+    table = parquet_file(path).read()
     keep = pc.not_equal(table["face_id"], pa.scalar(face_id, table.schema.field("face_id").type))
     kept = table.filter(keep)
     if kept.num_rows == table.num_rows:
         return 0
     before = path.stat()
     write_table_atomic(kept, path)
-    if keep_times:
+    if keep_times and not is_remote(path):  # an object's time is its upload's: crops age from their rewrite there
         os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
     return table.num_rows - kept.num_rows
 

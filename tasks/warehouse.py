@@ -167,7 +167,10 @@ def connect(store: Store, thresholds: Mapping[str, float] | None = None) -> duck
     every mart as a view, sandboxed by DuckDB itself (the connection of ``query``, the marts and ``analyse``):
 
     - file access only under the store root (``allowed_directories`` + ``enable_external_access=false``):
-      no other file, no URL, can be read or written;
+      no other file, no URL, can be read or written. A store on object storage is read through the store's
+      own fsspec filesystem registered on the connection (``register_filesystem``; no DuckDB extension is
+      downloaded or loaded), and its URL prefix is the only allowed directory: another bucket or prefix is
+      refused by DuckDB like any other path;
     - extensions are never installed or loaded automatically (a URL cannot pull one in);
     - ``lock_configuration=true`` once the views exist, so no statement can undo the above.
 
@@ -175,14 +178,16 @@ def connect(store: Store, thresholds: Mapping[str, float] | None = None) -> duck
     plain EXPLAIN of a SELECT only.
     """
     if not store.root.is_dir():
-        raise FileNotFoundError(f"store {store.root} does not exist (run `lessonlens run` first)")
+        raise FileNotFoundError(f"store {store.url} does not exist (run `lessonlens run` first)")
     con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
-    con.execute(f"set allowed_directories = ['{sql_literal(str(store.root))}/']")
+    if store.is_remote:
+        con.register_filesystem(store.reader_filesystem())
+    con.execute(f"set allowed_directories = ['{sql_literal(store.url)}/']")
     con.execute("set enable_external_access = false")
     for path in sql_files("staging"):
         text = path.read_text()
         if all(any(store.root.glob(g)) for g in _SOURCE.findall(text)):
-            con.execute(text.replace("${store}", sql_literal(str(store.root))))
+            con.execute(text.replace("${store}", sql_literal(store.url)))
         else:
             con.register(path.name.removesuffix(".sql"), _empty(path.name.removesuffix(".sql")))
     set_thresholds(con, thresholds)

@@ -200,5 +200,5 @@ def test_a_video_with_no_decodable_sample_is_a_decode_error(damaged_clip, tmp_pa
 
     pq.write_table(pa.table({"frame": pa.array([], pa.int32())}).replace_schema_metadata(report.metadata()), fragment)
     with pytest.raises(VideoError, match=r"no sampled frame could be decoded.*2\.000-2\.800 s") as info:
-        video_decoding([(middle[0], fragment)])
+        video_decoding([(middle[0], pq.read_schema(fragment).metadata)])
     assert info.value.reason == "decode_error"
