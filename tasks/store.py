@@ -459,6 +459,8 @@ class Lease:
         held = self.holder()
         if held is not None and held[1] == self.etag:
             self.fs.rm_file(self.path.path)
+        elif not self.lost:  # taken over before the renewer noticed (e.g. the process was paused meanwhile)
+            self.lost = f"now held by {held[0]['owner']}" if held else "the lease object is gone"
         if self.lost:
             raise StoreBusy(f"store {self.path.parent}: the writer's lease was lost during the run ({self.lost})")
 
