@@ -9,9 +9,9 @@ appearance change, averaged over the face's two sides (:data:`BLENDSHAPE_AUS`, w
 level on neutral faces subtracted and the rest scaled to 0-5). The AUs whose coefficient Blendshape V2
 leaves dead (AU05, AU06, AU09) and AU25 (lips part, which no blendshape isolates) come from the landmark
 geometry below (:data:`GEOMETRIC_AUS`), and so does every AU of a face without blendshapes (the insightface
-backend); AU12 is the weaker of its coefficient and the geometry (:data:`AGREED_AUS`). These are not OpenFace's trained AU detectors: an AU means "the movement FACS
-names for it, as Blendshape V2 measures it"; `lessonlens evaluate --au-reference` compares them with
-OpenFace on your video.
+backend); AU12 is the weaker of its coefficient and the geometry (:data:`AGREED_AUS`). These are not
+OpenFace's trained AU detectors: an AU means "the movement FACS names for it, as Blendshape V2 or the
+geometry measures it"; `lessonlens evaluate --au-reference` compares them with OpenFace on your video.
 
 Geometric proxy (:class:`GeometricAUEstimator`, the fallback): for each AU, the landmark displacement
 that the Facial Action Coding System describes for it (Ekman, Friesen & Hager, 2002, *FACS: The Manual*,
