@@ -176,10 +176,10 @@ def connect(store: Store, thresholds: Mapping[str, float] | None = None) -> duck
     """
     if not store.root.is_dir():
         raise FileNotFoundError(f"store {store.root} does not exist (run `lessonlens run` first)")
-    # parquet_metadata_cache: the marts scan ``frames`` several times in one query; each scan would parse every
-    # partition's footer again (233 columns each: about half of a scan's time over 5,000 partitions, bench/marts.py)
-    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False,
-                                 "parquet_metadata_cache": True})  # fmt: skip
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    # the marts scan ``frames`` several times in one query; each scan would parse every partition's footer again
+    # (233 columns each: about half of a scan's time over 5,000 partitions, bench/marts.py)
+    con.execute("set parquet_metadata_cache = true")
     con.execute(f"set allowed_directories = ['{sql_literal(str(store.root))}/']")
     con.execute("set enable_external_access = false")
     for path in sql_files("staging"):
