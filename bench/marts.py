@@ -20,7 +20,7 @@ Measured in one run, alternated ``--repeats`` times (median), each on a fresh co
     python bench/marts.py [--videos 5000] [--rows 2000] [--repeats 3] [--store DIR] [--json bench/out/marts.json]
 
 ``--store DIR`` keeps the generated store there (reused when it exists with the same size); otherwise it
-is made in a temporary folder and deleted (about 6 GB at the default size).
+is made in a temporary folder and deleted (about 11 GB at the default size; making it takes minutes).
 """
 
 import argparse
