@@ -36,9 +36,7 @@ def register_tiny(store, seed: int = 0, **kwargs) -> str:
     return register(store, "learner_state", tiny_model(seed), **{**args, **kwargs})
 
 
-@pytest.fixture(autouse=True)
-def no_prefect_api(monkeypatch):
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+pytestmark = pytest.mark.usefixtures("no_prefect_api")
 
 
 def test_register_list_promote_load_round_trip(tmp_path):
