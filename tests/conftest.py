@@ -44,17 +44,6 @@ def face_clip(tmp_path_factory) -> Path:
     return write_video(path, animate(face_photos()["astronaut"], 1.0, 8.0, size=(320, 180)), 8.0)
 
 
-@pytest.fixture
-def no_prefect_api(monkeypatch):
-    """No Prefect API configured, in the environment or in Prefect's settings (which the session's
-    ``prefect_api`` sets while it runs)."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    with temporary_settings(restore_defaults={PREFECT_API_URL}):
-        yield
-
-
 @pytest.fixture(scope="session")
 def prefect_api():
     """One real local Prefect API (temporary server) for the session; Dask workers inherit its URL."""

@@ -22,7 +22,9 @@ SQL = Path(__file__).resolve().parents[1] / "sql" / "staging" / "predictions.sql
 TINY = {**TINY_AGDTNET, "num_classes": 4}
 
 
-pytestmark = pytest.mark.usefixtures("no_prefect_api")
+@pytest.fixture(autouse=True)
+def no_prefect_api(monkeypatch):
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
 
 
 def write_frames(store: Store, video_id: str, tracks: dict[int, tuple[int, dict[str, float]]]) -> None:

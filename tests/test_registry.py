@@ -36,7 +36,9 @@ def register_tiny(store, seed: int = 0, **kwargs) -> str:
     return register(store, "learner_state", tiny_model(seed), **{**args, **kwargs})
 
 
-pytestmark = pytest.mark.usefixtures("no_prefect_api")
+@pytest.fixture(autouse=True)
+def no_prefect_api(monkeypatch):
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
 
 
 def test_register_list_promote_load_round_trip(tmp_path):
