@@ -76,10 +76,9 @@ class TemporaryApi:
     def stop(self) -> None:
         """Stop it: gracefully once it answered (up to 5 s), at once while it is still starting (a graceful stop
         would wait for the start-up to finish)."""
-        if self.ready:
-            self.process.terminate()
-        else:
+        if not self.ready:
             self.process.kill()
+        self.process.terminate()
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
