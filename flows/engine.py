@@ -2,23 +2,17 @@
 
 Dask worker processes report their Prefect task runs to the API named by ``PREFECT_API_URL`` in
 their environment; without it each worker would start its own temporary server (slow, and its runs
-would be invisible). ``prefect_api()`` therefore starts Prefect's local temporary API for this
+would be invisible). ``prefect_api()`` therefore starts Prefect's local temporary API in this
 process when no server is configured and exports its URL before any worker starts.
 """
 
-import importlib.util
 import logging
 import math
 import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
-from pathlib import Path
 
 import flows  # noqa: F401  (offline Prefect defaults)
 from tasks.store import StepResult, Store
@@ -28,91 +22,27 @@ from tasks.store import StepResult, Store
 STARTED = {"prefect_api": 0, "dask_cluster": 0}
 
 
-class TemporaryApi:
-    """Prefect's temporary local API in its own process, as ``prefect.server.api.server.SubprocessASGIServer``
-    runs it (uvicorn over the server's ``create_app``, UI off), without importing the server's modules into
-    this process, which never uses them (~2.7 s here); :meth:`wait` waits until it answers."""
-
-    def __init__(self) -> None:
-        self.port = 0
-        self.ready = False
-        self.process = self._spawn()
-        STARTED["prefect_api"] += 1
-
-    @property
-    def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/api"
-
-    def _spawn(self) -> subprocess.Popen:
-        with socket.socket() as probe:  # a free port (uvicorn exits with code 3 when it is taken meanwhile)
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        site = Path(importlib.util.find_spec("prefect").origin).parents[1]  # the folder holding prefect
-        command = [sys.executable, "-m", "uvicorn", "--app-dir", str(site), "--factory",
-                   "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(self.port),
-                   "--log-level", "error", "--lifespan", "on"]  # fmt: skip
-        env = os.environ | {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
-        return subprocess.Popen(command, env=env)
-
-    def wait(self, timeout: float) -> str:
-        """The API URL once the API answers its health check; RuntimeError when it exits or ``timeout`` passes."""
-        deadline = time.monotonic() + timeout
-        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1: never through a proxy
-        while not self.ready:
-            code = self.process.poll()
-            if code == 3:
-                self.process = self._spawn()
-            elif code is not None:
-                raise RuntimeError(f"the temporary Prefect API exited with code {code} while starting")
-            try:
-                with direct.open(f"{self.api_url}/health", timeout=2):
-                    self.ready = True
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the temporary Prefect API did not start within {timeout:g} s") from None
-                time.sleep(0.1)
-        return self.api_url
-
-    def stop(self) -> None:
-        """Stop it: gracefully once it answered (up to 5 s), at once while it is still starting (a graceful stop
-        would wait for the start-up to finish)."""
-        if not self.ready:
-            self.process.kill()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
 @contextmanager
 def prefect_api() -> Iterator[str]:
-    """The Prefect API URL: the configured server's, or that of a temporary local one for this process (a
-    :class:`TemporaryApi`), set as this process' API (Prefect's settings) and the Dask workers' (exported
-    ``PREFECT_API_URL``) until it stops on leaving."""
-    from prefect.settings import (
-        PREFECT_API_URL,
-        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
-        temporary_settings,
-    )
+    """The Prefect API URL: the configured server's, or a temporary local one for this process."""
+    from prefect.settings import PREFECT_API_URL
 
     configured = os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value()
     if configured:
         yield configured
         return
-    server = TemporaryApi()
-    try:
-        url = server.wait(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value())
-        os.environ["PREFECT_API_URL"] = url
-        with temporary_settings(updates={PREFECT_API_URL: url}):
-            try:
-                yield url
-            finally:
-                from prefect.logging.handlers import APILogWorker
+    from prefect.server.api.server import SubprocessASGIServer
 
-                APILogWorker.drain_all(timeout=5)  # send the last run logs before the API goes away
+    server = SubprocessASGIServer()
+    server.start()
+    STARTED["prefect_api"] += 1
+    os.environ["PREFECT_API_URL"] = server.api_url
+    try:
+        yield server.api_url
     finally:
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=5)  # send the last run logs before the API goes away
         os.environ.pop("PREFECT_API_URL", None)
         server.stop()
 
