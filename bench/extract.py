@@ -35,14 +35,15 @@ MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 SOURCE = MEDIA / "pyfeat_WolfgangLanger_Pexels.mp4"
 
 
-def ping_pong(source: Path, target: Path, seconds: float) -> Path:
-    """A longer real video: the source's frames forwards, backwards, forwards… at its frame rate."""
+def ping_pong(source: Path, target: Path, seconds: float, start: int = 0) -> Path:
+    """A longer real video: the source's frames forwards, backwards, forwards… at its frame rate, from its
+    ``start``-th frame of that sequence."""
     reader = open_video(source)
     fps = reader.get_avg_fps()
     frames = reader.get_batch(list(range(len(reader)))).asnumpy()
     order = list(range(len(frames))) + list(range(len(frames) - 2, 0, -1))
     n = int(seconds * fps)
-    return write_video(target, (frames[order[i % len(order)]] for i in range(n)), fps)
+    return write_video(target, (frames[order[(start + i) % len(order)]] for i in range(n)), fps)
 
 
 def dask_rate(client: Client, video: Path, params: ExtractParams, root: Path) -> dict:

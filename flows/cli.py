@@ -306,11 +306,11 @@ def _train(args: argparse.Namespace) -> int:
     from tasks.training import TrainingRun, run_training
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    given = {k: getattr(args, k) for k in TRAINING_DEFAULTS if getattr(args, k) is not None}  # else TrainingRun's
     run = TrainingRun(
-        args.dataset, args.path, args.model, args.variant, epochs=args.epochs, device=args.device,
-        store=args.store, out_dir=args.out, register=args.register, resume=args.resume,
-        dataset_options=dataset_options(args.dataset, args), overrides=parse_overrides(args.override),
-        fps=args.fps, batch_size=args.batch_size, seed=args.seed,
+        args.dataset, args.path, args.model, device=args.device, store=args.store, out_dir=args.out,
+        register=args.register, resume=args.resume, dataset_options=dataset_options(args.dataset, args),
+        overrides=parse_overrides(args.override), seed=args.seed, **given,
     )  # fmt: skip
     result, version = run_training(run)
     metrics = result.metrics
@@ -523,10 +523,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# options of ``train`` that take tasks.training.TrainingRun's defaults when left out (not imported to build the
+# parser: tasks.training imports torch, ~1.4 s of every command)
+TRAINING_DEFAULTS = ("variant", "epochs", "fps", "batch_size")
+DEFAULT_OF_RUN = "default: tasks.training.TrainingRun's"
+
+
 def _add_training_commands(sub, models_sub) -> None:
     """``train``, ``evaluate`` and ``models register|list|promote``."""
     from models import available_models
-    from tasks.training import TrainingRun
 
     def dataset_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
         parser.add_argument("--dataset", required=required, choices=["daisee", "dfew", "manifest"])
@@ -547,14 +552,14 @@ def _add_training_commands(sub, models_sub) -> None:
     train = sub.add_parser("train", help="train a paper model on a labelled dataset (optionally register it)")
     dataset_args(train)
     train.add_argument("--model", required=True, choices=available_models())
-    train.add_argument("--variant", default=TrainingRun.variant)
-    train.add_argument("--epochs", type=int, default=TrainingRun.epochs)
+    train.add_argument("--variant", help=DEFAULT_OF_RUN)
+    train.add_argument("--epochs", type=int, help=DEFAULT_OF_RUN)
     train.add_argument("--store", default=None, help="store to cache clips in and register the model into")
     train.add_argument("--register", action="store_true")
     train.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     train.add_argument("--override", action="append", default=None, help="config field KEY=JSON (repeatable)")
-    train.add_argument("--fps", type=float, default=TrainingRun.fps)
-    train.add_argument("--batch-size", type=int, default=TrainingRun.batch_size)
+    train.add_argument("--fps", type=float, help=DEFAULT_OF_RUN)
+    train.add_argument("--batch-size", type=int, help=DEFAULT_OF_RUN)
     train.set_defaults(func=_train)
 
     evaluate = sub.add_parser(

@@ -166,6 +166,7 @@ def run_if_nothing_to_do(
         counts["crops_expired"] = len(expire_crops(st, crops_retention_days))
     run_id = uuid.uuid4().hex[:12]
     st.append_run(run_id, started, params.to_json(), counts, corpus=corpus)
+    st.compact_catalogs()
     return {"run_id": run_id, **counts}
 
 
@@ -397,8 +398,8 @@ def _extract_corpus(
         logger.info("retention: crops of %d videos older than %d days deleted", counts["crops_expired"],
                     crops_retention_days)  # fmt: skip
     flow_run_id = str(flow_run.id) if flow_run.id else None
-    st.compact_catalog("videos")  # the run's per-video fragments into catalog/videos.parquet
     st.append_run(run_id, started, params.to_json(), counts, corpus=str(corpus), flow_run_id=flow_run_id)
+    st.compact_catalogs()  # the run's fragments (videos, failures, runs) into their catalog files
     publish_artifacts(st, counts, failures, run_id)
     logger.info("run %s: %s", run_id, counts)
     return {"run_id": run_id, **counts}

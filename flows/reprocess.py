@@ -93,6 +93,7 @@ def reprocess_predictions(store: str, tasks: list[str], run_id: str, storage_opt
     counts.update(windows=windows, decoded_again=len(set(without_crops) | set(body_videos)),
                   report=str(report) if report else "-")  # fmt: skip
     st.append_run(run_id, started, json.dumps({"reprocess": tasks}), {"found": len(videos), "failed": len(failures)})
+    st.compact_catalogs()  # the run's failures and runs fragments into their catalog files
     publish_artifacts(st, counts, failures, run_id, title="reprocess")
     logger.info("reprocess %s: %s", run_id, counts)
     return {"run_id": run_id, **counts}

@@ -7,8 +7,8 @@ object storage: ``s3://bucket/prefix``, ``gs://…``, ``az://…``, see "Object 
     <store>/catalog/videos.parquet    one row per video_id (content hash): probe, extraction summary, manifest
     <store>/catalog/videos-<seq>.parquet  rows recorded since videos.parquet was last written (see below)
     <store>/catalog/files.parquet     one row per path seen: size, mtime, video_id (so unchanged files are not rehashed)
-    <store>/catalog/failures.parquet  one row per run × video × stage that failed: reason, message
-    <store>/catalog/runs.parquet      one row per run: parameters and counts
+    <store>/catalog/failures.parquet  one row per run × video × stage that failed: reason, message (+ fragments)
+    <store>/catalog/runs.parquet      one row per run: parameters and counts (+ fragments)
     <store>/catalog/erasures.parquet  append-only: one row per erasure or undo (video_id, scope, face_id, time)
     <store>/frames/video_id=<id>/part-0.parquet   one row per video × sampled frame × face track
     <store>/body/video_id=<id>/part-0.parquet     one row per video × body-sampled frame × person
@@ -35,9 +35,10 @@ video or from one face track and record the erasure in ``erasures`` (no path: th
 :meth:`Store.expire_crops` applies the crops' retention.
 
 Catalog fragments: a run records each video's row as a small fragment (``videos-<seq>.parquet``, one
-atomic write, O(1) in the catalog's size) instead of rewriting ``videos.parquet``; readers
-(:meth:`Store.read_catalog`, the DuckDB view ``sql/staging/videos.sql``) see the union, a key's row in
-the newest fragment winning over older fragments and the file. :meth:`Store.compact_catalog` (at the end
+atomic write, O(1) in the catalog's size) instead of rewriting ``videos.parquet``, and so its ``failures``
+and ``runs`` rows; readers (:meth:`Store.read_catalog`, the DuckDB views of ``sql/staging``) see the union,
+a key's row in the newest fragment winning over older fragments and the file (``failures`` has no key: a
+row is its own, so a row found twice is one row). :meth:`Store.compact_catalog` (at the end
 of a run, and before any whole rewrite) writes the union into ``videos.parquet`` and then deletes the
 fragments it holds: a crash in between leaves fragments whose rows equal the file's, so no reader sees a
 difference, and a crash at any other moment loses nothing already recorded.
@@ -234,7 +235,8 @@ CATALOG_TABLES = {
 }
 OWNER_ONLY_MODES = (0o700, 0o600)  # (folders, files)
 GROUP_READABLE_MODES = (0o750, 0o640)
-CATALOG_KEYS = {"videos": "video_id"}  # catalog tables whose rows are recorded as fragments (see the docstring)
+# catalog tables whose rows are recorded as fragments (see the docstring), by key (None: the whole row)
+CATALOG_KEYS = {"videos": "video_id", "failures": None, "runs": "run_id"}
 SETTINGS_FILE = "store.json"
 REPORT_INDEX = "video_ids.json"  # in each report folder under the store: the videos the report may show
 
@@ -914,7 +916,7 @@ class Store:
             return empty_frame(CATALOG_TABLES[table])
         df = conform(concat(frames) if len(frames) > 1 else frames[0], CATALOG_TABLES[table])
         if len(frames) > 1:
-            df = df.drop_duplicates(CATALOG_KEYS[table], keep="last").reset_index(drop=True)
+            df = df.drop_duplicates(CATALOG_KEYS[table], keep="last", ignore_index=True)
         return df
 
     def write_catalog(self, table: str, df: pd.DataFrame) -> None:
@@ -937,13 +939,18 @@ class Store:
         self._fragment_seq.pop(table, None)
         return len(fragments)
 
+    def compact_catalogs(self) -> int:
+        """:meth:`compact_catalog` of every table recorded as fragments (at the end of a run)."""
+        return sum(self.compact_catalog(table) for table in CATALOG_KEYS)
+
     def record_catalog(self, table: str, rows: pd.DataFrame) -> None:
-        """Replace the rows of ``table`` with the keys of ``rows`` (unique) and append the others, in O(1):
-        one new fragment (the table's file itself while it does not exist yet). Call under the writer lock."""
+        """Replace the rows of ``table`` with the keys of ``rows`` (unique) and append the others (all of them
+        in a table without a key), in O(1): one new fragment (the table's file itself while it does not exist
+        yet). Call under the writer lock."""
         if rows.empty:
             return
         key = CATALOG_KEYS[table]
-        if rows[key].duplicated().any():
+        if key is not None and rows[key].duplicated().any():
             raise ValueError(f"catalog {table}: rows to record repeat a {key}")
         data = pa.Table.from_pandas(conform(rows, CATALOG_TABLES[table]), preserve_index=False)
         path = self.catalog_path(table)
@@ -974,9 +981,12 @@ class Store:
         self.write_catalog(table, concat([old, conform(rows, CATALOG_TABLES[table])]))
 
     def append_catalog(self, table: str, rows: pd.DataFrame) -> None:
-        if rows.empty:
-            return
-        self.write_catalog(table, concat([self.read_catalog(table), rows]))
+        """Append ``rows`` to catalog ``table``: one fragment for the tables of ``CATALOG_KEYS``, else a whole
+        rewrite."""
+        if table in CATALOG_KEYS:
+            self.record_catalog(table, rows)
+        elif not rows.empty:
+            self.write_catalog(table, concat([self.read_catalog(table), rows]))
 
     # records ----------------------------------------------------------------------------------
     def record_video(self, result: StepResult, meta: dict, params_json: str, run_id: str) -> None:

@@ -162,9 +162,25 @@ def set_thresholds(con: duckdb.DuckDBPyConnection, thresholds: Mapping[str, floa
         con.execute(f"set variable {name} = {value!r}::double")
 
 
-def connect(store: Store, thresholds: Mapping[str, float] | None = None) -> duckdb.DuckDBPyConnection:
+def needed_marts(names: Iterable[str]) -> set[str]:
+    """The marts among ``names`` and every mart they depend on, directly or not."""
+    marts = {m.name: m for m in mart_files()}
+    needed: set[str] = set()
+    todo = [n for n in names if n in marts]
+    while todo:
+        name = todo.pop()
+        if name not in needed:
+            needed.add(name)
+            todo += [d for d in marts[name].depends if d in marts]
+    return needed
+
+
+def connect(
+    store: Store, thresholds: Mapping[str, float] | None = None, marts: Iterable[str] | None = None
+) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the staging views over ``store``, the threshold variables and
-    every mart as a view, sandboxed by DuckDB itself (the connection of ``query``, the marts and ``analyse``):
+    every mart as a view (``marts``: only those and the marts they depend on), sandboxed by DuckDB itself (the
+    connection of ``query``, the marts and ``analyse``):
 
     - file access only under the store root (``allowed_directories`` + ``enable_external_access=false``):
       no other file, no URL, can be read or written. A store on object storage is read through the store's
@@ -182,6 +198,9 @@ def connect(store: Store, thresholds: Mapping[str, float] | None = None) -> duck
     con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
     if store.is_remote:
         con.register_filesystem(store.reader_filesystem())
+    # the marts scan ``frames`` several times in one query; each scan would parse every partition's footer again
+    # (233 columns each: about half of a scan's time over 5,000 partitions, bench/marts.py)
+    con.execute("set parquet_metadata_cache = true")
     con.execute(f"set allowed_directories = ['{sql_literal(store.url)}/']")
     con.execute("set enable_external_access = false")
     for path in sql_files("staging"):
@@ -193,8 +212,11 @@ def connect(store: Store, thresholds: Mapping[str, float] | None = None) -> duck
     set_thresholds(con, thresholds)
     for path in sql_files("macros"):
         con.execute(path.read_text())
+    # creating a view binds its query: over thousands of partitions each mart costs seconds (bench/marts.py)
+    wanted = None if marts is None else needed_marts(marts)
     for mart in mart_files():
-        con.execute(f"create or replace view {mart.name} as\n{mart.path.read_text()}")
+        if wanted is None or mart.name in wanted:
+            con.execute(f"create or replace view {mart.name} as\n{mart.path.read_text()}")
     con.execute("set lock_configuration = true")
     return con
 
@@ -261,9 +283,10 @@ def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> list[str]:
 def run_query(store: Store, sql: str) -> pa.Table:
     """Run read-only ``sql`` over the store's staging views and marts and return the last statement's rows.
 
-    Every statement is checked before any runs (:func:`check_read_only`); each runs to completion.
+    Every statement is checked before any runs (:func:`check_read_only`); each runs to completion. Only the
+    marts the SQL names (and those they depend on) are created.
     """
-    con = connect(store)
+    con = connect(store, marts={word.strip('"') for _, word in _words(sql)})
     statements = check_read_only(con, sql)
     for statement in statements[:-1]:
         con.execute(statement).fetchall()

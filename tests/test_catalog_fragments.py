@@ -91,3 +91,28 @@ def test_recording_rows_that_repeat_a_key_is_refused(tmp_path):
     rows = pd.DataFrame({"video_id": ["x", "x"], "path": ["/a", "/b"]})
     with pytest.raises(ValueError, match="repeat a video_id"):
         store.record_catalog("videos", rows)
+
+
+def test_failures_and_runs_are_recorded_as_fragments_and_read_as_whole_rewrites_gave(tmp_path):
+    store = Store(tmp_path / "store").ensure()
+    started = pd.Timestamp("2026-12-01T10:00:00Z").to_pydatetime()
+    for n in range(3):
+        store.record_failures([step for step, _ in STEPS[:3]], f"run{n}")  # one failure row per call
+        store.append_run(f"run{n}", started, PARAMS, {"found": 3, "failed": 1})
+    first = store.catalog_path("failures").stat().st_mtime_ns
+    assert [len(store.catalog_fragments(t)) for t in ("failures", "runs")] == [2, 2]  # after the first write
+    assert store.catalog_path("failures").stat().st_mtime_ns == first
+    failures, runs = store.read_catalog("failures"), store.read_catalog("runs")
+    assert list(failures["run_id"]) == ["run0", "run1", "run2"] and set(failures["reason"]) == {"not_a_video"}
+    assert list(runs["run_id"]) == ["run0", "run1", "run2"] and list(runs["videos_failed"]) == [1, 1, 1]
+    # a compaction interrupted after writing the union: no row is seen twice, by pandas or DuckDB
+    for table, df in (("failures", failures), ("runs", runs)):
+        write_table_atomic(pa.Table.from_pandas(df, preserve_index=False), store.catalog_path(table))
+    pd.testing.assert_frame_equal(store.read_catalog("failures"), failures)
+    pd.testing.assert_frame_equal(store.read_catalog("runs"), runs)
+    assert run_query(store, "select count(*) as n from failures").to_pylist() == [{"n": 3}]
+    assert run_query(store, "select count(*) as n from runs").to_pylist() == [{"n": 3}]
+    assert store.compact_catalogs() == 4
+    assert store.catalog_fragments("failures") == store.catalog_fragments("runs") == []
+    pd.testing.assert_frame_equal(store.read_catalog("failures"), failures)
+    pd.testing.assert_frame_equal(store.read_catalog("runs"), runs)

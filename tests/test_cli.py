@@ -1,5 +1,9 @@
 """The CLI's wiring: each command reaches its handler with the options the handler reads."""
 
+import json
+import subprocess
+import sys
+
 import pytest
 
 from flows.cli import main
@@ -26,3 +30,28 @@ def test_unknown_model_is_refused_by_the_parser(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--dataset", "dfew", "x", "--model", "resnet"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_building_the_parser_imports_neither_torch_nor_prefect():
+    code = "import json, sys; from flows.cli import build_parser; build_parser(); print(json.dumps(list(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    modules = set(json.loads(done.stdout))
+    assert "torch" not in modules and "prefect" not in modules
+
+
+def test_train_options_left_out_take_the_training_runs_defaults(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    import tasks.training
+    from tasks.training import TrainingRun
+
+    runs = []
+    result = SimpleNamespace(metrics={}, out_dir=tmp_path)
+    monkeypatch.setattr(tasks.training, "run_training", lambda run: runs.append(run) or (result, None))
+    labels = str(tmp_path / "labels.csv")
+    assert main(["train", "--dataset", "manifest", labels, "--model", "learner_state"]) == 0
+    assert main(["train", "--dataset", "manifest", labels, "--model", "learner_state", "--epochs", "3"]) == 0
+    default = TrainingRun("manifest", labels, "learner_state")
+    fields = [(r.variant, r.epochs, r.fps, r.batch_size) for r in runs]
+    assert fields == [(default.variant, default.epochs, default.fps, default.batch_size),
+                      (default.variant, 3, default.fps, default.batch_size)]  # fmt: skip

@@ -19,6 +19,15 @@ def test_a_new_store_has_empty_views_with_the_documented_columns(tmp_path):
     assert "stage" in run_query(store, "select * from failures").column_names
 
 
+def test_a_query_creates_only_the_marts_it_names_and_those_they_read(tmp_path):
+    store = Store(tmp_path / "store").ensure()
+    sql = ("select (select count(*) from expression_frames) as n, list(view_name order by view_name) as views "
+           "from duckdb_views() where not internal")  # fmt: skip
+    views = run_query(store, sql).to_pylist()[0]["views"]
+    staging = {"body", "failures", "frames", "predictions", "runs", "videos"}
+    assert set(views) - staging == {"expression_frames", "expression_windows", "primary_faces"}
+
+
 @pytest.fixture
 def sandbox(tmp_path) -> tuple[Store, Path]:
     """A store with a catalog, a readable file outside it (which no query may read) and its content."""

@@ -1,0 +1,115 @@
+"""Scaling benchmark: peak memory per worker as videos get longer, and many short videos vs one long one.
+
+Each measurement is one ``lessonlens run`` process (2 workers, the defaults: 5 fps, crops, body at 1 fps) on a
+fresh store, while this script reads the peak resident memory (``VmHWM``) of every Dask worker process it
+starts. Videos are the real single-face 640×360 clip played forwards and backwards (``bench/extract.py``):
+
+- ``short video`` (``--short-minutes``, default 1) and ``long video`` (``--clips`` × ``--clip-seconds``,
+  default 120 × 10 s = 20 min): peak RSS of the largest worker, and its growth long / short;
+- ``many clips``: ``--clips`` clips of ``--clip-seconds`` each (each starts at another frame of the source,
+  so that no two have the same content), the long video's total length: the extraction stage's frames/s
+  (the run's own last ``progress`` line: from the first video submitted to the last one recorded), against
+  the long video's.
+
+    python bench/scaling.py [--short-minutes 1] [--clips 120] [--clip-seconds 10] [--json bench/out/scaling.json]
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+from extract import SOURCE, ping_pong  # bench/extract.py
+from results import command_line, write_result  # bench/results.py
+
+HERE = Path(__file__).resolve().parent
+CLI = "import sys; from flows.cli import main; sys.exit(main(sys.argv[1:]))"
+PROGRESS = re.compile(r"progress: (\d+)/(\d+) videos, (\d+) frames, ([\d.]+) frames/s")
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """``VmHWM`` of a process (its peak resident memory so far), MiB; None once it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    return int(re.search(r"VmHWM:\s+(\d+) kB", text).group(1)) / 1024
+
+
+def measured_run(corpus: Path, store: Path, prefect_home: Path) -> dict:
+    """One ``lessonlens run``: wall seconds, the extraction stage's frames/s and frames, peak RSS per worker."""
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env |= {"PYTHONPATH": str(HERE.parent), "PREFECT_HOME": str(prefect_home), "PREFECT_LOGGING_LEVEL": "INFO"}
+    command = [sys.executable, "-c", CLI, "run", str(corpus), "--store", str(store), "--workers", "2"]
+    start = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen(command, env=env, cwd=HERE.parent, stdout=log, stderr=subprocess.STDOUT)
+        peaks: dict[int, float] = {}
+        while process.poll() is None:
+            for child in psutil.Process(process.pid).children(recursive=True):
+                try:
+                    worker = "multiprocessing.spawn" in " ".join(child.cmdline())
+                except psutil.Error:
+                    continue
+                if worker and (peak := peak_rss_mb(child.pid)) is not None:
+                    peaks[child.pid] = max(peaks.get(child.pid, 0.0), peak)
+            time.sleep(0.25)
+        seconds = time.perf_counter() - start
+        log.seek(0)
+        output = log.read()
+    if process.returncode != 0:
+        raise RuntimeError(f"lessonlens run failed ({process.returncode}):\n{output[-3000:]}")
+    done, total, frames, rate = PROGRESS.findall(output)[-1]
+    return {"videos": int(total), "frames": int(frames), "frames_per_s": float(rate), "run_s": round(seconds, 1),
+            "peak_rss_mb_per_worker": sorted(round(v) for v in peaks.values())}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--short-minutes", type=float, default=1.0)
+    parser.add_argument("--clips", type=int, default=120)
+    parser.add_argument("--clip-seconds", type=float, default=10.0)
+    parser.add_argument("--json", help="write the result here (bench/run.py reads it)")
+    args = parser.parse_args(argv)
+    long_seconds = args.clips * args.clip_seconds
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        corpora = {
+            "short video": (root / "short", [("short.mp4", args.short_minutes * 60, 0)]),
+            "long video": (root / "long", [("long.mp4", long_seconds, 0)]),
+            "many clips": (root / "clips", [(f"clip{k:04d}.mp4", args.clip_seconds, 7 * k) for k in range(args.clips)]),
+        }
+        for folder, videos in corpora.values():
+            for name, seconds, start in videos:
+                ping_pong(SOURCE, folder / name, seconds, start)
+        print(f"videos made in {root}", flush=True)
+        for what, (folder, videos) in corpora.items():
+            run = measured_run(folder, root / f"store-{folder.name}", root / "prefect")
+            minutes = sum(seconds for _, seconds, _ in videos) / 60
+            rows.append({"what": what, "video_minutes": round(minutes, 1), **run,
+                         "largest_worker_peak_mb": max(run["peak_rss_mb_per_worker"])})  # fmt: skip
+            print(json.dumps(rows[-1]), flush=True)
+    short, long, clips = rows
+    headline = {
+        "peak RSS long / short video": round(long["largest_worker_peak_mb"] / short["largest_worker_peak_mb"], 2),
+        "largest worker peak (MiB), long video": long["largest_worker_peak_mb"],
+        "frames/s many clips / one long video": round(clips["frames_per_s"] / long["frames_per_s"], 2),
+    }
+    conditions = {"video": f"{SOURCE.name} played forwards and backwards", "resolution": "640x360", "workers": 2,
+                  "defaults": "fps 5, crops, body at 1 fps", "clips": f"{args.clips} × {args.clip_seconds:g} s",
+                  "memory": "VmHWM of each Dask worker process, read every 0.25 s",
+                  "frames/s": "the run's last progress line (first video submitted to last one recorded)"}  # fmt: skip
+    write_result(args.json, "scaling", "Scaling: memory per worker with video length, many short videos vs one long",
+                 command_line(__file__, argv), conditions, rows, headline)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
