@@ -329,8 +329,8 @@ def feature_displacements(
     ``infraorbital`` (measured on the dense mesh, not the 68 points) is NaN where not given."""
     u, v = canonical[..., 0], canonical[..., 1]
     values = {name: feature(u, v) for name, feature in FEATURES.items()}
-    missing = np.full(len(face_id), np.nan)
-    values["infraorbital"] = missing if infraorbital is None else np.asarray(infraorbital, dtype=np.float64)
+    given = infraorbital is not None
+    values["infraorbital"] = np.asarray(infraorbital, np.float64) if given else np.full(len(face_id), np.nan)
     reference = _reference_frames(values["lip_gap"], face_id)
     trust = track_trust(values["lip_gap"], face_id)
     open_eye = _track_quantile(values["eye_open"], face_id, EYE_OPEN_QUANTILE)
