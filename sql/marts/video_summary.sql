@@ -5,8 +5,9 @@
 -- label of the window whose centre is nearest (see expression_frames): <class>_s = frames labelled <class>
 -- × sample_s (duration_s / sampled_frames), expression_s = covered frames × sample_s (<= duration_s),
 -- <class>_share = <class>_s / expression_s; expression_coverage = covered frames / the primary track's
--- frames. dominant_expression has the largest share (ties: alphabetical). Mean AU intensities (AUxx_r)
--- are over the primary face's frames.
+-- frames. dominant_expression has the largest share (ties: alphabetical), ranked on frame counts: sample_s
+-- is constant within a video, and a float sum's last bits depend on DuckDB's thread order, which made
+-- equal shares tie-break at random. Mean AU intensities (AUxx_r) are over the primary face's frames.
 -- face_visible_s = frames_with_face / sampled_frames × duration_s.
 -- Gestures: the person with the most body samples (see wrist_motion for the definition);
 -- body_s is the time covered by samples with a wrist speed, gesture_rate = gestures per minute of body_s,
@@ -64,7 +65,7 @@ expression_time as (
         coalesce(sum(label_time.seconds) filter (where label_time.label = 'sadness'), 0) as sadness_s,
         coalesce(sum(label_time.seconds) filter (where label_time.label = 'surprise'), 0) as surprise_s,
         coalesce(sum(label_time.seconds) filter (where label_time.label = 'neutral'), 0) as neutral_s,
-        first(label_time.label order by label_time.seconds desc, label_time.label) as dominant_expression
+        first(label_time.label order by label_time.n_frames desc, label_time.label) as dominant_expression
     from label_time
     group by label_time.video_id
 ),
