@@ -83,6 +83,7 @@ def frames_table(rng: np.random.Generator, rows: int) -> tuple[pa.Table, int]:
         **{f"x_{i}": points[:, i, 0] for i in range(N_LANDMARKS)},
         **{f"y_{i}": points[:, i, 1] for i in range(N_LANDMARKS)},
         **{f"pose_R{a}": rng.normal(0, 0.2, n).astype(np.float32) for a in "xyz"},
+        "infraorbital": rng.normal(0.29, 0.03, n).astype(np.float32),
         **{f"{au}_r": au_r[:, j] for j, au in enumerate(AU_NAMES)},
         **{f"{au}_c": (au_r[:, j] >= 1).astype(np.int8) for j, au in enumerate(AU_NAMES)},
         **{f"bs_{name}": rng.uniform(0, 1, n).astype(np.float32) for name in BLENDSHAPE_NAMES[1:]},
