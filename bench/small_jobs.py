@@ -40,6 +40,12 @@ def environment(code: Path, prefect_home: Path) -> dict:
     return env | {"PYTHONPATH": str(code), "PREFECT_HOME": str(prefect_home), "PREFECT_LOGGING_LEVEL": "WARNING"}
 
 
+def warm_prefect_home(prefect_home: Path) -> None:
+    """Start and stop the temporary Prefect API once in ``prefect_home``: its database is made there then."""
+    warm = [sys.executable, "-c", "from flows.engine import prefect_api\nwith prefect_api(): pass"]
+    subprocess.run(warm, env=environment(HERE.parent, prefect_home), check=True, capture_output=True)
+
+
 def timed_run(code: Path, corpus: Path, store: Path, prefect_home: Path) -> dict:
     """Wall seconds of one ``lessonlens run`` process, and when its first chunk was planned and done."""
     marks: dict[str, float] = {}
@@ -88,8 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         for clip in CLIPS:
             shutil.copy(MEDIA / clip, corpus / clip)
         home = root / "prefect"
-        warm = [sys.executable, "-c", "from flows.engine import prefect_api\nwith prefect_api(): pass"]
-        subprocess.run(warm, env=environment(HERE.parent, home), check=True, capture_output=True)  # the API's DB
+        warm_prefect_home(home)
         for r in range(args.repeats):
             for name, code in codes.items():
                 store = root / f"store-{name.replace(' ', '-')}-{r}"

@@ -119,8 +119,6 @@ def infer_on_dask(
     ``videos_per_task`` videos (fewer when that would leave a worker idle) mapped over the Dask ``client``'s
     workers, each batch holding one GPU (``resources={"GPU": 1}``) when the cluster has GPU workers;
     results of all videos in input order."""
-    from tasks.inference import infer_videos  # torch: only where inference runs
-
     if videos_per_task < 1:
         raise ValueError(f"videos_per_task must be >= 1, got {videos_per_task}")
     ids = list(dict.fromkeys(video_ids))
@@ -129,10 +127,20 @@ def infer_on_dask(
     batches = [ids[i : i + per_task] for i in range(0, len(ids), per_task)]
     if not batches:
         return []
-    work = partial(infer_videos, store, task=task, **options)
+    work = partial(_infer_batch, store, task=task, **options)
     resources = {"GPU": 1} if gpu_resources_available(client) else None
     futures = client.map(work, batches, pure=False, resources=resources)
     return [result for part in client.gather(futures) for result in part]
+
+
+def _infer_batch(store: Store, video_ids: list[str], task: str, **options) -> list[StepResult]:
+    """:func:`tasks.inference.infer_videos` on a worker. Imported there, not by the caller of
+    :func:`infer_on_dask`: torch takes seconds to import (2.2 s on 2 idle cores), and the task that maps the
+    batches (a Prefect task on a worker) would import it before any batch starts; so each worker imports it
+    with its first batch, the workers side by side (bench/orchestration.py)."""
+    from tasks.inference import infer_videos  # torch: only where inference runs
+
+    return infer_videos(store, video_ids, task=task, **options)
 
 
 _progress: Callable[[int, int, int], None] | None = None  # set while console_progress() shows a bar
