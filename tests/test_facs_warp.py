@@ -120,6 +120,17 @@ def test_default_estimator_measures_warped_levels_in_order_where_the_face_model_
         assert np.all(np.diff(values) > -0.3), (name, values)
 
 
+def test_lid_closure_is_measured_in_order_up_to_nearly_closed(backend, bases):
+    """AU45 (eyeBlink) through the default estimator, levels 0-4, on the photos whose face is still found
+    with the lids warped shut (the detector loses Hanks and group0 there). Level 5, lids fully shut, is left
+    out: Face Mesh V2 then reads the eyes as partly open again (measured: astronaut 1.9 at level 4, 1.4 at 5;
+    group1 3.3, 2.2)."""
+    for name in ("astronaut", "group1"):
+        values = _measure(backend, [bases[name].render({"AU45": level}) for level in LEVELS[:5]], blendshapes=True)
+        assert values["AU45_r"][-1] - values["AU45_r"][0] > 1.0, (name, values["AU45_r"])
+        assert np.all(np.diff(values["AU45_r"]) > -0.3), (name, values["AU45_r"])
+
+
 @pytest.mark.xfail(strict=True, reason="Face Mesh V2 does not follow the inner-brow warp on the Hanks photo")
 def test_inner_brow_raise_is_measured_where_the_mesh_follows_it(backend, bases):
     values = _measure(backend, [bases["hanks"].render({"AU01": level}) for level in LEVELS])["AU01_r"]
