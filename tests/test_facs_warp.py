@@ -102,33 +102,29 @@ FOLLOWED_BY_DEFAULT = {
     "AU06": ("group0", "group1"),
     "AU12": ("astronaut", "hanks", "group0", "group1", "group2"),
     "AU15": ("group0",),
+    "AU45": ("astronaut", "group1"),
 }
 """AU -> the photos on which the default estimator (Blendshape V2 coefficients, geometry for AU06/AU12) follows
 that AU's warp. Measured on all five: Blendshape V2 does not move its brow coefficients for the brow warps
 on Hanks and the three small faces of the group photo (one of which reads raised brows at every level),
 raises browDown by only 0.7-0.9 points on Hanks and group2; the astronaut's own smile already raises her
 infraorbital cheek (AU06 2.1 at every level: the warp moves her lower lids, not the cheek above the bone);
-the lip-corner depressor warp moves the mesh's corners by more than the neutral tolerance only on group0."""
+the lip-corner depressor warp moves the mesh's corners by more than the neutral tolerance only on group0;
+the detector loses Hanks and group0 with their lids warped shut."""
+
+TOP_LEVEL = {"AU45": 4.0}
+"""AUs measured only up to this warp level: with the lids fully shut (AU45 level 5) Face Mesh V2 reads the
+eyes as partly open again (measured: astronaut 1.9 at level 4, 1.4 at 5; group1 3.3, 2.2)."""
 
 
 @pytest.mark.parametrize("au", list(FOLLOWED_BY_DEFAULT))
 def test_default_estimator_measures_warped_levels_in_order_where_the_face_model_follows(backend, bases, au):
     """As above, through the default estimator with the faces' blendshapes (what a nightly run stores)."""
+    levels = [level for level in LEVELS if level <= TOP_LEVEL.get(au, LEVELS[-1])]
     for name in FOLLOWED_BY_DEFAULT[au]:
-        values = _measure(backend, [bases[name].render({au: level}) for level in LEVELS], blendshapes=True)[f"{au}_r"]
+        values = _measure(backend, [bases[name].render({au: level}) for level in levels], blendshapes=True)[f"{au}_r"]
         assert values[-1] - values[0] > 1.0, (name, values)
         assert np.all(np.diff(values) > -0.3), (name, values)
-
-
-def test_lid_closure_is_measured_in_order_up_to_nearly_closed(backend, bases):
-    """AU45 (eyeBlink) through the default estimator, levels 0-4, on the photos whose face is still found
-    with the lids warped shut (the detector loses Hanks and group0 there). Level 5, lids fully shut, is left
-    out: Face Mesh V2 then reads the eyes as partly open again (measured: astronaut 1.9 at level 4, 1.4 at 5;
-    group1 3.3, 2.2)."""
-    for name in ("astronaut", "group1"):
-        values = _measure(backend, [bases[name].render({"AU45": level}) for level in LEVELS[:5]], blendshapes=True)
-        assert values["AU45_r"][-1] - values["AU45_r"][0] > 1.0, (name, values["AU45_r"])
-        assert np.all(np.diff(values["AU45_r"]) > -0.3), (name, values["AU45_r"])
 
 
 @pytest.mark.xfail(strict=True, reason="Face Mesh V2 does not follow the inner-brow warp on the Hanks photo")
