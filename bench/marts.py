@@ -5,8 +5,9 @@ the real schemas, written through the store's own code (``tasks.store``: ``write
 ``Store.partition`` as ``tasks.extract.finalize_video`` does, ``Store.write_predictions``, the ``videos``
 catalog): per video a main face track on every sampled frame (5 fps) and a second one on the last tenth of
 the rows, body keypoints of one person at 1 fps, and the rule baseline's emotion windows (16 samples every
-8) over each face track. Values are random (numpy), with the shapes of real ones (AU intensities in [0, 5],
-landmarks around a face, visibilities in [0, 1]).
+8) over each face track (planned by ``tasks.inference.plan_windows``, so they carry ``n_owned``). Values are
+random (numpy), with the shapes of real ones (AU intensities in [0, 5], landmarks around a face, visibilities
+in [0, 1]).
 
 Measured in one run, alternated ``--repeats`` times (median), each on a fresh connection:
 
@@ -14,7 +15,7 @@ Measured in one run, alternated ``--repeats`` times (median), each on a fresh co
   their sandbox, as ``lessonlens query`` and ``analyse`` run it);
 - ``bare aggregate``: one DuckDB ``group by video_id`` over the same frame columns the mart reads (row count,
   face tracks, mean of every AU intensity) with ``read_parquet`` on the same files;
-- once, after those: the mart's parts alone (``count(*)`` of ``primary_faces``, ``expression_frames``,
+- once, after those: the mart's parts alone (``count(*)`` of ``primary_faces``, ``expression_windows``,
   ``wrist_motion``), to say where its time goes.
 
     python bench/marts.py [--videos 5000] [--rows 2000] [--repeats 3] [--store DIR] [--json bench/out/marts.json]
@@ -24,6 +25,7 @@ is made in a temporary folder and deleted (about 11 GB at the default size; maki
 """
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -44,7 +46,7 @@ from results import command_line, write_result  # bench/results.py
 from models.layout import BLENDSHAPE_NAMES, KEYPOINT_NAMES, N_LANDMARKS
 from models.rules import MODEL_NAME, TASK_CLASSES
 from tasks.action_units import AU_NAMES
-from tasks.inference import rules_version
+from tasks.inference import plan_windows, rules_version
 from tasks.store import (
     BODY_SCHEMA,
     FRAME_SCHEMA,
@@ -110,25 +112,19 @@ def body_table(rng: np.random.Generator, sampled: int) -> pa.Table:
 
 
 def emotion_table(rng: np.random.Generator, frames: pa.Table) -> pa.Table:
-    """The rule baseline's emotion windows over each face track of ``frames``."""
+    """The rule baseline's emotion windows over each face track of ``frames``, planned as inference plans them."""
     classes = TASK_CLASSES["emotion"]
-    face_ids = frames["face_id"].to_numpy()
-    times = frames["timestamp"].to_numpy()
-    rows = []
-    for face in np.unique(face_ids):
-        track = np.sort(times[face_ids == face])
-        starts = range(0, max(len(track) - WINDOW, 0) + 1, STRIDE)
-        rows += [(face, k, track[s], track[min(s + WINDOW, len(track)) - 1], min(WINDOW, len(track) - s))
-                 for k, s in enumerate(starts)]  # fmt: skip
-    n = len(rows)
+    windows = plan_windows(*(frames[c].to_numpy() for c in ("face_id", "frame", "timestamp")), WINDOW, STRIDE)
+    n = len(windows)
     probs = rng.dirichlet(np.ones(len(classes)), n).astype(np.float32)
     top = probs.argmax(axis=1)
     columns = {
-        "face_id": [r[0] for r in rows],
-        "window_index": [r[1] for r in rows],
-        "start_time": [r[2] for r in rows],
-        "end_time": [r[3] for r in rows],
-        "n_frames": [r[4] for r in rows],
+        "face_id": [w.face_id for w in windows],
+        "window_index": [w.index for w in windows],
+        "start_time": [w.start_time for w in windows],
+        "end_time": [w.end_time for w in windows],
+        "n_frames": [len(w.rows) for w in windows],
+        "n_owned": [w.owned for w in windows],
         "model_name": [MODEL_NAME] * n,
         "label": [classes[t] for t in top],
         "confidence": probs[np.arange(n), top],
@@ -202,7 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     tmp = None if args.store else tempfile.mkdtemp(prefix="lessonlens-marts-")
     root = (args.store or Path(tmp)).resolve()
     try:
-        size = {"videos": args.videos, "rows": args.rows}
+        schemas = repr(
+            (FRAME_SCHEMA, BODY_SCHEMA, prediction_schema("emotion"))
+        )  # a store of older schemas is made again
+        size = {"videos": args.videos, "rows": args.rows, "schemas": hashlib.sha256(schemas.encode()).hexdigest()[:12]}
         made = None
         if not (root / "bench.json").is_file() or json.loads((root / "bench.json").read_text()) != size:
             shutil.rmtree(root, ignore_errors=True)
@@ -219,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         parts = {  # once, after the comparison: where the mart's time goes
             f"part (once): count(*) from {name}": lambda name=name: run_query(store, f"select count(*) from {name}")
-            for name in ("primary_faces", "expression_frames", "wrist_motion")
+            for name in ("primary_faces", "expression_windows", "wrist_motion")
         }
         seconds: dict[str, list[float]] = {name: [] for name in compared | parts}
         for runs in [compared] * args.repeats + [parts]:

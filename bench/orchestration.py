@@ -9,11 +9,11 @@ so that no two have the same content. Alternated ``--repeats`` times (default 2)
   check, the temporary Prefect API, discovery, the Dask cluster, one Prefect task per video mapping its chunks
   over the cluster, the catalog, the rule-baseline predictions, crop retention, the run's records, shutdown;
 - ``B``: plain Dask, in this process: a LocalCluster made with the run's own cluster arguments
-  (``flows.engine.task_runner``), then for every video (hashed for its id as discovery does) the functions the
-  flow's video task calls: ``plan_video`` (probe and chunk plan) as one task per video, ``extract_chunk`` per
-  chunk of the same plan with the same parameters, and ``finalize_video`` (tracks, AUs, the frames, body and
-  crops partitions) per video once its chunks are done: no Prefect, no catalog, no predictions. Wall time from
-  the cluster's start to the last partition written (the cluster's close is measured, not counted);
+  (``flows.engine.task_runner``), then for every video (hashed for its id as discovery does) one Dask task
+  running what the flow's video task runs, ``tasks.extract.extract_video`` (probe, chunk plan, the chunks
+  mapped over the cluster from the worker with ``flows.engine.map_on_cluster``, finalize: tracks, AUs, the
+  frames, body and crops partitions) with the same parameters: no Prefect, no catalog, no predictions. Wall
+  time from the cluster's start to the last partition written (the cluster's close is measured, not counted);
 - ``A / B`` per repeat, the median reported; and where A's time goes, from the lines its log prints as they
   arrive (A's timeline), next to B's.
 
@@ -28,18 +28,19 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
-from distributed import Client, as_completed
+from distributed import Client
 from extract import SOURCE, ping_pong  # bench/extract.py
 from results import command_line, write_result  # bench/results.py
 from scaling import PROGRESS  # bench/scaling.py
 from small_jobs import CLI, environment, warm_prefect_home  # bench/small_jobs.py
 
-from flows.engine import local_cluster, task_runner
+from flows.engine import local_cluster, map_on_cluster, task_runner
 from tasks.discover import VideoRef, content_id
-from tasks.extract import CATALOG_COUNTS, ChunkJob, ExtractParams, extract_chunk, finalize_video, plan_video
-from tasks.store import StepResult, Store, make_dirs
+from tasks.extract import ExtractParams, extract_chunk, extract_video
+from tasks.store import Store
 
 HERE = Path(__file__).resolve().parent
 # A's timeline: (step, the log line that ends it, whether its last occurrence counts rather than its first)
@@ -83,13 +84,6 @@ def run_a(corpus: Path, store: Path, prefect_home: Path) -> dict:
     return {"seconds": seconds, "frames": int(PROGRESS.findall(output)[-1][2]), "steps": steps}
 
 
-def finalize(ref: VideoRef, jobs: list[ChunkJob], params: ExtractParams, store: Store, chunks: list) -> StepResult:
-    """``finalize_video`` of ``ref`` (a Dask task: ``chunks``, the futures of its chunks, make it wait for them)."""
-    result = StepResult(ref.video_id, ref.path, "extract", "ok", counts=dict.fromkeys(CATALOG_COUNTS, 0))
-    finalize_video(ref.video_id, jobs, params, store, result)
-    return result
-
-
 def run_b(videos: list[Path], store: Path) -> dict:
     """Plain Dask over the videos' chunks (the module docstring's ``B``): wall seconds, frames, steps."""
     params = ExtractParams()  # the run's defaults (no manifest: every video keeps its crops)
@@ -98,23 +92,15 @@ def run_b(videos: list[Path], store: Path) -> dict:
     with local_cluster(**cluster_kwargs) as cluster, Client(cluster) as client:
         up = time.perf_counter()
         st = Store(store).ensure()
-        refs = {}
-        for video in videos:
-            ref = VideoRef(content_id(video), str(video), video.stat().st_size, 0)
-            refs[client.submit(plan_video, ref, params, pure=False)] = ref
-        finals = []
-        for planned in as_completed(refs):  # a video's chunks go to the cluster as soon as it is planned
-            ref = refs[planned]
-            _, chunks = planned.result()
-            work = st.work_dir(ref.video_id, params.key())
-            make_dirs(work)
-            jobs = [ChunkJob(ref.video_id, ref.path, chunk, params, work) for chunk in chunks]
-            done = client.map(extract_chunk, jobs, pure=False)
-            finals.append(client.submit(finalize, ref, jobs, params, st, done, pure=False))
-        results = client.gather(finals)
+        run_chunks = partial(map_on_cluster, extract_chunk)  # what the flow's video task passes
+        refs = [VideoRef(content_id(v), str(v), v.stat().st_size, 0) for v in videos]
+        results = client.gather([client.submit(extract_video, ref, params, st, run_chunks, pure=False) for ref in refs])
         written = time.perf_counter()
     closed = time.perf_counter()
-    steps = {"Dask cluster start": up - start, "plan, chunks, finalize (to the last partition written)": written - up,
+    failed = [r.path for r in results if r.status != "ok"]
+    if failed:
+        raise RuntimeError(f"plain Dask failed on {failed}")
+    steps = {"Dask cluster start": up - start, "extract_video per video (to the last partition written)": written - up,
              "cluster close (not counted)": closed - written}  # fmt: skip
     frames = sum(r.counts["sampled_frames"] for r in results)
     return {"seconds": written - start, "frames": frames, "steps": steps}

@@ -6,7 +6,11 @@ windows every 1.6 s at 5 fps). Only complete windows are made, plus, when the st
 more window ending at the track's last sample, so every sample is in a window; a track shorter than
 ``window`` gives one window of all its samples (``n_frames`` says how many). Windows run over the track's
 samples, so a window may span a gap where the face was not detected: ``start_time`` / ``end_time`` are
-the timestamps of its first and last sample and show it.
+the timestamps of its first and last sample and show it. Windows overlap, so each sample of a track is
+owned by one window, whose label it takes in the marts' time accounting: of the windows covering it
+(``start_time <= timestamp <= end_time``), the one whose centre ``(start_time + end_time) / 2`` is nearest
+(ties: the later window); ``n_owned`` is how many samples a window owns (the per-frame form of the same rule
+is the ``expression_frames`` mart; ``video_summary`` sums ``n_owned`` instead of joining every frame).
 
 Predictors (one per task and run, chosen by :func:`load_predictor`):
 
@@ -104,6 +108,7 @@ class Window:
     rows: np.ndarray
     start_time: float
     end_time: float
+    owned: int  # samples of the track that take this window's label (see the module docstring)
 
 
 def plan_windows(
@@ -119,9 +124,17 @@ def plan_windows(
         starts = list(range(0, len(rows) - window + 1, stride)) if len(rows) >= window else [0]
         if len(rows) > window and starts[-1] + window < len(rows):
             starts.append(len(rows) - window)  # the tail the stride left out: a last window ending at the end
-        for k, s in enumerate(starts):
-            part = rows[s : s + window]
-            windows.append(Window(int(track), k, part, float(timestamp[part[0]]), float(timestamp[part[-1]])))
+        times = timestamp[rows]
+        bounds = [(s, min(s + window, len(rows))) for s in starts]
+        owner, nearest = np.full(len(rows), -1), np.full(len(rows), np.inf)
+        for k, (s, e) in enumerate(bounds):  # in start order, so on a tie the later window takes the sample
+            distance = np.abs(times[s:e] - (times[s] + times[e - 1]) / 2)
+            closer = distance <= nearest[s:e]
+            owner[s:e][closer], nearest[s:e][closer] = k, distance[closer]
+        owned = np.bincount(owner, minlength=len(bounds))
+        for k, (s, e) in enumerate(bounds):
+            part = rows[s:e]
+            windows.append(Window(int(track), k, part, float(times[s]), float(times[e - 1]), int(owned[k])))
     return windows
 
 
@@ -468,6 +481,7 @@ def predictions_table(task: str, video: VideoWindows, probs: np.ndarray, model_n
         "start_time": [w.start_time for w in video.windows],
         "end_time": [w.end_time for w in video.windows],
         "n_frames": [len(w.rows) for w in video.windows],
+        "n_owned": [w.owned for w in video.windows],
         "model_name": [model_name] * len(video.windows),
         "label": [classes[t] if ok else None for t, ok in zip(top, usable, strict=True)],
         "confidence": [float(probs[i, t]) if ok else None for i, (t, ok) in enumerate(zip(top, usable, strict=True))],

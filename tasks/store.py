@@ -156,6 +156,7 @@ def prediction_schema(task: str) -> pa.Schema:
             ("start_time", pa.float64()),  # timestamp of the window's first sample, seconds
             ("end_time", pa.float64()),  # timestamp of the window's last sample, seconds
             ("n_frames", pa.int32()),  # samples in the window (< window only for a short track)
+            ("n_owned", pa.int32()),  # samples whose label this window gives (tasks.inference.plan_windows)
             ("model_name", pa.string()),
             ("label", pa.string()),  # most probable class; null when the inputs were unusable
             ("confidence", pa.float32()),  # probability of ``label``
@@ -715,7 +716,8 @@ class Store:
 
     def stale_videos(self, task: str, version: str, table: str = "frames") -> list[str]:
         """Videos with a ``table`` partition (``frames``; ``body`` for gesture) but no predictions of ``task``
-        by ``version``, or predictions older than that partition (the video was re-extracted)."""
+        by ``version``, or predictions older than that partition (the video was re-extracted), or written before
+        windows carried ``n_owned`` (the marts' time accounting reads it; recomputed once)."""
         stale = []
         erased = self.erased_videos()  # never predicted again, even if a partition were left behind
         for video_id in self.video_ids(table):
@@ -723,7 +725,11 @@ class Store:
                 continue
             frames = self.partition(table, video_id)
             out = self.prediction_path(task, version, video_id)
-            if not out.is_file() or out.stat().st_mtime_ns < frames.stat().st_mtime_ns:
+            if (
+                not out.is_file()
+                or out.stat().st_mtime_ns < frames.stat().st_mtime_ns
+                or "n_owned" not in read_schema(out).names
+            ):
                 stale.append(video_id)
         return stale
 

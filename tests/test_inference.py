@@ -68,6 +68,8 @@ def test_the_last_window_reaches_the_end_of_every_track():
     for w in windows:
         covered[w.rows] = True
     assert covered.all()
+    # each sample owned by one window (nearest centre): samples 0-11 by the first (centre 0.75 s, next 1.55 s)
+    assert sum(w.owned for w in windows) == 45 and windows[0].owned == 12
 
 
 def test_rule_baseline_sees_a_brief_apex_at_the_end_of_a_short_clip():
@@ -138,6 +140,10 @@ def test_stale_videos_follow_predictions_frames_and_promotion(tmp_path):
     assert stale_videos(Store(tmp_path), "learner_state") == ["a", "b"]
     infer_videos(Store(tmp_path), ["a", "b"], "learner_state")
     assert stale_videos(Store(tmp_path), "learner_state") == []
+    predictions = Store(tmp_path).prediction_path("learner_state", rules_version("learner_state"), "b")
+    pq.write_table(pq.read_table(predictions).drop_columns(["n_owned"]), predictions)  # written before n_owned
+    assert stale_videos(Store(tmp_path), "learner_state") == ["b"]
+    infer_videos(Store(tmp_path), ["b"], "learner_state")
     promote(tmp_path, "learner_state", register_tiny(tmp_path))
     assert stale_videos(Store(tmp_path), "learner_state") == ["a", "b"]
 

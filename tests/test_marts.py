@@ -148,6 +148,7 @@ def _windows(classes: tuple[str, ...], first_share: float, model_name: str, rng)
         "start_time": pa.array(starts, pa.float64()),
         "end_time": pa.array(starts + WINDOW_S, pa.float64()),
         "n_frames": pa.array(np.full(2 * n, 10), pa.int32()),
+        "n_owned": pa.array(np.full(2 * n, 10), pa.int32()),  # face 0: each 5-fps sample in one window
         "model_name": pa.array([model_name] * (2 * n), pa.string()),
         "label": pa.array(labels, pa.string()),
         "confidence": pa.array(probs.max(axis=1), pa.float32()),
@@ -334,6 +335,8 @@ def test_expression_time_counts_each_sampled_frame_once(tmp_path):
     table = table.set_column(
         table.schema.get_field_index("face_id"), "face_id", pa.array([0] * len(windows), pa.int32())
     )
+    table = table.set_column(table.schema.get_field_index("n_owned"), "n_owned",
+                             pa.array([w.owned for w in windows], pa.int32()))  # fmt: skip
     write_table_atomic(table, store.prediction_path("emotion", "2", "v00"))
     videos = store.read_catalog("videos")
     at = videos["video_id"] == "v00"
@@ -374,6 +377,11 @@ def test_expression_time_counts_each_sampled_frame_once(tmp_path):
         "select count(*), count(distinct (video_id, face_id, frame)) from expression_frames"
     ).fetchone()
     assert frames_once[0] == frames_once[1]
+    # the per-frame form of the rule (expression_frames) and the windows' n_owned that video_summary sums agree
+    per_frame = dict(
+        con.execute("select label, count(*) from expression_frames where video_id = 'v00' group by all").fetchall()
+    )
+    assert per_frame == {lab: sum(v == lab for v in label_of.values()) for lab in set(label_of.values())}
 
 
 def test_body_group_comes_from_the_gesture_model_where_it_predicted_else_from_the_wrist_rule(lesson_store):

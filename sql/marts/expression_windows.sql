@@ -41,6 +41,7 @@ final as (
         emotion_predictions.end_time,
         emotion_predictions.end_time - emotion_predictions.start_time as duration_s,
         emotion_predictions.n_frames,
+        emotion_predictions.n_owned,
         coalesce(emotion_predictions.face_id = primary_tracks.face_id, false) as is_primary_face,
         emotion_predictions.model_name,
         emotion_predictions.model_version,

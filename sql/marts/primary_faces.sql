@@ -2,29 +2,28 @@
 -- keys: video_id
 -- depends: frames
 -- The primary face of a video is its face track with the most frame rows (ties: the lowest face_id);
--- in a lesson video that is the teacher, the person in view most of the time.
+-- in a lesson video that is the teacher, the person in view most of the time. n_frames is its frame rows,
+-- AUxx_r the mean of each AU intensity over them (one scan of frames gives both: the marts' largest input).
 with
 
 face_frames as (
     select * from frames
 ),
 
-track_sizes as (
+tracks as (
     select
         face_frames.video_id,
         face_frames.face_id,
-        count(*) as n_frames
+        count(*) as n_frames,
+        avg(columns('^AU\d+_r$'))
     from face_frames
     group by face_frames.video_id, face_frames.face_id
 ),
 
 final as (
-    select
-        track_sizes.video_id,
-        first(track_sizes.face_id order by track_sizes.n_frames desc, track_sizes.face_id) as face_id,
-        max(track_sizes.n_frames) as n_frames
-    from track_sizes
-    group by track_sizes.video_id
+    select tracks.*
+    from tracks
+    qualify row_number() over (partition by tracks.video_id order by tracks.n_frames desc, tracks.face_id) = 1
 )
 
 select * from final

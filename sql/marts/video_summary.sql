@@ -1,13 +1,16 @@
 -- grain: one row per video in the catalog
 -- keys: video_id
--- depends: videos, frames, primary_faces, expression_frames, wrist_motion, gesture_samples
+-- depends: videos, primary_faces, expression_windows, wrist_motion, gesture_samples
 -- Expressions: the primary face's sampled frames covered by an emotion window, each counted once with the
--- label of the window whose centre is nearest (see expression_frames): <class>_s = frames labelled <class>
--- × sample_s (duration_s / sampled_frames), expression_s = covered frames × sample_s (<= duration_s),
--- <class>_share = <class>_s / expression_s; expression_coverage = covered frames / the primary track's
--- frames. dominant_expression has the largest share (ties: alphabetical), ranked on frame counts: sample_s
--- is constant within a video, and a float sum's last bits depend on DuckDB's thread order, which made
--- equal shares tie-break at random. Mean AU intensities (AUxx_r) are over the primary face's frames.
+-- label of the window whose centre is nearest: a window's n_owned (written by inference, the per-frame form
+-- of the same rule is expression_frames; summing n_owned instead of joining every frame with its windows
+-- keeps this mart near a bare aggregate over a large store, bench/marts.py). <class>_s = frames labelled
+-- <class> × sample_s (duration_s / sampled_frames), expression_s = covered frames × sample_s
+-- (<= duration_s), <class>_share = <class>_s / expression_s; expression_coverage = covered frames / the
+-- primary track's frames. Predictions written before windows carried n_owned leave these null until
+-- `lessonlens run` recomputes them. dominant_expression has the largest share (ties: alphabetical), ranked
+-- on frame counts: a float sum's last bits depend on DuckDB's thread order, which made equal shares
+-- tie-break at random. Mean AU intensities (AUxx_r) are over the primary face's frames (primary_faces).
 -- face_visible_s = frames_with_face / sampled_frames × duration_s.
 -- Gestures: the person with the most body samples (see wrist_motion for the definition);
 -- body_s is the time covered by samples with a wrist speed, gesture_rate = gestures per minute of body_s,
@@ -22,16 +25,12 @@ lesson_videos as (
     select * from videos
 ),
 
-face_frames as (
-    select * from frames
-),
-
 primary_tracks as (
     select * from primary_faces
 ),
 
-labelled_frames as (
-    select * from expression_frames
+windows as (
+    select * from expression_windows
 ),
 
 motion as (
@@ -44,46 +43,38 @@ model_samples as (
 
 label_time as (
     select
-        labelled_frames.video_id,
-        labelled_frames.label,
-        count(*) as n_frames,
-        sum(labelled_frames.sample_s) as seconds
-    from labelled_frames
-    where labelled_frames.is_primary_face and labelled_frames.label is not null
-    group by labelled_frames.video_id, labelled_frames.label
+        windows.video_id,
+        windows.label,
+        sum(windows.n_owned) as n_frames
+    from windows
+    where windows.is_primary_face and windows.label is not null
+    group by windows.video_id, windows.label
 ),
 
 expression_time as (
     select
         label_time.video_id,
-        sum(label_time.seconds) as expression_s,
         sum(label_time.n_frames) as expression_frames,
-        coalesce(sum(label_time.seconds) filter (where label_time.label = 'anger'), 0) as anger_s,
-        coalesce(sum(label_time.seconds) filter (where label_time.label = 'disgust'), 0) as disgust_s,
-        coalesce(sum(label_time.seconds) filter (where label_time.label = 'fear'), 0) as fear_s,
-        coalesce(sum(label_time.seconds) filter (where label_time.label = 'happiness'), 0) as happiness_s,
-        coalesce(sum(label_time.seconds) filter (where label_time.label = 'sadness'), 0) as sadness_s,
-        coalesce(sum(label_time.seconds) filter (where label_time.label = 'surprise'), 0) as surprise_s,
-        coalesce(sum(label_time.seconds) filter (where label_time.label = 'neutral'), 0) as neutral_s,
+        coalesce(sum(label_time.n_frames) filter (where label_time.label = 'anger'), 0) as anger_frames,
+        coalesce(sum(label_time.n_frames) filter (where label_time.label = 'disgust'), 0) as disgust_frames,
+        coalesce(sum(label_time.n_frames) filter (where label_time.label = 'fear'), 0) as fear_frames,
+        coalesce(sum(label_time.n_frames) filter (where label_time.label = 'happiness'), 0) as happiness_frames,
+        coalesce(sum(label_time.n_frames) filter (where label_time.label = 'sadness'), 0) as sadness_frames,
+        coalesce(sum(label_time.n_frames) filter (where label_time.label = 'surprise'), 0) as surprise_frames,
+        coalesce(sum(label_time.n_frames) filter (where label_time.label = 'neutral'), 0) as neutral_frames,
         first(label_time.label order by label_time.n_frames desc, label_time.label) as dominant_expression
     from label_time
+    where label_time.n_frames is not null
     group by label_time.video_id
 ),
 
-primary_face_frames as (
-    select face_frames.*
-    from face_frames
-    inner join primary_tracks
-        on face_frames.video_id = primary_tracks.video_id
-        and face_frames.face_id = primary_tracks.face_id
-),
-
-au_means as (
+expression_seconds as (
     select
-        primary_face_frames.video_id,
-        avg(columns('^AU\d+_r$'))
-    from primary_face_frames
-    group by primary_face_frames.video_id
+        expression_time.*,
+        lesson_videos.duration_s / nullif(lesson_videos.sampled_frames, 0) as sample_s
+    from expression_time
+    inner join lesson_videos
+        on expression_time.video_id = lesson_videos.video_id
 ),
 
 person_samples as (
@@ -146,23 +137,23 @@ final as (
         lesson_videos.frames_with_face / nullif(lesson_videos.sampled_frames, 0) * lesson_videos.duration_s
             as face_visible_s,
         primary_tracks.face_id as primary_face_id,
-        expression_time.expression_s,
-        expression_time.expression_frames / nullif(primary_tracks.n_frames, 0) as expression_coverage,
-        expression_time.anger_s,
-        expression_time.disgust_s,
-        expression_time.fear_s,
-        expression_time.happiness_s,
-        expression_time.sadness_s,
-        expression_time.surprise_s,
-        expression_time.neutral_s,
-        expression_time.anger_s / nullif(expression_time.expression_s, 0) as anger_share,
-        expression_time.disgust_s / nullif(expression_time.expression_s, 0) as disgust_share,
-        expression_time.fear_s / nullif(expression_time.expression_s, 0) as fear_share,
-        expression_time.happiness_s / nullif(expression_time.expression_s, 0) as happiness_share,
-        expression_time.sadness_s / nullif(expression_time.expression_s, 0) as sadness_share,
-        expression_time.surprise_s / nullif(expression_time.expression_s, 0) as surprise_share,
-        expression_time.neutral_s / nullif(expression_time.expression_s, 0) as neutral_share,
-        expression_time.dominant_expression,
+        expression_seconds.expression_frames * expression_seconds.sample_s as expression_s,
+        expression_seconds.expression_frames / nullif(primary_tracks.n_frames, 0) as expression_coverage,
+        expression_seconds.anger_frames * expression_seconds.sample_s as anger_s,
+        expression_seconds.disgust_frames * expression_seconds.sample_s as disgust_s,
+        expression_seconds.fear_frames * expression_seconds.sample_s as fear_s,
+        expression_seconds.happiness_frames * expression_seconds.sample_s as happiness_s,
+        expression_seconds.sadness_frames * expression_seconds.sample_s as sadness_s,
+        expression_seconds.surprise_frames * expression_seconds.sample_s as surprise_s,
+        expression_seconds.neutral_frames * expression_seconds.sample_s as neutral_s,
+        expression_seconds.anger_frames / nullif(expression_seconds.expression_frames, 0) as anger_share,
+        expression_seconds.disgust_frames / nullif(expression_seconds.expression_frames, 0) as disgust_share,
+        expression_seconds.fear_frames / nullif(expression_seconds.expression_frames, 0) as fear_share,
+        expression_seconds.happiness_frames / nullif(expression_seconds.expression_frames, 0) as happiness_share,
+        expression_seconds.sadness_frames / nullif(expression_seconds.expression_frames, 0) as sadness_share,
+        expression_seconds.surprise_frames / nullif(expression_seconds.expression_frames, 0) as surprise_share,
+        expression_seconds.neutral_frames / nullif(expression_seconds.expression_frames, 0) as neutral_share,
+        expression_seconds.dominant_expression,
         gestures.body_s,
         gestures.moving_s,
         gestures.gestures,
@@ -176,14 +167,12 @@ final as (
             when model_gestures.gesture_samples > 0 then 'gesture model ' || model_gestures.gesture_model
             else 'wrist-speed rule'
         end as body_measure,
-        au_means.* exclude (video_id)
+        primary_tracks.* exclude (video_id, face_id, n_frames)
     from lesson_videos
     left join primary_tracks
         on lesson_videos.video_id = primary_tracks.video_id
-    left join expression_time
-        on lesson_videos.video_id = expression_time.video_id
-    left join au_means
-        on lesson_videos.video_id = au_means.video_id
+    left join expression_seconds
+        on lesson_videos.video_id = expression_seconds.video_id
     left join gestures
         on lesson_videos.video_id = gestures.video_id
     left join model_gestures
