@@ -134,11 +134,10 @@ def infer_on_dask(
 
 
 def _infer_batch(store: Store, video_ids: list[str], task: str, **options) -> list[StepResult]:
-    """:func:`tasks.inference.infer_videos` on a worker. Imported there, not by the caller of
-    :func:`infer_on_dask`: torch takes seconds to import (2.2 s on 2 idle cores), and the task that maps the
-    batches (a Prefect task on a worker) would import it before any batch starts; so each worker imports it
-    with its first batch, the workers side by side (bench/orchestration.py)."""
-    from tasks.inference import infer_videos  # torch: only where inference runs
+    """:func:`tasks.inference.infer_videos` on a worker, imported there. The rule baseline needs no torch; a
+    promoted model's predictor imports it (seconds: 2.2 s on 2 idle cores) in the workers, side by side, with
+    their first batch, never in the task that maps the batches (bench/orchestration.py)."""
+    from tasks.inference import infer_videos
 
     return infer_videos(store, video_ids, task=task, **options)
 

@@ -148,7 +148,7 @@ def run_if_nothing_to_do(
     known_bad = set() if retry_failed else known_failed_ids(catalog, params)
     if any(r.video_id not in done | known_bad for r in refs):
         return None
-    from tasks.inference import stale_videos  # torch: only once nothing is left to extract
+    from tasks.inference import stale_videos  # only once nothing is left to extract
     from tasks.privacy import expire_crops
 
     if any(stale_videos(st, t) for t in TASK_CLASSES):

@@ -26,6 +26,8 @@ Licences: ``licence`` is free text recorded with the version; one that starts wi
 every time the weights are loaded.
 """
 
+from __future__ import annotations
+
 import json
 import logging
 import os
@@ -37,13 +39,14 @@ import uuid
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from models import available_models, model_module
 from models.files import atomic_write
 from models.rules import check_task
+
+if TYPE_CHECKING:  # torch is imported where weights are saved or loaded: reading records needs none
+    from torch import nn
 
 logger = logging.getLogger(__name__)
 
@@ -156,6 +159,8 @@ def register(
     else:  # object storage: staged on local disk, then uploaded (_publish)
         tmp = Path(tempfile.mkdtemp(prefix="lessonlens-register-"))
     try:
+        import torch
+
         torch.save(model.state_dict(), tmp / "model.pt")
         for file, data in (("config.json", config), ("metrics.json", metrics), ("provenance.json", provenance)):
             (tmp / file).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
@@ -306,6 +311,8 @@ def load_model(store_root: str | os.PathLike, name: str, version: str) -> nn.Mod
             "loading %s %s: its weights are licensed %r - research use only, not for commercial use",
             name, version, record["licence"],
         )  # fmt: skip
+    import torch
+
     module = model_module(name)
     model = module.Model(module.Config(**record["config"]))
     with (folder / "model.pt").open("rb") as weights:  # local, or a store on object storage

@@ -46,6 +46,8 @@ repeated in the file). A video without faces gets an empty file, which records t
 window length and stride are in the file's metadata.
 """
 
+from __future__ import annotations
+
 import hashlib
 import heapq
 import inspect
@@ -56,24 +58,23 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import pyarrow as pa
-import torch
-import torch.nn.functional as F
-from torch import nn
 
 from models import rules
-from models.device import autocast, resolve_device
 from models.layout import KEYPOINT_NAMES, N_LANDMARKS, decode_jpeg
 from models.registry import load_model, promoted
 from models.rules import TASK_CLASSES, check_task
 from tasks.crops import CROP_SIZE, align_face, alignment_matrix, transform_points
 from tasks.decode import VideoError, decode_frames, open_video
 from tasks.discover import local_video
-from tasks.prepare import letterbox
 from tasks.store import BODY_TASKS, StepResult, Store, parquet_file, prediction_schema, read_table
+
+if TYPE_CHECKING:  # torch only where a registry model runs: the rule baseline and the stale checks need none
+    import torch
+    from torch import nn
 
 logger = logging.getLogger(__name__)
 
@@ -221,6 +222,8 @@ class _RegistryPredictor:
     size and normalisation on the device, and the map from its logits to the task's class order."""
 
     def __init__(self, store: Store, record: dict, device: torch.device, batch_windows: int):
+        import torch
+
         self.store = store
         self.device = device
         self.batch_windows = batch_windows
@@ -336,6 +339,11 @@ class ModelPredictor(_RegistryPredictor):
 
     def _run(self, batch: list[_Pending]) -> None:
         """One forward pass over ``batch``; probabilities are written into each video's array."""
+        import torch
+        import torch.nn.functional as F
+
+        from models.device import autocast
+
         crops = torch.from_numpy(np.stack([p.crops for p in batch])).to(self.device)  # (B, T, H, W, C) uint8
         x = crops.permute(0, 1, 4, 2, 3).float().div_(255.0)  # (B, T, C, H, W)
         x = (x - self.mean) / self.std
@@ -382,6 +390,8 @@ class GesturePredictor(_RegistryPredictor):
     def _clips(self, video: VideoWindows) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         """(window position, frames (T, S, S, 3) uint8, keypoints (T, 33, 2) in their pixels) per window, as
         soon as its last frame is decoded; frames are held only while a window in flight needs them."""
+        from tasks.prepare import letterbox  # it imports the training datasets (torch)
+
         picks = [w.rows[np.linspace(0, len(w.rows) - 1, self.num_frames).round().astype(int)] for w in video.windows]
         if not picks:
             return
@@ -412,6 +422,10 @@ class GesturePredictor(_RegistryPredictor):
             )
 
     def _run(self, video: VideoWindows, batch: list[tuple[int, np.ndarray, np.ndarray]]) -> None:
+        import torch
+
+        from models.device import autocast
+
         frames = torch.from_numpy(np.stack([b[1] for b in batch])).to(self.device)  # (B, T, S, S, 3) uint8
         x = (frames.permute(0, 1, 4, 2, 3).float().div_(255.0) - self.mean) / self.std
         keypoints = torch.from_numpy(np.stack([b[2] for b in batch])).to(self.device)  # (B, T, 33, 2)
@@ -456,6 +470,8 @@ def load_predictor(
     record = promoted(store.root, task)
     if record is None:
         return RulePredictor(task) if task in rules.RULES else None
+    from models.device import resolve_device  # torch
+
     if task in BODY_TASKS:
         return GesturePredictor(store, record, resolve_device(device), batch_windows)
     return ModelPredictor(store, record, resolve_device(device), batch_windows)

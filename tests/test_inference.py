@@ -1,5 +1,7 @@
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -146,6 +148,23 @@ def test_stale_videos_follow_predictions_frames_and_promotion(tmp_path):
     infer_videos(Store(tmp_path), ["b"], "learner_state")
     promote(tmp_path, "learner_state", register_tiny(tmp_path))
     assert stale_videos(Store(tmp_path), "learner_state") == ["a", "b"]
+
+
+def test_rule_predictions_and_stale_checks_import_no_torch(tmp_path):
+    """torch takes seconds to import: the rule baseline (every run without a promoted model) and the stale
+    checks of a no-op rerun must not pay for it; a promoted model's predictor does."""
+    store = Store(tmp_path)
+    write_frames(store, "v", {0: (20, {"AU06_r": 4.0, "AU12_r": 4.0})})
+    code = (
+        "import sys; from tasks.inference import infer_videos, stale_videos; from tasks.store import Store; "
+        f"s = Store({str(tmp_path)!r}); assert stale_videos(s, 'emotion') == ['v']; "
+        "r = infer_videos(s, ['v'], 'emotion'); assert r[0].status == 'ok', r; "
+        "assert stale_videos(s, 'emotion') == []; "
+        "print('torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "False"
 
 
 def test_staging_view_unions_tasks_with_their_own_columns(tmp_path):
