@@ -124,9 +124,9 @@ def profile_video(video: Path, root: Path, params: ExtractParams) -> dict:
     plan = time.perf_counter() - start
     work = store.work_dir(ref.video_id, params.key())
     work.mkdir(parents=True, exist_ok=True)
-    jobs = [ChunkJob(ref.video_id, str(video), chunk, params, str(work)) for chunk in chunks]
-    warm = ChunkJob(ref.video_id, str(video), chunks[0], params, str(root / "warm"))
-    Path(warm.work_dir).mkdir()
+    jobs = [ChunkJob(ref.video_id, str(video), chunk, params, work) for chunk in chunks]
+    warm = ChunkJob(ref.video_id, str(video), chunks[0], params, root / "warm")
+    warm.work_dir.mkdir()
     extract_chunk(warm)  # load and warm the models outside the measurements
     seconds, profiler = [], cProfile.Profile()
     for i, job in enumerate(jobs):
@@ -162,7 +162,7 @@ def _chunk_side_by_side(arg: tuple[int, ChunkJob, str]) -> float:
     work = Path(f"{job.work_dir}-{tag}")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    job = ChunkJob(job.video_id, job.path, job.chunk, job.params, str(work))
+    job = ChunkJob(job.video_id, job.path, job.chunk, job.params, work)
     _STATE["barrier"].wait()
     start = time.perf_counter()
     extract_chunk(job)
@@ -177,7 +177,7 @@ def read_ahead_ab(video: Path, root: Path, repeats: int) -> list[dict]:
 
     params = ExtractParams()
     chunks = plan_chunks(frame_times(open_video(video)), params.fps, params.chunk_seconds)
-    jobs = [ChunkJob("ab", str(video), chunks[i], params, str(root / f"ab{i}")) for i in range(WORKERS)]
+    jobs = [ChunkJob("ab", str(video), chunks[i], params, root / f"ab{i}") for i in range(WORKERS)]
     np.save(root / "none.npy", np.zeros((1, 8, 8, 3), np.uint8))
     ctx = mp.get_context("spawn")
     modes = {"reader open while the models run (before)": 0, "chunk read ahead, reader closed (now)": READ_AHEAD_BYTES}
