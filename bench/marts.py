@@ -46,7 +46,7 @@ from results import command_line, write_result  # bench/results.py
 from models.layout import BLENDSHAPE_NAMES, KEYPOINT_NAMES, N_LANDMARKS
 from models.rules import MODEL_NAME, TASK_CLASSES
 from tasks.action_units import AU_NAMES
-from tasks.inference import plan_windows, rules_version
+from tasks.inference import VideoWindows, plan_windows, predictions_table, rules_version
 from tasks.store import (
     BODY_SCHEMA,
     FRAME_SCHEMA,
@@ -112,25 +112,13 @@ def body_table(rng: np.random.Generator, sampled: int) -> pa.Table:
 
 
 def emotion_table(rng: np.random.Generator, frames: pa.Table) -> pa.Table:
-    """The rule baseline's emotion windows over each face track of ``frames``, planned as inference plans them."""
-    classes = TASK_CLASSES["emotion"]
-    windows = plan_windows(*(frames[c].to_numpy() for c in ("face_id", "frame", "timestamp")), WINDOW, STRIDE)
-    n = len(windows)
-    probs = rng.dirichlet(np.ones(len(classes)), n).astype(np.float32)
-    top = probs.argmax(axis=1)
-    columns = {
-        "face_id": [w.face_id for w in windows],
-        "window_index": [w.index for w in windows],
-        "start_time": [w.start_time for w in windows],
-        "end_time": [w.end_time for w in windows],
-        "n_frames": [len(w.rows) for w in windows],
-        "n_owned": [w.owned for w in windows],
-        "model_name": [MODEL_NAME] * n,
-        "label": [classes[t] for t in top],
-        "confidence": probs[np.arange(n), top],
-        **{f"p_{c}": probs[:, j] for j, c in enumerate(classes)},
-    }
-    return table_from_columns(columns, prediction_schema("emotion"))
+    """The rule baseline's emotion windows over each face track of ``frames``, planned and written as inference
+    plans and writes them (``plan_windows``, ``predictions_table``), with random class probabilities."""
+    columns = {c: frames[c].to_numpy() for c in ("face_id", "frame", "timestamp")}
+    windows = plan_windows(columns["face_id"], columns["frame"], columns["timestamp"], WINDOW, STRIDE)
+    probs = rng.dirichlet(np.ones(len(TASK_CLASSES["emotion"])), len(windows)).astype(np.float32)
+    meta = {"window": WINDOW, "stride": STRIDE}
+    return predictions_table("emotion", VideoWindows("", columns, windows), probs, MODEL_NAME, meta)
 
 
 def write_videos(root: str, first: int, count: int, rows: int) -> list[dict]:
