@@ -12,7 +12,8 @@ Two steps, so that the scoring can run on any checkout (e.g. main's code, for a 
 
 Sets: ``cremad`` (6 acted clips of one actor, weak labels, CREMA-D, ODbL: Cao et al. 2014), ``still``
 (each photo of :func:`tasks.synthetic.face_bases` posed with each emotion's prototype AUs of
-:data:`tasks.facs_warp.EMOTION_AUS`, plus neutral), ``ramp`` (the same faces and six emotions, linear
+:data:`tasks.facs_warp.EMOTION_AUS`, plus neutral), ``crop`` (the same stills as face datasets ship
+them: cut to the landmarks' extent, grey, 128 px), ``ramp`` (the same faces and six emotions, linear
 neutral->apex over 3, 8 and 15 frames at 10 fps), ``wolfgang`` (sad for its first 10 s, laughing from 12 s:
 scored as two segments). A clip without a face counts as wrong.
 """
@@ -51,6 +52,10 @@ def make(corpus: Path) -> None:
             if not path.exists():
                 write_clip(path, still(face, aus, seconds=2.0, fps=25.0), fps=25.0)
             rows.append({"path": path.name, "set": "still", "label": emotion})
+            path = corpus / f"crop_{name}_{emotion}.mp4"
+            if not path.exists():
+                write_clip(path, dataset_still(face, aus, seconds=2.0, fps=25.0), fps=25.0)
+            rows.append({"path": path.name, "set": "crop", "label": emotion})
             if emotion == "neutral":
                 continue
             for n in RAMP_FRAMES:
@@ -65,6 +70,19 @@ def make(corpus: Path) -> None:
     print(f"{len(rows)} clips in {corpus}")
 
 
+def dataset_still(face, aus: dict, seconds: float, fps: float, size: int = 128):
+    """A still as face datasets ship them: cropped to the neutral landmarks' extent (brows to chin, no
+    margin), greyscale, ``size`` pixels square."""
+    import cv2
+    import numpy as np
+
+    (x1, y1), (x2, y2) = face.landmarks.min(axis=0).astype(int), face.landmarks.max(axis=0).astype(int)
+    grey = cv2.cvtColor(face.render(aus)[y1:y2, x1:x2], cv2.COLOR_RGB2GRAY)
+    frame = np.ascontiguousarray(cv2.cvtColor(cv2.resize(grey, (size, size)), cv2.COLOR_GRAY2RGB))
+    for _ in range(int(round(seconds * fps))):
+        yield frame
+
+
 def score(corpus: Path, out: Path, fps: float) -> dict[str, dict]:
     """``lessonlens evaluate --manifest`` of each set; prints and returns each set's clip-level scores."""
     from flows.evaluate import evaluate_manifest
@@ -72,7 +90,7 @@ def score(corpus: Path, out: Path, fps: float) -> dict[str, dict]:
 
     labels = list(csv.DictReader(open(corpus / "labels.csv")))
     sets = {}
-    for name in ("cremad", "still", "ramp", "wolfgang"):
+    for name in ("cremad", "still", "crop", "ramp", "wolfgang"):
         rows = [r for r in labels if r["set"] == name]
         if not rows:
             continue

@@ -8,7 +8,11 @@ pose in radians). Backends are chosen by name through :func:`load_face_backend`:
   it works offline on CPU from a fresh install. Per frame:
 
   1. the full-range BlazeFace detector (``face_detection``, ``model_selection=1``, made for faces up to
-     about 5 m away, i.e. small faces in classroom video) finds faces in the whole frame;
+     about 5 m away, i.e. small faces in classroom video) finds faces in the whole frame; when none of its
+     faces gets a mesh (a face that fills the frame, such as a cropped portrait or a dataset still, which
+     it misses or misplaces), the short-range detector (``model_selection=0``) tries the frame, on the
+     first frame without a face and then on every fifth in a row (it costs about 7 ms; once it has found
+     a face, step 2 keeps it);
   2. faces seen in the previous frame of the same sequence that no detection overlaps (the detector missed
      them, e.g. a hand over the face) are kept as candidates: the short-range detector re-checks them in
      a crop and gives their score;
@@ -247,6 +251,7 @@ class MediaPipeFaceBackend:
 
     name = "mediapipe"
     _CROP = 256
+    _CLOSE_EVERY = 5  # frames without a face between two tries of the short-range detector (it costs ~7 ms)
 
     def __init__(self, max_num_faces: int = 8, min_detection_confidence: float = 0.5, crop_scale: float = 1.8) -> None:
         if max_num_faces < 1:
@@ -273,14 +278,19 @@ class MediaPipeFaceBackend:
         self._image = mp.Image
         self._format = mp.ImageFormat.SRGB
         self._previous: list[Face] = []
+        self._misses = 0  # frames in a row without a face
 
     def reset(self) -> None:
         self._previous = []
+        self._misses = 0
 
     def detect(self, frame: np.ndarray) -> list[Face]:
         check_frame(frame)
         candidates = self._candidates(frame)
         faces = [face for c in candidates if (face := self._mesh_face(frame, c)) is not None]
+        if not faces and self._misses % self._CLOSE_EVERY == 0:
+            faces = [face for c in self._close_candidates(frame) if (face := self._mesh_face(frame, c)) is not None]
+        self._misses = 0 if faces else self._misses + 1
         faces = _suppress_overlaps(faces)[: self.max_num_faces]
         self._previous = faces
         return faces
@@ -299,6 +309,19 @@ class MediaPipeFaceBackend:
             if len(boxes) == 0 or box_iou(face.bbox[None], boxes).max() < 0.3
         ]
         return sorted(detected, key=lambda c: -(c.score or 0.0))[: self.max_num_faces] + carried
+
+    def _close_candidates(self, frame: np.ndarray) -> list[_Candidate]:
+        """The short-range detector's faces: the full-range one misses or misplaces a face that fills the frame
+        (a cropped portrait or a dataset still)."""
+        height, width = frame.shape[:2]
+        zoom = self._CROP / max(height, width)  # such a face is large: a small copy is enough, and cheaper
+        small = cv2.resize(frame, (round(width * zoom), round(height * zoom)), interpolation=cv2.INTER_AREA)
+        found = self._recheck.process(small if zoom < 1 else frame).detections or []
+        detected = [
+            _Candidate(_relative_box(d.location_data.relative_bounding_box, width, height), float(d.score[0]))
+            for d in found
+        ]
+        return sorted(detected, key=lambda c: -(c.score or 0.0))[: self.max_num_faces]
 
     def _mesh_face(self, frame: np.ndarray, candidate: _Candidate) -> Face | None:
         crop, origin, side = _square_crop(frame, candidate.box, self.crop_scale, self._CROP)

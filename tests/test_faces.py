@@ -69,6 +69,46 @@ def test_no_face_in_the_title_card(media_dir, backend):
     assert all(backend.detect(frame) == [] for frame in sample(media_dir / "pyfeat_no_face.mp4"))
 
 
+@pytest.mark.parametrize("inset", [0.0, 0.05])
+@pytest.mark.parametrize("size", [48, 224, 512])
+@pytest.mark.parametrize("grey", [False, True])
+def test_finds_a_face_that_fills_the_frame(backend, inset, size, grey):
+    """Dataset stills and cropped portraits: the face box is the whole image, or the image cuts into the
+    face. The full-range detector misses or misplaces these; the short-range one takes over."""
+    import cv2
+    import skimage.data
+
+    photo = skimage.data.astronaut()
+    backend.reset()
+    x1, y1, x2, y2 = backend.detect(photo)[0].bbox
+    dx, dy = inset * (x2 - x1), inset * (y2 - y1)
+    still = cv2.resize(photo[int(y1 + dy) : int(y2 - dy), int(x1 + dx) : int(x2 - dx)], (size, size))
+    if grey:
+        still = cv2.cvtColor(cv2.cvtColor(still, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    backend.reset()
+    faces = backend.detect(np.ascontiguousarray(still))
+    assert len(faces) == 1
+    fx1, fy1, fx2, fy2 = faces[0].bbox
+    assert (fx2 - fx1) > 0.7 * size and (fy2 - fy1) > 0.7 * size
+
+
+def test_a_close_face_is_found_within_five_frames_and_then_kept(backend):
+    """The short-range detector tries every fifth frame in a row without a face (it costs ~7 ms); once it has
+    found one, the face is carried from frame to frame."""
+    import cv2
+    import skimage.data
+
+    photo = skimage.data.astronaut()
+    backend.reset()
+    x1, y1, x2, y2 = backend.detect(photo)[0].bbox.astype(int)
+    close = np.ascontiguousarray(cv2.resize(photo[y1:y2, x1:x2], (512, 512)))
+    backend.reset()
+    found = [len(backend.detect(frame)) for frame in [np.zeros_like(close)] * 7 + [close] * 12]
+    assert found[:7] == [0] * 7
+    first = found.index(1)
+    assert first < 7 + 5 and found[first:] == [1] * (len(found) - first)
+
+
 def test_mirrored_frame_mirrors_yaw_and_roll(wolfgang, backend):
     frames, faces = wolfgang
     yaws = [abs(f[0].pose[1]) if f else 0.0 for f in faces]
