@@ -3,7 +3,7 @@
 Two steps, so that the scoring can run on any checkout (e.g. main's code, for a before/after):
 
     # 1. write the dev corpus (needs this checkout's tasks.facs_warp): CREMA-D clips and the Wolfgang clip
-    #    (symlinked), synthetic posed stills (2 s) and neutral->apex ramps (0.3-1.5 s at 10 fps)
+    #    (symlinked), synthetic posed stills (2 s) and neutral->apex ramps (0.3-1.5 s at 30 fps)
     PYTHONPATH=. python bench/expression_dev.py make /tmp/exprdev/corpus
     # 2. per set, `lessonlens evaluate --manifest` at 10 fps: the nightly-corpus flow itself (Prefect, Dask,
     #    decode, faces, AUs, the default emotion predictor per window), clip label = argmax of the mean class
@@ -14,7 +14,7 @@ Sets: ``cremad`` (6 acted clips of one actor, weak labels, CREMA-D, ODbL: Cao et
 (each photo of :func:`tasks.synthetic.face_bases` posed with each emotion's prototype AUs of
 :data:`tasks.facs_warp.EMOTION_AUS`, plus neutral), ``crop`` (the same stills as face datasets ship
 them: cut to the landmarks' extent, grey, 128 px), ``ramp`` (the same faces and six emotions, linear
-neutral->apex over 3, 8 and 15 frames at 10 fps), ``wolfgang`` (sad for its first 10 s, laughing from 12 s:
+neutral->apex over 9, 24 and 45 frames at 30 fps), ``wolfgang`` (sad for its first 10 s, laughing from 12 s:
 scored as two segments). A clip without a face counts as wrong.
 """
 
@@ -26,7 +26,8 @@ from pathlib import Path
 
 EMOTIONS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
 MEDIA = Path("/work/shared/media")
-RAMP_FRAMES = (3, 8, 15)
+RAMP_FPS = 30.0  # as sequence datasets are filmed: the 10-fps grid falls between their frames
+RAMP_FRAMES = (9, 24, 45)  # 0.3, 0.8 and 1.5 s
 
 
 def make(corpus: Path) -> None:
@@ -61,7 +62,8 @@ def make(corpus: Path) -> None:
             for n in RAMP_FRAMES:
                 path = corpus / f"ramp{n:02d}_{name}_{emotion}.mp4"
                 if not path.exists():
-                    write_clip(path, (frame for frame, _ in ramp(face, aus, seconds=n / 10.0, fps=10.0)), fps=10.0)
+                    frames = (frame for frame, _ in ramp(face, aus, seconds=n / RAMP_FPS, fps=RAMP_FPS))
+                    write_clip(path, frames, fps=RAMP_FPS)
                 rows.append({"path": path.name, "set": "ramp", "label": emotion})
     with open(corpus / "labels.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=["path", "set", "label"])

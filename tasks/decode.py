@@ -8,9 +8,11 @@ Rotation metadata (portrait phone video) is applied by decord while decoding: fr
 ``Probe`` and every pixel coordinate downstream are as a player displays the video.
 
 Sampling grid: at ``fps`` samples per second, grid time ``t_k = k / fps``; each grid time takes the
-frame on screen at that time (the last frame whose PTS is <= t_k); a frame picked twice (sampling
-faster than the video) is kept once. Chunks are whole seconds of the grid: chunk ``c`` holds the
-samples with ``c * chunk_seconds <= t_k < (c + 1) * chunk_seconds``.
+frame on screen at that time (the last frame whose PTS is <= t_k); the video's last frame is sampled
+too, so that the end of a clip shorter than a grid step is seen (the apex of a short neutral-to-apex
+clip); a frame picked twice (sampling faster than the video) is kept once. Chunks are whole seconds of
+the grid: chunk ``c`` holds the samples with ``c * chunk_seconds <= t_k < (c + 1) * chunk_seconds`` (the
+last frame counts at its own time).
 
 Fallback: decord decodes ahead in a thread and seeks by the container's keyframe index; phone video
 (HEVC, variable rate, edit lists), a wrong keyframe index or damaged packets can make a ``get_batch``
@@ -138,7 +140,7 @@ def plan_chunks(times: np.ndarray, fps: float, chunk_seconds: int) -> list[Chunk
         return []
     order = valid[np.argsort(times[valid], kind="stable")]
     shown = times[order]
-    grid = np.arange(0.0, shown[-1] + 1e-9, 1.0 / fps)
+    grid = np.append(np.arange(0.0, shown[-1] + 1e-9, 1.0 / fps), shown[-1])
     pos = np.searchsorted(shown, grid + 1e-6, side="right") - 1
     keep = pos >= 0
     picked, first = np.unique(pos[keep], return_index=True)

@@ -296,30 +296,30 @@ class MediaPipeFaceBackend:
         return faces
 
     def _candidates(self, frame: np.ndarray) -> list[_Candidate]:
-        height, width = frame.shape[:2]
-        found = self._detector.process(frame).detections or []
-        detected = [
-            _Candidate(_relative_box(d.location_data.relative_bounding_box, width, height), float(d.score[0]))
-            for d in found
-        ]
+        detected = self._detected(self._detector, frame, frame)
         boxes = np.stack([c.box for c in detected]) if detected else np.zeros((0, 4), np.float32)
         carried = [
             _Candidate(face.bbox, None)
             for face in self._previous
             if len(boxes) == 0 or box_iou(face.bbox[None], boxes).max() < 0.3
         ]
-        return sorted(detected, key=lambda c: -(c.score or 0.0))[: self.max_num_faces] + carried
+        return detected + carried
 
     def _close_candidates(self, frame: np.ndarray) -> list[_Candidate]:
         """The short-range detector's faces: the full-range one misses or misplaces a face that fills the frame
         (a cropped portrait or a dataset still)."""
         height, width = frame.shape[:2]
-        zoom = self._CROP / max(height, width)  # such a face is large: a small copy is enough, and cheaper
+        zoom = min(1.0, self._CROP / max(height, width))  # such a face is large: a small copy is enough, and cheaper
         small = cv2.resize(frame, (round(width * zoom), round(height * zoom)), interpolation=cv2.INTER_AREA)
-        found = self._recheck.process(small if zoom < 1 else frame).detections or []
+        return self._detected(self._recheck, frame, small)
+
+    def _detected(self, detector: Any, frame: np.ndarray, image: np.ndarray) -> list[_Candidate]:
+        """``detector``'s faces in ``image`` (``frame`` or a resized copy), boxes in ``frame`` pixels, the
+        ``max_num_faces`` highest scores."""
+        height, width = frame.shape[:2]
         detected = [
             _Candidate(_relative_box(d.location_data.relative_bounding_box, width, height), float(d.score[0]))
-            for d in found
+            for d in detector.process(image).detections or []
         ]
         return sorted(detected, key=lambda c: -(c.score or 0.0))[: self.max_num_faces]
 

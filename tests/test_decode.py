@@ -8,11 +8,11 @@ from tests.videos import presentation_times, rotated_copy, truncated_copy, write
 def test_plan_takes_the_frame_on_screen_at_each_grid_time():
     times = np.array([0.0, 0.04, 0.2, 0.21, 0.5, 1.0, 1.04, 1.5, 2.3, 2.31, 2.9])
     chunks = plan_chunks(times, fps=4, chunk_seconds=1)
-    # grid 0 .25 .5 .75 | 1 1.25 1.5 1.75 | 2 2.25 2.5 2.75 (the grid ends at the last frame, 2.9)
-    # on screen:  0  3  4  4 | 5  6    7   7    | 7 7    9   9   → each frame once, in its first chunk
-    assert [c.frames for c in chunks] == [(0, 3, 4), (5, 6, 7), (9,)]
+    # grid 0 .25 .5 .75 | 1 1.25 1.5 1.75 | 2 2.25 2.5 2.75, then the last frame's time 2.9
+    # on screen:  0  3  4  4 | 5  6    7   7    | 7 7    9   9     10 → each frame once, in its first chunk
+    assert [c.frames for c in chunks] == [(0, 3, 4), (5, 6, 7), (9, 10)]
     assert chunks[0].timestamps == (0.0, 0.21, 0.5)
-    assert chunks[2].timestamps == (2.31,)
+    assert chunks[2].timestamps == (2.31, 2.9)
 
 
 def test_plan_skips_edit_list_preroll_and_validates_arguments():

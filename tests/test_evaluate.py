@@ -276,5 +276,5 @@ def test_images_and_segments_through_a_registered_model_from_the_cli(
     segment = clips[clips["label"] == "anger"].iloc[0]
     assert 5 <= segment["sampled_frames"] <= 7  # 1.2 s at 5 fps
     image_rows = clips[clips["label"] == "happiness"]
-    assert (image_rows["sampled_frames"] == 10).all()  # a 2-s clip at 5 fps
+    assert (image_rows["sampled_frames"] == 11).all()  # a 2-s clip at 5 fps: the grid, then the last frame
     assert np.array(result["clip"]["confusion"]).sum() == len(photos) + 1

@@ -194,7 +194,8 @@ def register_tiny(store_root, seed: int = 0) -> str:
 
 @pytest.fixture(scope="module")
 def extracted(tmp_path_factory, media_dir):
-    """pyfeat_single_face.mp4 extracted at 5 fps (12 samples of one face, crops kept), its catalog row."""
+    """pyfeat_single_face.mp4 extracted at 5 fps (13 samples of one face: the grid and the last frame; crops
+    kept), its catalog row."""
     from tasks.discover import VideoRef
     from tasks.extract import ExtractParams, extract_chunk, extract_video
 
@@ -205,7 +206,7 @@ def extracted(tmp_path_factory, media_dir):
     ref = VideoRef("clip", str(clip), clip.stat().st_size, 0, {})
     params = ExtractParams(body_fps=0, keep_crops=True)
     result = extract_video(ref, params, store, lambda jobs: list(map(extract_chunk, jobs)))
-    assert result.status == "ok" and result.counts["face_rows"] == 12
+    assert result.status == "ok" and result.counts["face_rows"] == 13
     store.upsert_catalog("videos", pd.DataFrame([{"video_id": "clip", "path": str(clip), "status": "ok"}]), "video_id")
     return store
 
@@ -234,9 +235,10 @@ def test_promoted_model_on_decoded_then_stored_crops(extracted, tmp_path):
     promote(tmp_path, "learner_state", version)
 
     (decoded,) = infer_videos(Store(tmp_path), ["clip"], "learner_state", window=8, stride=4)
-    assert (decoded.status, decoded.counts["windows"], decoded.info["model_version"]) == ("ok", 2, "v0001")
+    # 13 samples: windows at 0 and 4, and the tail window 5-12 that ends at the last sample
+    assert (decoded.status, decoded.counts["windows"], decoded.info["model_version"]) == ("ok", 3, "v0001")
     df = read_predictions(store, "learner_state", version, "clip")
-    assert df["model_name"].eq("learner_state v0001").all() and df["window_index"].tolist() == [0, 1]
+    assert df["model_name"].eq("learner_state v0001").all() and df["window_index"].tolist() == [0, 1, 2]
     p = df[[f"p_{c}" for c in TASK_CLASSES["learner_state"]]].to_numpy()
     np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
     assert df["label"].isin(TASK_CLASSES["learner_state"]).all() and df["n_frames"].eq(8).all()
@@ -263,7 +265,7 @@ def test_windows_are_batched_across_videos_with_the_same_results(extracted, tmp_
         copy_video(store, "clip", video_id, clip)
     promote(tmp_path, "learner_state", register_tiny(tmp_path))
     summaries = infer_videos(Store(tmp_path), ["a", "b", "c"], "learner_state", window=4, stride=2, batch_windows=4)
-    assert [s.counts["windows"] for s in summaries] == [5, 5, 5]  # 15 windows in batches of 4 span the videos
+    assert [s.counts["windows"] for s in summaries] == [6, 6, 6]  # 18 windows in batches of 4 span the videos
     results = [read_predictions(store, "learner_state", "v0001", v).drop(columns="model_name") for v in "abc"]
     for other in results[1:]:
         pd.testing.assert_frame_equal(other, results[0], atol=1e-5)
@@ -324,9 +326,9 @@ def test_models_that_take_landmarks_get_them_in_resized_crop_pixels(extracted, t
         (summary,) = infer_videos(Store(tmp_path), ["clip"], "emotion", window=8, stride=4, device="cpu")
     finally:
         hook.remove()
-    assert (summary.status, summary.counts["windows"]) == ("ok", 2)
+    assert (summary.status, summary.counts["windows"]) == ("ok", 3)
     ((x, landmarks),) = seen
-    assert x.shape == (2, 4, 3, 64, 64) and landmarks.shape == (2, 4, N_LANDMARKS, 2)
+    assert x.shape == (3, 4, 3, 64, 64) and landmarks.shape == (3, 4, N_LANDMARKS, 2)
     eyes = torch.stack([landmarks[..., 36:42, :].mean(-2), landmarks[..., 42:48, :].mean(-2)], dim=-2)
     torch.testing.assert_close(eyes, torch.tensor(TEMPLATE[:2] * 64 / 112).float().expand_as(eyes), atol=2.0, rtol=0)
     df = read_predictions(store, "emotion", version, "clip")

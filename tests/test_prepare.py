@@ -13,7 +13,7 @@ def test_cache_extracts_each_content_once(tmp_path, face_clip):
         shutil.copyfile(face_clip, path)
     clips = [Clip(str(k), p, 0, "train") for k, p in enumerate(copies)] + [Clip("x", tmp_path / "no.mp4", 0, "train")]
     cached = prepare(clips, tmp_path / "cache", "face")
-    assert len({c.path for c in cached[:3]}) == 1 and cached[0].frames == 5  # 1 s at 5 fps, the nightly grid
+    assert len({c.path for c in cached[:3]}) == 1 and cached[0].frames == 6  # the 5-fps grid, then the last frame
     assert cached[3].path is None and cached[3].reason == "missing_file"
     assert len(list((tmp_path / "cache").rglob("*.parquet"))) == 1
 
@@ -24,7 +24,7 @@ def test_prepared_set_fingerprint_follows_content_labels_and_parameters(tmp_path
     dataset = ClipSet("clips", ("x", "y"), [Clip("a", tmp_path / "a.mp4", 0, "train")])
     prepared = prepare_set(dataset, tmp_path / "cache", "face", ExtractionParams(fps=4.0))
     assert prepared.view == "face" and prepared.params == {**vars(ExtractionParams()), "fps": 4.0}
-    assert [c.frames for c in prepared.split("train")] == [4] and prepared.split("test") == []
+    assert [c.frames for c in prepared.split("train")] == [5] and prepared.split("test") == []
     renamed = replace(dataset, clips=[Clip("b", tmp_path / "b.mp4", 0, "train")])
     assert prepare_set(renamed, tmp_path / "cache", "face", ExtractionParams(fps=4.0)).fingerprint() == (
         prepared.fingerprint()
