@@ -55,7 +55,7 @@ def make(corpus: Path) -> None:
             rows.append({"path": path.name, "set": "still", "label": emotion})
             path = corpus / f"crop_{name}_{emotion}.mp4"
             if not path.exists():
-                write_clip(path, dataset_still(face, aus, seconds=2.0, fps=25.0), fps=25.0)
+                write_clip(path, (dataset_view(face, f) for f in still(face, aus, seconds=2.0, fps=25.0)), fps=25.0)
             rows.append({"path": path.name, "set": "crop", "label": emotion})
             if emotion == "neutral":
                 continue
@@ -72,17 +72,15 @@ def make(corpus: Path) -> None:
     print(f"{len(rows)} clips in {corpus}")
 
 
-def dataset_still(face, aus: dict, seconds: float, fps: float, size: int = 128):
-    """A still as face datasets ship them: cropped to the neutral landmarks' extent (brows to chin, no
-    margin), greyscale, ``size`` pixels square."""
+def dataset_view(face, frame, size: int = 128):
+    """``frame`` of ``face`` as face datasets ship stills: cropped to the neutral landmarks' extent (brows to
+    chin, no margin), greyscale, ``size`` pixels square."""
     import cv2
     import numpy as np
 
     (x1, y1), (x2, y2) = face.landmarks.min(axis=0).astype(int), face.landmarks.max(axis=0).astype(int)
-    grey = cv2.cvtColor(face.render(aus)[y1:y2, x1:x2], cv2.COLOR_RGB2GRAY)
-    frame = np.ascontiguousarray(cv2.cvtColor(cv2.resize(grey, (size, size)), cv2.COLOR_GRAY2RGB))
-    for _ in range(int(round(seconds * fps))):
-        yield frame
+    grey = cv2.cvtColor(frame[y1:y2, x1:x2], cv2.COLOR_RGB2GRAY)
+    return np.ascontiguousarray(cv2.cvtColor(cv2.resize(grey, (size, size)), cv2.COLOR_GRAY2RGB))
 
 
 def score(corpus: Path, out: Path, fps: float) -> dict[str, dict]:

@@ -286,10 +286,9 @@ class MediaPipeFaceBackend:
 
     def detect(self, frame: np.ndarray) -> list[Face]:
         check_frame(frame)
-        candidates = self._candidates(frame)
-        faces = [face for c in candidates if (face := self._mesh_face(frame, c)) is not None]
+        faces = self._meshed(frame, self._candidates(frame))
         if not faces and self._misses % self._CLOSE_EVERY == 0:
-            faces = [face for c in self._close_candidates(frame) if (face := self._mesh_face(frame, c)) is not None]
+            faces = self._meshed(frame, self._close_candidates(frame))
         self._misses = 0 if faces else self._misses + 1
         faces = _suppress_overlaps(faces)[: self.max_num_faces]
         self._previous = faces
@@ -322,6 +321,9 @@ class MediaPipeFaceBackend:
             for d in detector.process(image).detections or []
         ]
         return sorted(detected, key=lambda c: -(c.score or 0.0))[: self.max_num_faces]
+
+    def _meshed(self, frame: np.ndarray, candidates: list[_Candidate]) -> list[Face]:
+        return [face for c in candidates if (face := self._mesh_face(frame, c)) is not None]
 
     def _mesh_face(self, frame: np.ndarray, candidate: _Candidate) -> Face | None:
         crop, origin, side = _square_crop(frame, candidate.box, self.crop_scale, self._CROP)
