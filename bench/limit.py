@@ -120,7 +120,7 @@ def profile_video(video: Path, root: Path, params: ExtractParams) -> dict:
     store = Store(root / "profile-store").ensure()
     ref = VideoRef(content_id(video), str(video), video.stat().st_size, 0)
     start = time.perf_counter()
-    _, chunks = plan_video(ref, params)
+    _, chunks, _ = plan_video(ref, params)
     plan = time.perf_counter() - start
     work = store.work_dir(ref.video_id, params.key())
     work.mkdir(parents=True, exist_ok=True)

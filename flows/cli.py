@@ -78,6 +78,8 @@ def _run(args: argparse.Namespace) -> int:
         f"{summary['found']} videos: {summary['extracted']} extracted, {summary['skipped']} already done, "
         f"{summary['failed']} failed; {summary['windows']} prediction windows; store {store.url}"
     )
+    if summary["replaced"]:
+        print(f"{summary['replaced']} videos' earlier results removed: their files now hold other content")
     if summary["known_failed"]:
         print(f"{summary['known_failed']} files failed in an earlier run and were not tried again (--retry-failed)")
     if summary["failed"]:
@@ -682,6 +684,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
+    except BrokenPipeError:  # the reader stopped reading (`lessonlens query ... | head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # or Python's exit flush fails on it again
+        return 0
     except StoreBusy as exc:
         print(f"lessonlens {args.command}: {exc}", file=sys.stderr)
         return 3

@@ -27,19 +27,30 @@ from tasks.store import StepResult, Store, location
 
 
 @task(name="discover")
-def discover_task(corpus: str, store: Store) -> tuple[list[VideoRef], int]:
-    """The corpus' videos to consider, and how many files were left out because their video was erased.
+def discover_task(corpus: str, store: Store) -> tuple[list[VideoRef], int, list[tuple[str, str]]]:
+    """The corpus' videos to consider, how many files were left out because their video was erased, and the
+    files that could not be read (path, message).
 
     Erased videos are dropped after hashing and before the ``files`` cache is written: their paths are never
     kept (``tasks.privacy``)."""
-    refs, files = discover(corpus, store.read_catalog("files"), store.storage_options)
+    refs, files, unreadable = discover(corpus, store.read_catalog("files"), store.storage_options)
     erased = store.erased_videos()
     store.upsert_catalog("files", files[~files["video_id"].isin(erased)], key="path")
     unique: dict[str, VideoRef] = {}
     for ref in refs:
         if ref.video_id not in erased:
             unique.setdefault(ref.video_id, ref)  # a copy of a video is analysed once
-    return list(unique.values()), sum(ref.video_id in erased for ref in refs)
+    return list(unique.values()), sum(ref.video_id in erased for ref in refs), unreadable
+
+
+def retire_superseded(store: Store) -> int:
+    """Remove the results of the videos whose file now holds other content (``Store.superseded_videos``), so
+    that a file replaced in place is counted once, by its new content; returns how many. Call once the new
+    content is extracted (or has failed): until then the old results stay."""
+    superseded = sorted(store.superseded_videos())
+    for video_id in superseded:
+        store.remove_results(video_id)
+    return len(superseded)
 
 
 @task(name="retention")
@@ -141,13 +152,13 @@ def run_if_nothing_to_do(
     from tasks.privacy import video_params
 
     started = datetime.now(UTC)
-    refs, n_erased = discover_task.fn(corpus, st)
+    refs, n_erased, unreadable = discover_task.fn(corpus, st)
     plan = {r.video_id: video_params(params, r.meta, keep_student_crops) for r in refs}
     catalog = st.read_catalog("videos")
     done = done_ids(catalog, plan, st) | set(st.erased_face_tracks())
     known_bad = set() if retry_failed else known_failed_ids(catalog, params)
-    if any(r.video_id not in done | known_bad for r in refs):
-        return None
+    if unreadable or any(r.video_id not in done | known_bad for r in refs):
+        return None  # the flow extracts, and records the unreadable files as failures
     from tasks.inference import stale_videos  # only once nothing is left to extract
     from tasks.privacy import expire_crops
 
@@ -161,7 +172,8 @@ def run_if_nothing_to_do(
     st.record_catalog("videos", rows[[a != b for a, b in zip(now, then, strict=True)]])
     known = sum(r.video_id in known_bad for r in refs)
     counts = {"found": len(refs), "skipped": len(skipped), "known_failed": known, "extracted": 0, "failed": 0,
-              "frames": 0, "erased": n_erased, "windows": 0, "crops_expired": 0}  # fmt: skip
+              "frames": 0, "erased": n_erased, "windows": 0, "crops_expired": 0,
+              "replaced": retire_superseded(st)}  # fmt: skip
     if crops_retention_days is not None:
         counts["crops_expired"] = len(expire_crops(st, crops_retention_days))
     run_id = uuid.uuid4().hex[:12]
@@ -293,9 +305,13 @@ def nightly_corpus(
     are skipped; ``crops_retention_days`` (None: keep them) deletes crops older than that once their predictions
     by the current models exist; ``store_group_readable`` sets the store's permission policy (None: keep it).
 
+    A file that cannot be read is a failure (reason ``unreadable``) and the rest of the corpus goes on; a file
+    replaced in place by other content has its old results removed once the new content is extracted.
+
     Returns counts: found, skipped (already extracted with the same parameters, or held by a face-track
-    erasure), known_failed, erased (files skipped because their video was erased), extracted, failed, frames
-    (analysed), windows, crops_expired, and the run id.
+    erasure), known_failed, erased (files skipped because their video was erased), extracted, failed (unreadable
+    files included), frames (analysed), windows, crops_expired, replaced (videos whose results were removed
+    because their file now holds other content), and the run id.
     """
     from flows.engine import task_runner
 
@@ -340,7 +356,7 @@ def _extract_corpus(
     from tasks.privacy import video_params
 
     started = datetime.now(UTC)
-    refs, n_erased = discover_task(corpus, st)
+    refs, n_erased, unreadable = discover_task(corpus, st)
     plan = {r.video_id: video_params(params, r.meta, keep_student_crops) for r in refs}
     catalog = st.read_catalog("videos")
     held = set(st.erased_face_tracks())  # a new extraction would bring an erased face track back
@@ -357,10 +373,13 @@ def _extract_corpus(
     )  # fmt: skip
     if n_erased:
         logger.info("%d files skipped: their videos were erased (lessonlens forget)", n_erased)
-    counts = {"found": len(refs), "skipped": len(skipped), "known_failed": len(known), "extracted": 0, "failed": 0,
-              "frames": 0, "erased": n_erased}  # fmt: skip
+    counts = {"found": len(refs) + len(unreadable), "skipped": len(skipped), "known_failed": len(known),
+              "extracted": 0, "failed": len(unreadable), "frames": 0, "erased": n_erased}  # fmt: skip
     meta = {r.video_id: {"size_bytes": r.size_bytes, **r.meta} for r in todo}
-    failures: list[dict] = []
+    unread = [StepResult(None, path, "extract").fail("discover", "unreadable", message) for path, message in unreadable]
+    failures: list[dict] = st.record_failures(unread, run_id)  # read again by every run until readable
+    for result in unread:
+        logger.error("%s: not analysed: %s", result.path, result.message)
     clock = time.perf_counter()
     report_progress(0, len(todo), 0)
     futures = {extract_video_task.submit(ref, plan[ref.video_id], st): ref for ref in todo}
@@ -389,6 +408,10 @@ def _extract_corpus(
         report_progress(n_done, len(todo), counts["frames"])
         rate = counts["frames"] / max(time.perf_counter() - clock, 1e-9)
         logger.info("progress: %d/%d videos, %d frames, %.1f frames/s", n_done, len(todo), counts["frames"], rate)
+    counts["replaced"] = retire_superseded(st)
+    if counts["replaced"]:
+        logger.info("%d videos' results removed: their files now hold other content (extracted above)",
+                    counts["replaced"])  # fmt: skip
     counts["windows"], infer_failures = run_inference(st, list(TASK_CLASSES), run_id, logger)
     failures += infer_failures
     counts["failed"] += len({f["video_id"] for f in infer_failures})  # a video without predictions failed too

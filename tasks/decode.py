@@ -4,6 +4,10 @@ Times are presentation timestamps (PTS) read from the container for every frame,
 rate videos get true times. Frames that the container's edit list hides (negative PTS, decoded as
 pre-roll by decord) are never sampled: a frame's ``timestamp`` is the time a player shows it.
 
+A file cut short (an interrupted copy) often still opens: the demuxer trims its index to the bytes present.
+:func:`truncation_warnings` compares the duration the container declares with the frames' and names the
+lost end in a ``truncated`` warning.
+
 Rotation metadata (portrait phone video) is applied by decord while decoding: frames, their size in
 ``Probe`` and every pixel coordinate downstream are as a player displays the video.
 
@@ -99,6 +103,40 @@ def probe(reader, times: np.ndarray | None = None, path: str | Path | None = Non
     fps = float(reader.get_avg_fps())
     last_end = float(np.asarray(reader.get_frame_timestamp(len(reader) - 1))[-1])
     return Probe(int(shown.size), fps, max(last_end, float(shown.max())), width, height)
+
+
+TRUNCATION_TOLERANCE_S = 0.5  # a declared duration longer than the frames by more than this (or 2%): truncated
+
+
+def declared_seconds(path: str | Path) -> float | None:
+    """The video's duration as its container declares it (the video stream's own, else the container's: FLV);
+    None when it declares none or PyAV cannot open the file."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            if stream.duration and stream.time_base:
+                return float(stream.duration * stream.time_base)
+            return container.duration / av.time_base if container.duration else None
+    except (av.FFmpegError, IndexError):
+        return None
+
+
+def truncation_warnings(path: str | Path, probed: Probe, fps: float) -> list[dict[str, str]]:
+    """A ``truncated`` warning when the container declares more video than its frames reach: a file cut short
+    (an interrupted copy or upload) whose index the demuxer trims to the bytes present, so decoding succeeds
+    and the lost end would otherwise go unnoticed."""
+    declared = declared_seconds(path)
+    if declared is None or declared - probed.duration_s <= max(TRUNCATION_TOLERANCE_S, 0.02 * declared):
+        return []
+    lost = int((declared - probed.duration_s) * fps)
+    message = (
+        f"the container declares {declared:.2f} s of video but its frames end at {probed.duration_s:.2f} s: "
+        f"{probed.duration_s:.2f}-{declared:.2f} s (about {lost} samples at {fps:g} fps) cannot be read; the file "
+        "is probably truncated (an interrupted copy or recording)"
+    )
+    return [{"stage": "probe", "reason": "truncated", "message": message}]
 
 
 def frame_size(reader, path: str | Path | None = None) -> tuple[int, int]:

@@ -117,8 +117,9 @@ def read_manifest(corpus) -> dict[str, dict[str, str]]:
 
 def discover(
     corpus, known_files: pd.DataFrame, storage_options: dict | None = None
-) -> tuple[list[VideoRef], pd.DataFrame]:
-    """The corpus' videos with their content ids, and the updated ``files`` catalog rows.
+) -> tuple[list[VideoRef], pd.DataFrame, list[tuple[str, str]]]:
+    """The corpus' videos with their content ids, the updated ``files`` catalog rows, and the files that
+    could not be read (path, message naming it and why): one unreadable file never stops the others.
 
     ``corpus``: a folder, or a URL on object storage opened with ``storage_options``. ``known_files`` is the
     store's ``files`` catalog; a file whose path, size and mtime (on object storage: version id or ETag) are
@@ -130,18 +131,29 @@ def discover(
         (r.path, int(r.size_bytes), r.version if isinstance(r.version, str) else int(r.mtime_ns)): r.video_id
         for r in known_files.itertuples(index=False)
     }
+    unreadable: list[tuple[str, str]] = []
     if is_remote(corpus):
         found = [(path, str(path), size, mtime_ns, version) for path, size, mtime_ns, version in list_objects(corpus)]
     else:
-        stats = [(path, path.stat()) for path in list_videos(corpus)]
-        found = [(path, str(path.resolve()), st.st_size, st.st_mtime_ns, None) for path, st in stats]
+        found = []
+        for path in list_videos(corpus):
+            try:
+                st = path.stat()
+            except OSError as exc:  # removed since listed, or a broken mount
+                unreadable.append((str(path), f"{path}: cannot read the file ({exc.strerror or exc})"))
+                continue
+            found.append((path, str(path.resolve()), st.st_size, st.st_mtime_ns, None))
     refs, rows = [], []
     for path, name, size, mtime_ns, version in found:
-        video_id = cache.get((name, size, version or mtime_ns)) or content_id(path)
+        try:
+            video_id = cache.get((name, size, version or mtime_ns)) or content_id(path)
+        except OSError as exc:  # no read permission, an I/O error, an object removed since the listing
+            unreadable.append((name, f"{name}: cannot read the file ({exc.strerror or exc})"))
+            continue
         refs.append(VideoRef(video_id, name, size, mtime_ns, manifest.get(name, {})))
         rows.append((name, size, mtime_ns, video_id, version))
     files = pd.DataFrame(rows, columns=["path", "size_bytes", "mtime_ns", "video_id", "version"])
-    return refs, files
+    return refs, files, unreadable
 
 
 _SCRATCH: "OrderedDict[str, tuple[Path, int]]" = OrderedDict()  # video id → (local copy, bytes), oldest first

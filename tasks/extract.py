@@ -39,6 +39,7 @@ from tasks.decode import (
     open_video,
     plan_chunks,
     probe,
+    truncation_warnings,
     video_decoding,
 )
 from tasks.discover import VideoRef, local_video
@@ -301,11 +302,19 @@ def _append_body(cols: dict[str, list], frame: int, timestamp: float, person: in
             cols[f"{name}_{axis}"].append(float(body.keypoints[k, j]))
 
 
-def plan_video(ref: VideoRef, params: ExtractParams, storage_options: dict | None = None) -> tuple[Probe, list[Chunk]]:
+def plan_video(
+    ref: VideoRef, params: ExtractParams, storage_options: dict | None = None
+) -> tuple[Probe, list[Chunk], list[dict[str, str]]]:
+    """The video's probe, its chunks, and the warnings the probe raises (a ``truncated`` file)."""
     with local_video(ref.path, ref.video_id, storage_options) as path:
         reader = open_video(path)
         times = frame_times(reader)
-        return probe(reader, times, path), plan_chunks(times, params.fps, params.chunk_seconds)
+        probed = probe(reader, times, path)
+        return (
+            probed,
+            plan_chunks(times, params.fps, params.chunk_seconds),
+            truncation_warnings(path, probed, params.fps),
+        )
 
 
 def extract_video(
@@ -327,7 +336,7 @@ def extract_video(
     work = store.work_dir(ref.video_id, params.key())
     stage = "probe"
     try:
-        probed, chunks = plan_video(ref, params, store.storage_options)
+        probed, chunks, warnings = plan_video(ref, params, store.storage_options)
         result.info["probe"] = asdict(probed)
         stage = "decode"
         options = tuple(sorted(store.storage_options.items()))
@@ -335,6 +344,7 @@ def extract_video(
         make_dirs(work)  # with the store's permissions
         chunk_results = list(run_chunks(jobs))
         result.info.update(video_decoding([(j.chunk, read_schema(j.faces_path).metadata) for j in jobs]))
+        result.info["warnings"] = warnings + result.info["warnings"]
         stage = "finalize"
         finalize_video(ref.video_id, jobs, params, store, result)
     except VideoError as exc:

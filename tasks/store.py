@@ -201,8 +201,8 @@ FAILURE_COLUMNS = {
     "run_id": "string",
     "video_id": "string",
     "path": "string",
-    "stage": "string",  # probe | decode | extract | finalize | infer
-    "reason": "string",  # empty_file | not_a_video | decode_error | ...
+    "stage": "string",  # discover | probe | decode | extract | finalize | infer
+    "reason": "string",  # empty_file | not_a_video | decode_error | unreadable | truncated | ...
     "message": "string",
     "failed_at": "datetime64[us, UTC]",
 }
@@ -804,15 +804,11 @@ class Store:
         self.write_catalog(table, rows[keep.fillna(True)])
         return int((~keep.fillna(True)).sum())
 
-    def forget_video(self, video_id: str) -> dict[str, int]:
-        """Remove everything derived from ``video_id`` and record the erasure (call under the writer lock).
-
-        Removed: its frames, body and crops partitions, its predictions of every task and model version, its
-        work fragments and training-cache entry, its ``videos``, ``files`` and ``failures`` rows, and the report
-        folders that may show it. The erasure is recorded first, so an interrupted call leaves the video erased
-        for later runs, and calling again finishes the removal. Idempotent: returns what this call removed.
-        """
-        removed = {"erasure_recorded": int(self.record_erasure(video_id, "video"))}
+    def remove_results(self, video_id: str) -> dict[str, int]:
+        """Remove what was derived from ``video_id``: its frames, body and crops partitions, its predictions of
+        every task and model version, its work fragments and training-cache entry, and its ``videos`` row.
+        Idempotent: returns what this call removed."""
+        removed = {}
         for table in ("frames", "body", "crops"):
             removed[table] = int(remove_tree(self.partition(table, video_id).parent))
         removed["predictions"] = 0
@@ -822,7 +818,31 @@ class Store:
             remove_empty_folder(folder.parent)  # the version's folder, once its last video is gone
         removed["work"] = int(remove_tree(self.work_dir(video_id)))
         removed["training_cache"] = int(remove_tree(self.root / "cache" / "clips" / video_id))
-        for table in ("videos", "files", "failures"):
+        removed["videos_rows"] = self._drop_catalog_rows("videos", video_id)
+        return removed
+
+    def superseded_videos(self) -> set[str]:
+        """Videos whose file now holds other content (a lesson re-exported or replaced in place): the path of
+        their ``videos`` row is held by another id in the ``files`` catalog, and no file holds them any more.
+        A file that only left the corpus keeps its results (its ``files`` row stays)."""
+        files, videos = self.read_catalog("files"), self.read_catalog("videos")
+        if files.empty or videos.empty:
+            return set()
+        now = dict(zip(files["path"], files["video_id"], strict=True))
+        held = set(now.values())
+        return {
+            v for v, p in zip(videos["video_id"], videos["path"], strict=True) if v not in held and now.get(p, v) != v
+        }
+
+    def forget_video(self, video_id: str) -> dict[str, int]:
+        """Remove everything derived from ``video_id`` and record the erasure (call under the writer lock).
+
+        Removed: its results (:meth:`remove_results`), its ``files`` and ``failures`` rows, and the report
+        folders that may show it. The erasure is recorded first, so an interrupted call leaves the video erased
+        for later runs, and calling again finishes the removal. Idempotent: returns what this call removed.
+        """
+        removed = {"erasure_recorded": int(self.record_erasure(video_id, "video")), **self.remove_results(video_id)}
+        for table in ("files", "failures"):
             removed[f"{table}_rows"] = self._drop_catalog_rows(table, video_id)
         reports = self.report_folders_showing(video_id)
         for folder in reports:

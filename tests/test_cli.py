@@ -55,3 +55,13 @@ def test_train_options_left_out_take_the_training_runs_defaults(monkeypatch, tmp
     fields = [(r.variant, r.epochs, r.fps, r.batch_size) for r in runs]
     assert fields == [(default.variant, default.epochs, default.fps, default.batch_size),
                       (default.variant, 3, default.fps, default.batch_size)]  # fmt: skip
+
+
+def test_output_cut_short_by_its_reader_is_not_an_error(tmp_path):
+    from tasks.store import Store
+
+    Store(tmp_path / "store").ensure()
+    command = f"{sys.executable} -m flows.cli query --store {tmp_path / 'store'} 'select range as n from range(300000)'"
+    done = subprocess.run(["bash", "-o", "pipefail", "-c", f"{command} | head -2"], capture_output=True, text=True)
+    assert done.stdout.split() == ["n", "0"]
+    assert (done.returncode, done.stderr) == (0, "")

@@ -1,7 +1,17 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from tasks.decode import VideoError, decode_frames, frame_times, open_video, plan_chunks, probe
+from tasks.decode import (
+    VideoError,
+    decode_frames,
+    frame_times,
+    open_video,
+    plan_chunks,
+    probe,
+    truncation_warnings,
+)
 from tests.videos import presentation_times, rotated_copy, truncated_copy, write_vfr
 
 
@@ -83,3 +93,45 @@ def test_rotated_video_is_decoded_upright_as_a_player_shows_it(tmp_path, media_d
     ((_, upright),) = decode_frames(reader, (5,))
     ((_, coded),) = decode_frames(open_video(source), (5,))
     np.testing.assert_array_equal(upright, np.rot90(coded, 1))
+
+
+def test_whole_files_are_not_called_truncated(media_dir):
+    # pyfeat_no_face.mp4 declares 3.945 s and its frames end at 4.015 s; a video's audio may run longer
+    for whole in sorted(media_dir.rglob("*")):
+        if whole.suffix in (".mp4", ".flv"):
+            assert truncation_warnings(whole, probe(open_video(whole), path=whole), fps=5) == [], whole.name
+
+
+@pytest.mark.parametrize(
+    ("name", "declared"), [("pyfeat_WolfgangLanger_Pexels.mp4", 19.685), ("cremad/1001_DFA_HAP_XX.flv", 1.868)]
+)
+def test_a_file_cut_short_is_read_as_far_as_it_goes_and_its_lost_end_named(media_dir, tmp_path, name, declared):
+    """An MP4 with its index first, or an FLV, cut in half (an interrupted copy) still opens: the demuxer trims
+    the index to the bytes present. The container's declared duration tells how much is lost."""
+    cut = truncated_copy(media_dir / name, tmp_path / f"cut{Path(name).suffix}", keep=0.5)
+    probed = probe(open_video(cut), path=cut)
+    assert probed.duration_s < 0.6 * declared
+    (warning,) = truncation_warnings(cut, probed, fps=5)
+    assert (warning["stage"], warning["reason"]) == ("probe", "truncated")
+    lost = int((declared - probed.duration_s) * 5)
+    assert f"declares {declared:.2f} s of video but its frames end at {probed.duration_s:.2f} s" in warning["message"]
+    assert (
+        f"{probed.duration_s:.2f}-{declared:.2f} s (about {lost} samples at 5 fps) cannot be read" in warning["message"]
+    )
+
+
+def test_a_truncated_file_is_extracted_with_a_truncated_warning(media_dir, tmp_path):
+    from tasks.discover import VideoRef
+    from tasks.extract import ExtractParams, extract_chunk, extract_video
+    from tasks.store import Store
+
+    cut = truncated_copy(media_dir / "cremad" / "1001_DFA_HAP_XX.flv", tmp_path / "cut.flv", keep=0.5)
+    store = Store(tmp_path / "store").ensure()
+    params = ExtractParams(fps=5, chunk_seconds=1, body_fps=0, keep_crops=False)
+    ref = VideoRef("cut", str(cut), cut.stat().st_size, 0, {})
+    result = extract_video(ref, params, store, lambda jobs: list(map(extract_chunk, jobs)))
+    assert result.status == "ok" and result.counts["sampled_frames"] > 0
+    (warning,) = result.info["warnings"]
+    assert warning["reason"] == "truncated" and "1.87 s of video" in warning["message"]
+    store.record_failures([result], "run1")
+    assert store.read_catalog("failures")["reason"].tolist() == ["truncated"]

@@ -89,3 +89,51 @@ def test_a_rename_is_recorded_without_a_cluster_and_new_work_runs_the_flow(store
     assert engine.STARTED["dask_cluster"] == started["dask_cluster"] + 1
     last = run_query(Store(store), "select * from runs order by started_at desc limit 1").to_pylist()[0]
     assert (last["videos_extracted"], last["videos_skipped"]) == (1, 2) and last["flow_run_id"]
+
+
+def test_a_file_replaced_in_place_is_counted_once_by_its_new_content(store, corpus, media_dir, capsys):
+    st = Store(store)
+    old = dict(zip(st.read_catalog("videos")["path"], st.read_catalog("videos")["video_id"], strict=True))
+    face, cut = str((corpus / "face.mp4").resolve()), str((corpus / "cut.mp4").resolve())
+    shutil.copy(media_dir / "cremad" / "1001_DFA_HAP_XX.flv", corpus / "face.mp4")  # re-exported lesson
+    shutil.copy(media_dir / "cremad" / "1001_DFA_NEU_XX.flv", corpus / "cut.mp4")  # the broken file, mended
+    capsys.readouterr()
+    assert main(["run", str(corpus), "--store", str(store), "--workers", "2"]) == 0
+    assert "2 videos' earlier results removed" in capsys.readouterr().out
+    videos = st.read_catalog("videos")
+    assert videos["path"].is_unique and set(videos["status"]) == {"ok"} and len(videos) == 4
+    now = dict(zip(videos["path"], videos["video_id"], strict=True))
+    assert now[face] != old[face] and now[cut] != old[cut]
+    assert sorted(st.video_ids("frames")) == sorted(now.values())  # the old content's partition is gone
+    rows = run_query(st, "select v.path, count(*) as n from frames f join videos v using (video_id) group by 1")
+    per_path = {r["path"]: r["n"] for r in rows.to_pylist()}
+    assert per_path[face] == videos.loc[videos["path"] == face, "face_rows"].item()
+    assert not list(store.glob(f"predictions/*/*/video_id={old[face]}"))
+    assert main(["status", "--store", str(store)]) == 0
+    assert "cut.mp4" not in capsys.readouterr().out.split("known-bad files")[1]
+
+
+def test_an_unreadable_file_fails_alone_and_is_read_again_next_run(store, corpus, media_dir, monkeypatch, capsys):
+    import tasks.discover
+
+    shutil.copy(media_dir / "cremad" / "1001_DFA_ANG_XX.flv", corpus / "locked.flv")
+    real = tasks.discover.content_id
+
+    def content_id(path):  # root (as in CI) reads a chmod-000 file: the permission error is raised here
+        if path.name == "locked.flv":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(tasks.discover, "content_id", content_id)
+    before = snapshot(store / "frames")
+    assert main(["run", str(corpus), "--store", str(store), "--workers", "2"]) == 1
+    assert snapshot(store / "frames") == before
+    (failure,) = run_query(Store(store), "select * from failures where reason = 'unreadable'").to_pylist()
+    assert failure["path"].endswith("locked.flv") and "Permission denied" in failure["message"]
+    assert failure["video_id"] is None and failure["stage"] == "discover"
+    last = Store(store).read_catalog("runs").iloc[-1]
+    assert (last["videos_found"], last["videos_skipped"], last["videos_failed"]) == (5, 4, 1)
+    monkeypatch.undo()
+    assert main(["run", str(corpus), "--store", str(store), "--workers", "2"]) == 0
+    (video,) = run_query(Store(store), "select * from videos where path like '%locked.flv'").to_pylist()
+    assert video["status"] == "ok"
