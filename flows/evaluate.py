@@ -69,14 +69,16 @@ def evaluate_manifest(
     record = ev.resolve_model(registry, model)
     out = Path(out)
     progress(f"{len(items)} labelled clips in {manifest}; predictor: {ev.describe(record)}")
-    clips = ev.build_corpus(items, out / "clips", manifest, progress)
+    clips, problems = ev.build_corpus(items, out / "clips", manifest, progress)
+    if not clips:
+        raise ValueError(f"{manifest}: no row gave a clip to analyse: " + "; ".join(problems.values()))
     with _store(store) as root:
         ev.prepare_store(root, registry, record)
         progress(f"running the pipeline on {len(clips)} clips at {fps:g} fps into {root} (this takes a while)")
         summary = run_pipeline(out / "clips", root, fps, workers)
         progress(f"pipeline: {summary['extracted']} extracted, {summary['skipped']} already done, "
                  f"{summary['failed']} failed, {summary['windows']} prediction windows (all tasks)")  # fmt: skip
-        clip_table, windows = ev.collect_predictions(items, clips, root)
+        clip_table, windows = ev.collect_predictions(items, clips, root, problems)
         model_version = _version(root)
     result = ev.score(clip_table, windows)
     facts = {
@@ -135,6 +137,7 @@ def evaluate_au_reference(
         link.unlink()
     if not link.is_symlink():
         link.symlink_to(video)
+    ev.keep_only(corpus, {link})
     with _store(store) as root:
         progress(f"extracting our AUs of {video.name} at {fps:g} fps into {root}")
         run_pipeline(corpus, root, fps, workers)
@@ -145,7 +148,10 @@ def evaluate_au_reference(
     if ours.empty:
         raise ValueError(f"--video {video}: no face found, so no AUs to compare")
     tolerance = 0.5 / fps
-    table = ev.au_agreement(ours, table_ref, tolerance)
+    try:
+        table = ev.au_agreement(ours, table_ref, tolerance)
+    except ValueError as exc:
+        raise ValueError(f"--au-reference {reference}: {exc}") from None
     facts = {"reference": str(Path(reference).resolve()), "video": str(video), "fps": fps,
              "tolerance_s": tolerance, "our_samples": len(ours)}  # fmt: skip
     ev.write_au_agreement(out, table, facts)

@@ -8,7 +8,8 @@ Labelled clips (``lessonlens evaluate --manifest labels.csv``). The manifest is 
 ``label`` one of the task's classes (:data:`models.rules.EMOTIONS`); ``start`` / ``end`` in seconds
 cut a segment of a video (either may be empty). :func:`build_corpus` turns the rows into a corpus
 folder: a video is linked, a segment is cut into a new file, an image becomes a 2-s clip animated the
-way the demo corpus is made (``tasks.synthetic.animate``). After the pipeline ran:
+way the demo corpus is made (``tasks.synthetic.animate``); a row whose clip cannot be made is a miss with
+its reason. After the pipeline ran:
 
 - clip level: a clip's predicted label is the argmax of the mean class probability over all its
   prediction windows (every face track); a clip without any window (no face found, or the video
@@ -25,6 +26,7 @@ aligned by timestamp (:func:`align_nearest`), per AU present in both: Pearson r,
 """
 
 import csv
+import hashlib
 import json
 import math
 import re
@@ -40,7 +42,7 @@ from models.registry import list_versions, models_root, promote, promoted
 from models.rules import EMOTIONS
 from models.train import classification_metrics, save_metrics
 from tasks.discover import VIDEO_EXTENSIONS, content_id
-from tasks.store import Store
+from tasks.store import Store, remove_tree
 
 TASK = "emotion"
 CLASSES: tuple[str, ...] = EMOTIONS
@@ -95,10 +97,15 @@ def read_label_manifest(path: str | Path, classes: Sequence[str] = CLASSES) -> l
     manifest = Path(path)
     if not manifest.is_file():
         raise FileNotFoundError(f"manifest {manifest} does not exist")
-    with open(manifest, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh)
-        header = [h.strip().lower() for h in next(reader, [])]
-        rows = list(reader)
+    try:
+        with open(manifest, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            header = [h.strip().lower() for h in next(reader, [])]
+            rows = list(reader)
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"{manifest}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as CSV UTF-8"
+        ) from None
     missing = [c for c in ("path", "label") if c not in header]
     if missing:
         raise ValueError(f"{manifest}: row 1 (header): missing column(s) {missing}; expected path,label[,start,end]")
@@ -175,9 +182,9 @@ def cut_segment(video: Path, destination: Path, start: float | None, end: float 
     lo = 0.0 if start is None else start
     hi = info.duration_s if end is None else end
     if lo >= info.duration_s:
-        raise ValueError(f"{where} column start: {lo} s is past the end of {video} ({info.duration_s:.2f} s)")
+        raise ValueError(f"{where} column start: {lo} s is past the end of {video} ({info.duration_s:.3f} s)")
     if end is not None and end > info.duration_s + 1e-3:
-        raise ValueError(f"{where} column end: {end} s is past the end of {video} ({info.duration_s:.2f} s)")
+        raise ValueError(f"{where} column end: {end} s is past the end of {video} ({info.duration_s:.3f} s)")
     frames = tuple(int(i) for i in np.flatnonzero((times >= lo - 1e-6) & (times < hi - 1e-6)))
     if not frames:
         raise ValueError(f"{where} columns start/end: no frame of {video} is shown in [{lo}, {hi}) s")
@@ -188,31 +195,33 @@ def cut_segment(video: Path, destination: Path, start: float | None, end: float 
 
 
 def build_corpus(items: Sequence[LabelledItem], folder: str | Path, manifest: str | Path, progress: Progress = _quiet
-                 ) -> dict[int, Path]:  # fmt: skip
-    """A corpus folder for the pipeline: row → the clip the pipeline analyses for that row.
+                 ) -> tuple[dict[int, Path], dict[int, str]]:  # fmt: skip
+    """A corpus folder for the pipeline: (row → the clip the pipeline analyses for that row, row → why no clip
+    could be made: an unreadable image, a segment past the video's end). A bad row never stops the others.
 
-    Whole videos are symbolic links (the pipeline resolves them to the original file), segments and
-    image clips new files; an existing clip file is reused, so a rerun does not re-encode.
+    Whole videos are symbolic links (the pipeline resolves them to the original file), segments and image
+    clips new files named after their source's path, size, modification time and segment: a rerun reuses
+    a clip whose source is unchanged and never one made from another file. Whatever else is in ``folder``
+    (clips of an earlier manifest) is removed, so the pipeline analyses this manifest's clips only.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    clips = {}
+    clips, problems = {}, {}
     for item in items:
         stem = re.sub(r"[^A-Za-z0-9_-]+", "_", item.source.stem)[:60]
         name = f"row{item.row:05d}_{stem}"
         where = f"{manifest}: row {item.row}"
-        if item.is_image:
-            clip = folder / f"{name}.mp4"
+        if item.is_image or item.start is not None or item.end is not None:
+            stat = item.source.stat()
+            key = f"{item.source}|{stat.st_size}|{stat.st_mtime_ns}|{item.start}|{item.end}"
+            clip = folder / f"{name}_{hashlib.sha256(key.encode()).hexdigest()[:10]}.mp4"
             if not clip.is_file():
-                progress(f"row {item.row}: {item.source.name} → {IMAGE_CLIP_SECONDS:g}-s clip")
-                tmp = image_clip(item.source, folder / f".{clip.name}", seed=item.row)
-                tmp.rename(clip)
-        elif item.start is not None or item.end is not None:
-            clip = folder / f"{name}_{item.start or 0:g}-{'end' if item.end is None else f'{item.end:g}'}s.mp4"
-            if not clip.is_file():
-                progress(f"row {item.row}: cutting {item.source.name} [{item.start or 0:g}, {item.end or 'end'}] s")
-                tmp = cut_segment(item.source, folder / f".{clip.name}", item.start, item.end, where)
-                tmp.rename(clip)
+                try:
+                    clip = _make_clip(item, clip, where, progress)
+                except ValueError as exc:
+                    problems[item.row] = str(exc)
+                    progress(f"row {item.row}: no clip: {exc}")
+                    continue
         else:
             clip = folder / f"{name}{item.source.suffix.lower()}"
             if clip.is_symlink() and clip.resolve() != item.source:
@@ -220,7 +229,30 @@ def build_corpus(items: Sequence[LabelledItem], folder: str | Path, manifest: st
             if not clip.is_symlink():
                 clip.symlink_to(item.source)
         clips[item.row] = clip
-    return clips
+    keep_only(folder, set(clips.values()))
+    return clips, problems
+
+
+def keep_only(folder: Path, keep: set[Path]) -> None:
+    """Remove everything in ``folder`` but ``keep``: the pipeline analyses the whole folder, and clips of an
+    earlier evaluation into the same ``--out`` (or half-written ones) must not be analysed with these."""
+    for stale in [p for p in folder.iterdir() if p not in keep]:
+        remove_tree(stale) if stale.is_dir() and not stale.is_symlink() else stale.unlink()
+
+
+def _make_clip(item: LabelledItem, clip: Path, where: str, progress: Progress) -> Path:
+    """Encode the clip of an image or segment row into ``clip`` (written aside, then renamed into place)."""
+    tmp = clip.with_name(f".{clip.name}")
+    if item.is_image:
+        progress(f"row {item.row}: {item.source.name} → {IMAGE_CLIP_SECONDS:g}-s clip")
+        try:
+            image_clip(item.source, tmp, seed=item.row)
+        except ValueError as exc:
+            raise ValueError(f"{where} column path: {exc}") from exc
+    else:
+        progress(f"row {item.row}: cutting {item.source.name} [{item.start or 0:g}, {item.end or 'end'}] s")
+        cut_segment(item.source, tmp, item.start, item.end, where)
+    return tmp.rename(clip)
 
 
 # predictor --------------------------------------------------------------------------------------------
@@ -304,9 +336,10 @@ def prediction_file(store: str | Path, video_id: str) -> Path:
 
 
 def collect_predictions(
-    items: Sequence[LabelledItem], clips: dict[int, Path], store: str | Path
+    items: Sequence[LabelledItem], clips: dict[int, Path], store: str | Path, problems: dict[int, str] | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(one row per manifest row, one row per prediction window) from ``store`` after the pipeline ran.
+    """(one row per manifest row, one row per prediction window) from ``store`` after the pipeline ran;
+    ``problems``: the rows without a clip (:func:`build_corpus`), misses with their reason.
 
     Clip columns: row, path, label, start, end, video_id, status, sampled_frames, frames_with_face,
     face_tracks, windows, predicted, correct, miss_reason and the mean ``p_<class>``. Window columns:
@@ -317,6 +350,12 @@ def collect_predictions(
     p_columns = [f"p_{c}" for c in CLASSES]
     clip_rows, window_frames = [], []
     for item in items:
+        if item.row not in clips:
+            reason = f"no clip made ({(problems or {}).get(item.row, 'unknown')})"
+            clip_rows.append({"row": item.row, "path": str(item.source), "label": item.label, "start": item.start,
+                              "end": item.end, "predicted": MISS, "correct": False, "windows": 0,
+                              "miss_reason": reason})  # fmt: skip
+            continue
         video_id = content_id(clips[item.row])
         info = catalog.loc[video_id] if video_id in catalog.index else None
         status = None if info is None else info["status"]
@@ -424,6 +463,8 @@ def write_evaluation(out: str | Path, result: dict, clips: pd.DataFrame, windows
     for level in ("clip", "window"):
         if result[level] is not None:
             save_metrics(result[level], out / level)
+        else:
+            remove_tree(out / level)  # an earlier evaluation's, which the page would show
     (out / "evaluation.json").write_text(json.dumps(_jsonable({**facts, **result}), indent=2) + "\n")
     path = out / "report.html"
     path.write_text(evaluation_html(result, clips, facts, out))
@@ -492,7 +533,10 @@ def read_openface(path: str | Path, video_fps: float | None = None) -> pd.DataFr
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"--au-reference {path} does not exist")
-    table = pd.read_csv(path, skipinitialspace=True)
+    try:
+        table = pd.read_csv(path, skipinitialspace=True)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not an OpenFace CSV ({' '.join(str(exc).split())})") from None
     table.columns = [str(c).strip() for c in table.columns]
     aus = [c for c in table.columns if AU_PATTERN.match(c)]
     if not aus:
@@ -501,6 +545,8 @@ def read_openface(path: str | Path, video_fps: float | None = None) -> pd.DataFr
         raise ValueError(f"{path}: column face_id: {table['face_id'].nunique()} faces; keep one face's rows")
     if "success" in table.columns:
         table = table[pd.to_numeric(table["success"], errors="coerce") == 1]
+    if table.empty:
+        raise ValueError(f"{path}: no rows{' with success 1' if 'success' in table.columns else ''}")
     if "timestamp" in table.columns:
         times = pd.to_numeric(table["timestamp"], errors="coerce")
         column = "timestamp"
@@ -580,6 +626,13 @@ def au_agreement(ours: pd.DataFrame, reference: pd.DataFrame, tolerance: float) 
     two means, over our samples matched to a reference row within ``tolerance`` seconds."""
     reference = reference.sort_values("timestamp", kind="stable").reset_index(drop=True)
     i, j = align_nearest(ours["timestamp"].to_numpy(), reference["timestamp"].to_numpy(), tolerance)
+    if not len(i):
+        span = {k: f"{t['timestamp'].min():.2f}-{t['timestamp'].max():.2f} s" for k, t in (("ours", ours),
+                ("reference", reference)) if len(t)}  # fmt: skip
+        raise ValueError(
+            f"no reference row within {tolerance:g} s of any of our {len(ours)} samples (times: {span}); is it "
+            "the same video, with times in seconds from its start?"
+        )
     rows = []
     for au in [c for c in ours.columns if AU_PATTERN.match(c) and c in reference.columns]:
         a = ours[au].to_numpy(np.float64)[i]

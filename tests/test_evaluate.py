@@ -121,11 +121,55 @@ def test_segments_are_cut_from_decoded_frames_and_checked_against_the_video(medi
     import decord
 
     item = ev.LabelledItem(2, media_dir / "cremad" / "1001_DFA_HAP_XX.flv", "happiness", 0.5, 1.5)
-    (clip,) = ev.build_corpus([item], tmp_path / "corpus", "labels.csv").values()
+    clips, problems = ev.build_corpus([item], tmp_path / "corpus", "labels.csv")
+    ((_, clip),) = clips.items()
+    assert problems == {}
     reader = decord.VideoReader(str(clip))
     assert len(reader) in (29, 30, 31)  # 1 s of 29.97 fps
     with pytest.raises(ValueError, match=r"labels.csv: row 2 column end: 9.0 s is past the end"):
         ev.cut_segment(item.source, tmp_path / "x.mp4", 0.0, 9.0, "labels.csv: row 2")
+
+
+def test_a_rerun_into_the_same_folder_never_uses_a_clip_made_from_another_file(tmp_path):
+    """Two photos with one file name in two folders, put on the same manifest row one after the other (a
+    manifest edited between two runs into the same --out)."""
+    import cv2
+    import decord
+
+    for folder, bgr in (("red", (0, 0, 255)), ("blue", (255, 0, 0))):
+        (tmp_path / folder).mkdir()
+        cv2.imwrite(str(tmp_path / folder / "0001.png"), np.full((120, 160, 3), bgr, np.uint8))
+    red, blue = (ev.LabelledItem(2, (tmp_path / f / "0001.png").resolve(), "happiness") for f in ("red", "blue"))
+    corpus = tmp_path / "out" / "clips"
+    corpus.mkdir(parents=True)
+    (corpus / "row00009_of_an_older_manifest.mp4").write_bytes(b"old")
+
+    def centre(clip):  # RGB at the frame's centre
+        return decord.VideoReader(str(clip))[0].asnumpy()[180, 320].astype(int)
+
+    first, _ = ev.build_corpus([red], corpus, "a.csv")
+    assert sorted(corpus.iterdir()) == [first[2]]  # only this manifest's clips are left for the pipeline
+    second, _ = ev.build_corpus([blue], corpus, "b.csv")
+    assert sorted(corpus.iterdir()) == [second[2]]
+    r, _, b = centre(second[2])
+    assert b > 150 and r < 60, (r, b)  # the blue photo's clip, not the red one's
+    made = second[2].stat().st_mtime_ns
+    again, _ = ev.build_corpus([blue], corpus, "b.csv")
+    assert again == second and second[2].stat().st_mtime_ns == made  # unchanged source: the clip is reused
+
+
+def test_a_row_without_a_clip_is_named_and_the_other_rows_are_made(media_dir, tmp_path):
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    items = [
+        ev.LabelledItem(2, (tmp_path / "broken.png").resolve(), "sadness"),
+        ev.LabelledItem(3, media_dir / "cremad" / "1001_DFA_HAP_XX.flv", "happiness", 5.0, None),
+        ev.LabelledItem(4, media_dir / "cremad" / "1001_DFA_HAP_XX.flv", "happiness", 0.5, 1.0),
+    ]
+    clips, problems = ev.build_corpus(items, tmp_path / "corpus", "labels.csv")
+    assert list(clips) == [4] and sorted(problems) == [2, 3]
+    assert problems[2].startswith("labels.csv: row 2 column path:") and "not a readable image" in problems[2]
+    assert problems[3].startswith("labels.csv: row 3 column start: 5.0 s is past the end")
+    assert sorted(p.name for p in (tmp_path / "corpus").iterdir()) == [clips[4].name]  # no half-written files
 
 
 # predictor selection ---------------------------------------------------------------------------------------
@@ -185,6 +229,27 @@ def test_openface_csv_columns_are_stripped_failed_rows_dropped_frames_timed(tmp_
     path.write_text("frame, AU04_r\n1, high\n")
     with pytest.raises(ValueError, match="column AU04_r"):
         ev.read_openface(path, video_fps=30.0)
+    path.write_text("frame, timestamp, success, AU12_r\n1, 0.0, 0, 1.5\n")
+    with pytest.raises(ValueError, match=r"of.csv: no rows with success 1"):
+        ev.read_openface(path)
+    for text in ("", "frame, AU12_r\n1, 0.5\n2, 0.5, 7\n"):  # empty; a ragged row
+        path.write_text(text)
+        with pytest.raises(ValueError, match=r"of.csv: not an OpenFace CSV"):
+            ev.read_openface(path, video_fps=30.0)
+
+
+def test_au_agreement_without_a_single_matched_sample_is_an_error():
+    ours = pd.DataFrame({"timestamp": [0.0, 0.2, 0.4], "AU12_r": [0.0, 1.0, 2.0]})
+    later = ours.assign(timestamp=ours["timestamp"] + 10.0)  # another video, or times in frames
+    with pytest.raises(ValueError, match=r"no reference row within 0.1 s of any of our 3 samples"):
+        ev.au_agreement(ours, later, tolerance=0.1)
+
+
+def test_a_manifest_that_is_not_utf8_is_named(tmp_path):
+    (tmp_path / "a.flv").write_bytes(b"x")
+    (tmp_path / "labels.csv").write_bytes("path,label\nä.flv,happiness\n".encode("cp1252"))
+    with pytest.raises(ValueError, match=r"labels.csv: not UTF-8 text"):
+        ev.read_label_manifest(tmp_path / "labels.csv")
 
 
 # the real pipeline -------------------------------------------------------------------------------------------
@@ -231,9 +296,14 @@ def test_au_agreement_with_an_offset_copy_of_our_own_extraction(cremad, media_di
     reference.loc[len(reference)] = [999, 100.0, *[0.0] * len(varying)]  # far from every sample: never matched
     reference.to_csv(tmp_path / "openface.csv", index=False)
     out = tmp_path / "au"
+    (out / "clips").mkdir(parents=True)
+    (out / "clips" / "video.mp4").symlink_to(media_dir / "pyfeat_no_face.mp4")  # an earlier evaluation's link
     code = main(["evaluate", "--au-reference", str(tmp_path / "openface.csv"), "--video", str(video),
                  "--store", str(store), "--out", str(out)])  # fmt: skip
     assert code == 0
+    assert [p.name for p in (out / "clips").iterdir()] == ["video.flv"]  # only this video was analysed
+    extracted = set(ev.Store(store).read_catalog("videos")["video_id"])
+    assert ev.content_id(media_dir / "pyfeat_no_face.mp4") not in extracted
     assert "icc_3_1" in capsys.readouterr().out
     table = pd.read_csv(out / "au_agreement.csv").set_index("au")
     assert sorted(table.index) == sorted(varying) and (table["n"] == len(ours)).all()
@@ -263,6 +333,9 @@ def test_images_and_segments_through_a_registered_model_from_the_cli(
         cv2.imwrite(str(tmp_path / f"{name}.png"), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
         rows.append(f"{name}.png,happiness,,")
     rows.append(f"{media_dir / 'cremad' / '1001_DFA_ANG_XX.flv'},anger,0.4,1.6")
+    png = (tmp_path / "hanks.png").read_bytes()
+    (tmp_path / "broken.png").write_bytes(png[: len(png) // 3])  # a copy cut short: no clip, the rest goes on
+    rows += ["broken.png,sadness,,", f"{media_dir / 'cremad' / '1001_DFA_ANG_XX.flv'},anger,5,"]  # past the end
     (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
     out = tmp_path / "out"
     code = main(["evaluate", "--manifest", str(tmp_path / "labels.csv"), "--model", "teacher_expression:v0001",
@@ -270,11 +343,30 @@ def test_images_and_segments_through_a_registered_model_from_the_cli(
     assert code == 0
     assert "teacher_expression v0001" in capsys.readouterr().out
     result = json.loads((out / "evaluation.json").read_text())
-    assert result["model_version"] == "v0001" and result["clip"]["n"] == len(photos) + 1
+    assert result["model_version"] == "v0001" and result["clip"]["n"] == len(photos) + 3
     clips = pd.read_csv(out / "clips.csv")
-    assert (clips["face_tracks"] >= 1).all() and clips["miss_reason"].isna().all()
-    segment = clips[clips["label"] == "anger"].iloc[0]
+    made = clips[clips["miss_reason"].isna()]
+    assert len(made) == len(photos) + 1 and (made["face_tracks"] >= 1).all()
+    segment = made[made["label"] == "anger"].iloc[0]
     assert 5 <= segment["sampled_frames"] <= 7  # 1.2 s at 5 fps
-    image_rows = clips[clips["label"] == "happiness"]
+    image_rows = made[made["label"] == "happiness"]
     assert (image_rows["sampled_frames"] == 11).all()  # a 2-s clip at 5 fps: the grid, then the last frame
-    assert np.array(result["clip"]["confusion"]).sum() == len(photos) + 1
+    reasons = dict(zip(clips["row"], clips["miss_reason"], strict=True))
+    broken, past = len(photos) + 3, len(photos) + 4  # their rows in the CSV
+    assert "labels.csv: row" in reasons[broken] and "column path" in reasons[broken]
+    assert "not a readable image" in reasons[broken]
+    assert f"row {past} column start: 5.0 s is past the end" in reasons[past]
+    assert np.array(result["clip"]["confusion"]).sum() == len(photos) + 3
+
+
+def test_a_rerun_without_windows_does_not_show_the_earlier_window_matrix(tmp_path):
+    clips = pd.DataFrame({"row": [2], "path": ["a.mp4"], "label": ["anger"], "predicted": ["anger"],
+                          "face_tracks": [1], "frames_with_face": [5], "sampled_frames": [5], "windows": [1],
+                          "miss_reason": [None]})  # fmt: skip
+    windows = pd.DataFrame({"row": [2], "label": ["anger"], "predicted": ["anger"]})
+    ev.write_evaluation(tmp_path, ev.score(clips, windows), clips, windows, {})
+    assert "Confusion matrix, window level" in (tmp_path / "report.html").read_text()
+    missed = clips.assign(predicted=ev.MISS, face_tracks=0, windows=0, miss_reason="no face found")
+    ev.write_evaluation(tmp_path, ev.score(missed, windows.iloc[:0]), missed, windows.iloc[:0], {})
+    assert not (tmp_path / "window").exists()
+    assert "window level" not in (tmp_path / "report.html").read_text()
