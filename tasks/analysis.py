@@ -9,14 +9,14 @@ Units of analysis. The factors are set per session (or teacher): every student o
 levels, so the units, not the students, are the independent replications of the design. Paper 1's
 student-level ANCOVA is kept (labelled as the paper's analysis) and, beside it, the analysis a reviewer
 asks for: a linear mixed model with a random intercept per unit (students nested in units;
-`tasks.stats.mixed_model`) when there are at least ``MIN_UNITS_MIXED`` (10) units with students, else
-the ANCOVA of unit means with the unit's mean pre-test as covariate (with fewer than ~10 units the random
-intercept variance is poorly estimated and the mixed model's Wald tests, which have no small-sample
-correction in statsmodels, are anti-conservative). :class:`Design` states units per cell, students per
-unit, each outcome's ICC within units, and warns that the factors are constant within units; a
-student-level p-value is flagged optimistic when the design effect ``1 + (n0 - 1) ICC`` of the outcome's
-residual ICC (units nested in the cells of the factors: the clustering the factors leave) exceeds
-``OPTIMISTIC_DESIGN_EFFECT`` (1.1).
+`tasks.stats.mixed_model`) when at least ``MIN_UNITS_MIXED`` (10) units have students with a value of the
+outcome (chosen per outcome), else the ANCOVA of unit means with the unit's mean pre-test as covariate
+(with fewer than ~10 units the random intercept variance is poorly estimated and the mixed model's Wald
+tests, which have no small-sample correction in statsmodels, are anti-conservative). :class:`Design`
+states units per cell, students per unit, each outcome's ICC within units, and warns that the factors are
+constant within units; a student-level p-value is flagged optimistic when the design effect
+``1 + (n0 - 1) ICC`` of the outcome's residual ICC (units nested in the cells of the factors: the
+clustering the factors leave) exceeds ``OPTIMISTIC_DESIGN_EFFECT`` (1.1).
 
 Factors (``factors``): ``auto`` (default) uses each of facial_group and body_group that exists for at
 least half of the units with students, and names the one it leaves out, with the units and the reason;
@@ -271,6 +271,12 @@ def describe_design(
         else "residual ICCs not estimable"
     )
     optimistic = bool(deffs) and max(deffs) > OPTIMISTIC_DESIGN_EFFECT and bool(constant)
+    if optimistic:
+        verdict = f"has optimistic p-values here ({worst})."
+    elif deffs:
+        verdict = f"is close to it here only ({worst})."
+    else:  # e.g. one unit per cell: the factors are confounded with the units
+        verdict = f"cannot be checked against it here ({worst}): do not read its p-values as the unit-level result."
     what = (
         f"the linear mixed model (random intercept per {link})"
         if method == "mixed model"
@@ -279,8 +285,7 @@ def describe_design(
     read = (
         f"Read {what}: {', '.join(constant) or 'the factors'} are set per {noun[:-1]}, so the {n_units} {noun}, "
         f"not the {len(students)} students, are the independent replications, and paper 1's student-level ANCOVA, "
-        f"which counts every student as independent, "
-        + (f"has optimistic p-values here ({worst})." if optimistic else f"is close to it here only ({worst}).")
+        f"which counts every student as independent, " + verdict
     )
     if constant:
         notes = [
@@ -306,11 +311,15 @@ def describe_design(
 def run_unit_analyses(
     students: pd.DataFrame, outcomes: list[str], design: Design, ss_type: int = 2
 ) -> dict[str, UnitAnalysis]:
-    """The unit-level analysis of each outcome (``design.method``) with its ICC and the optimism flag."""
+    """The unit-level analysis of each outcome with its ICC and the optimism flag: the mixed model when the
+    outcome has values in at least ``MIN_UNITS_MIXED`` units (an outcome measured in fewer units than the
+    design has gets the ANCOVA of unit means), else the ANCOVA of unit means."""
     factors, link = list(design.factors), design.link
     out = {}
     for dv in outcomes:
-        if design.method == "mixed model":
+        measured = students.dropna(subset=[dv, PRETEST, *factors])[link].nunique()
+        method = "mixed model" if measured >= MIN_UNITS_MIXED else "unit-means ANCOVA"
+        if method == "mixed model":
             result = mixed_model(students, dv, factors, [PRETEST], link)
         else:
             result = ancova(unit_means(students, dv, factors, [PRETEST], link), dv, factors, [PRETEST], ss_type)
@@ -320,7 +329,7 @@ def run_unit_analyses(
             and pd.notna(residual_icc.design_effect)
             and residual_icc.design_effect > OPTIMISTIC_DESIGN_EFFECT
         )
-        out[dv] = UnitAnalysis(dv, design.method, result, design.icc[dv], residual_icc, optimistic)
+        out[dv] = UnitAnalysis(dv, method, result, design.icc[dv], residual_icc, optimistic)
     return out
 
 
@@ -419,6 +428,12 @@ def join_outcomes(units: pd.DataFrame, outcomes: str | Path, link: str = "sessio
     """
     students = load_outcomes(outcomes, known_ids=[str(i) for i in units[link]], link=link)
     measures = units[[link, "happiness_share", "gesture_rate", *GROUP_COLUMNS]]
+    clash = [c for c in measures.columns if c != link and c in students.columns]
+    if clash:
+        raise ValueError(
+            f"{outcomes}: row 1 (header): column(s) {clash} have the names of the store's measures that the "
+            "analysis adds to every student; rename them"
+        )
     return students.merge(measures, on=link, how="left", validate="many_to_one")
 
 

@@ -104,7 +104,27 @@ def read_table(path: str | Path, dtype=None) -> pd.DataFrame:
         raise ValueError(f"{path}: cannot read as {suffix[1:]}: {err}") from err
     if frame.columns.empty:
         raise ValueError(f"{path}: the file has no columns")
+    if suffix == ".csv":
+        _check_csv_shape(path)
     return frame
+
+
+def _check_csv_shape(path: Path) -> None:
+    """What pandas would mend silently: a blank or repeated column name (read as ``Unnamed: 0``, ``x.1``),
+    a row with fewer fields than the header (its last columns read as missing)."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh)
+        header = [h.strip() for h in next(reader, [])]
+        for position, name in enumerate(header, start=1):
+            if not name:
+                raise ValueError(f"{path}: row 1 (header): column {position} has no name")
+            if name in header[: position - 1]:
+                raise ValueError(f"{path}: row 1 (header): column {position} repeats the name {name!r}")
+        for row, fields in enumerate(reader, start=2):
+            if fields and len(fields) < len(header):
+                raise ValueError(f"{path}: row {row}: {len(fields)} fields, the header has {len(header)}")
 
 
 def ancova(

@@ -295,3 +295,48 @@ def test_units_measured_by_different_body_measures_are_named(study, tmp_path, ca
     (note,) = [n for n in notes if n.startswith("body_group is measured differently")]
     assert "gesture model teacher_gesture v0001 in sessions s01" in note
     assert "wrist-speed rule in sessions s02, s03, s04 .. s07, s08 (7 units)" in note
+
+
+@pytest.mark.parametrize("column", ["facial_group", "happiness_share"])
+def test_an_outcome_named_like_a_store_measure_is_refused(study, tmp_path, capsys, column):
+    store, _ = study
+    outcomes = tmp_path / "named.csv"
+    outcomes_frame().assign(**{column: 1.0}).to_csv(outcomes, index=False)
+    assert main(["analyse", "--store", str(store.root), "--outcomes", str(outcomes)]) == 2
+    error = capsys.readouterr().err
+    assert "named.csv: row 1 (header)" in error and f"['{column}']" in error and "rename them" in error
+
+
+def test_each_outcome_gets_the_mixed_model_only_when_it_is_measured_in_enough_units():
+    """12 sessions: performance measured in all of them, motivation in 4 only (one per cell and a spare):
+    a mixed model on 4 units cannot separate the session variance, so motivation gets the ANCOVA of means."""
+    from tasks.analysis import describe_design, run_unit_analyses
+
+    rng = np.random.default_rng(5)
+    rows = []
+    for unit in range(12):
+        shift = rng.normal(0, 1)
+        for k in range(6):
+            pretest = rng.normal(50, 5)
+            rows.append({"student_id": f"{unit}-{k}", "session_id": f"s{unit:02d}", "pretest": pretest,
+                         "facial_group": ["neutral", "positive"][unit % 2],
+                         "performance": 0.3 * pretest + 2 * (unit % 2) + shift + rng.normal(),
+                         "motivation": rng.normal(3, 1) if unit < 4 else np.nan})  # fmt: skip
+    students = pd.DataFrame(rows)
+    design_ = describe_design(students, "session_id", ("facial_group",), ["performance", "motivation"], [])
+    assert design_.method == "mixed model"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # statsmodels' convergence notes
+        unit = run_unit_analyses(students, ["performance", "motivation"], design_)
+    assert (unit["performance"].method, unit["motivation"].method) == ("mixed model", "unit-means ANCOVA")
+
+
+def test_one_unit_per_cell_is_never_read_as_close_to_the_unit_level_result():
+    from tasks.analysis import describe_design
+
+    students = pd.DataFrame({"student_id": [str(k) for k in range(8)], "session_id": ["s1"] * 4 + ["s2"] * 4,
+                             "facial_group": ["neutral"] * 4 + ["positive"] * 4, "pretest": np.arange(8.0),
+                             "y": [1.0, 2, 3, 4, 6, 7, 8, 9]})  # fmt: skip
+    read = describe_design(students, "session_id", ("facial_group",), ["y"], []).read
+    assert "residual ICCs not estimable" in read and "close to it" not in read
+    assert "cannot be checked against it here" in read

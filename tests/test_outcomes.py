@@ -115,3 +115,18 @@ def test_bad_arguments(tmp_path):
         load_outcomes(path, known_ids="S1")
     with pytest.raises(FileNotFoundError):
         load_outcomes(tmp_path / "absent.csv")
+
+
+@pytest.mark.parametrize(
+    ("header", "lines", "message"),
+    [
+        (",student_id,session_id,pretest,x", ["0,a,S1,1,2"], r"row 1 \(header\): column 1 has no name"),
+        ("student_id,session_id,pretest,x,x", ["a,S1,1,2,3"], r"row 1 \(header\): column 5 repeats the name 'x'"),
+        (HEADER, [GOOD[0], "s2,S2,1,5"], r"row 3: 4 fields, the header has 5"),
+    ],
+)
+def test_what_pandas_would_mend_silently_is_an_error(tmp_path, header, lines, message):
+    """A blank first header (a file written with its row index), a repeated column, a row short of a field:
+    read as-is they would become an outcome 'Unnamed: 0', an outcome 'x.1', a missing value."""
+    with pytest.raises(ValueError, match=message):
+        load_outcomes(_csv(tmp_path, lines, header=header))
