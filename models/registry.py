@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 
 from models import available_models, model_module
 from models.files import atomic_write
-from models.rules import check_task
+from models.rules import BODY_TASKS, TASK_CLASSES, check_task
 
 if TYPE_CHECKING:  # torch is imported where weights are saved or loaded: reading records needs none
     from torch import nn
@@ -128,6 +128,7 @@ def register(
     if variant not in module.VARIANTS:
         raise ValueError(f"unknown variant {variant!r} of {name}; valid variants: {', '.join(module.VARIANTS)}")
     expected = check_task(task)
+    check_inputs(name, task)
     classes = [str(c) for c in classes]
     if sorted(classes) != sorted(expected) or len(classes) != model.config.num_classes:
         raise ValueError(
@@ -238,6 +239,19 @@ def _read_pointer(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
+def check_inputs(name: str, task: str) -> None:
+    """ValueError unless model ``name`` reads what inference gives ``task``: body keypoints (a ``keypoints``
+    argument of its ``forward``) for the body tasks (:data:`BODY_TASKS`), face crops for the others. A gesture
+    model trained on emotion labels would otherwise be promoted and fail every run."""
+    import inspect
+
+    reads_body = "keypoints" in inspect.signature(model_module(name).Model.forward).parameters
+    if reads_body != (task in BODY_TASKS):
+        serves = [t for t in TASK_CLASSES if (t in BODY_TASKS) == reads_body]
+        reads = "body keypoints" if reads_body else "face crops"
+        raise ValueError(f"{name} reads {reads}, so it can predict {' or '.join(serves)}, not task {task!r}")
+
+
 def promote(store_root: str | os.PathLike, name: str, version: str, *, notify: bool = True) -> dict:
     """Make ``version`` of ``name`` the model of its task; returns the pointer written.
 
@@ -247,6 +261,7 @@ def promote(store_root: str | os.PathLike, name: str, version: str, *, notify: b
     version is a ValueError listing the registered ones.
     """
     record = _record(_version_dir(store_root, name, version))
+    check_inputs(name, record["task"])  # registered before register() checked it
     pointer = {
         "task": record["task"],
         "name": name,

@@ -301,6 +301,7 @@ def learner_state_probabilities(
 GESTURES = ("deictic", "iconic", "metaphoric", "beat", "writing", "rest")
 EXPRESSIVE_GESTURES = ("deictic", "iconic", "metaphoric", "beat")
 TASK_CLASSES: dict[str, tuple[str, ...]] = {"emotion": EMOTIONS, "learner_state": LEARNER_STATES, "gesture": GESTURES}
+BODY_TASKS = ("gesture",)  # predicted over body samples (their face_id column holds the body person_id)
 RULES = {
     "emotion": (emotion_probabilities, EMOTION_PROTOTYPES),
     "learner_state": (learner_state_probabilities, LEARNER_PROTOTYPES),

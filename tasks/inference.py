@@ -27,7 +27,7 @@ Predictors (one per task and run, chosen by :func:`load_predictor`):
 - otherwise the AU-rule baseline (``models.rules``): each AU's 0.8 quantile over the window's samples
   (``rules.window_peaks``, so a brief apex is not averaged away), scored by the prototypes; ``model_name``
   says "rule baseline", ``model_version`` is ``rules-<hash>``, a hash of the task's prototypes, so a
-  change of the rules makes every video stale.
+  change of the rules makes every video stale (a registered model's is ``<name>-<version>``).
 
 Gestures (task ``gesture``) run over the ``body`` samples instead: windows per ``person_id`` (written in
 the ``face_id`` column) with the same window and stride, by the promoted ``teacher_gesture`` model
@@ -228,7 +228,7 @@ class _RegistryPredictor:
         self.device = device
         self.batch_windows = batch_windows
         self.name = f"{record['name']} {record['version']}"
-        self.version = record["version"]
+        self.version = version_key(record)
         self.model = cached_model(store, record["name"], record["version"], device)
         config = self.model.config
         self.num_frames = int(config.num_frames)
@@ -477,12 +477,19 @@ def load_predictor(
     return ModelPredictor(store, record, resolve_device(device), batch_windows)
 
 
+def version_key(record: dict) -> str:
+    """The ``model_version`` of a registered model's predictions: ``<name>-<version>`` (e.g.
+    ``teacher_expression-v0002``), since versions are numbered per model name and two models' ``v0001`` must
+    not pass for each other when one replaces the other."""
+    return f"{record['name']}-{record['version']}"
+
+
 def current_version(store: Store, task: str) -> str | None:
-    """The ``model_version`` that inference of ``task`` writes now: the promoted version or the rules'; None for
-    a task without rules (gesture) and no promoted model: it is skipped."""
+    """The ``model_version`` that inference of ``task`` writes now: the promoted model's (:func:`version_key`)
+    or the rules'; None for a task without rules (gesture) and no promoted model: it is skipped."""
     record = promoted(store.root, task)
     if record is not None:
-        return record["version"]
+        return version_key(record)
     return rules_version(task) if task in rules.RULES else None
 
 

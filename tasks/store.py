@@ -85,7 +85,7 @@ from upath import UPath
 
 from models.files import atomic_write
 from models.layout import BLENDSHAPE_NAMES, KEYPOINT_NAMES, N_LANDMARKS
-from models.rules import check_task
+from models.rules import BODY_TASKS, check_task
 from tasks.action_units import AU_NAMES
 
 PARQUET_OPTIONS = {"compression": "zstd"}
@@ -138,9 +138,6 @@ CROP_SCHEMA = pa.schema(
         ("jpeg", pa.binary()),  # the aligned 112 × 112 RGB crop (``tasks.crops``), JPEG
     ]
 )
-
-
-BODY_TASKS = ("gesture",)  # prediction tasks over body samples: their face_id column holds the body person_id
 
 
 def prediction_schema(task: str) -> pa.Schema:

@@ -343,7 +343,7 @@ def test_images_and_segments_through_a_registered_model_from_the_cli(
     assert code == 0
     assert "teacher_expression v0001" in capsys.readouterr().out
     result = json.loads((out / "evaluation.json").read_text())
-    assert result["model_version"] == "v0001" and result["clip"]["n"] == len(photos) + 3
+    assert result["model_version"] == "teacher_expression-v0001" and result["clip"]["n"] == len(photos) + 3
     clips = pd.read_csv(out / "clips.csv")
     made = clips[clips["miss_reason"].isna()]
     assert len(made) == len(photos) + 1 and (made["face_tracks"] >= 1).all()

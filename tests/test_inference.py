@@ -150,6 +150,30 @@ def test_stale_videos_follow_predictions_frames_and_promotion(tmp_path):
     assert stale_videos(Store(tmp_path), "learner_state") == ["a", "b"]
 
 
+def test_a_promoted_model_is_not_taken_for_another_model_with_the_same_version_number(tmp_path):
+    """Versions are numbered per model name: learner_state v0001 and then teacher_expression v0001, both
+    trained for the emotion task, are two models, and promoting the second makes every video stale."""
+    from tests.tiny import TINY_EXPRESSION
+
+    store = Store(tmp_path)
+    write_frames(store, "a", {0: (20, {})})
+    emotions = list(TASK_CLASSES["emotion"])
+    versions = []
+    for name, config in (("learner_state", TINY_AGDTNET), ("teacher_expression", TINY_EXPRESSION)):
+        model = build_model(name, "paper", **{**config, "num_classes": len(emotions)})
+        versions.append(register(tmp_path, name, model, variant="paper", metrics={}, data_fingerprint="test",
+                                 task="emotion", classes=emotions))  # fmt: skip
+    assert versions == ["v0001", "v0001"]
+    infer_videos(store, ["a"], "emotion")  # the rules' windows, filed below as learner_state's: no crops here
+    windows = pq.read_table(store.prediction_path("emotion", rules_version("emotion"), "a"))
+    promote(tmp_path, "learner_state", "v0001")
+    assert inference.current_version(store, "emotion") == "learner_state-v0001"
+    store.write_predictions(windows, "emotion", "learner_state-v0001", "a")
+    assert stale_videos(store, "emotion") == []
+    promote(tmp_path, "teacher_expression", "v0001")
+    assert stale_videos(store, "emotion") == ["a"]
+
+
 def test_rule_predictions_and_stale_checks_import_no_torch(tmp_path):
     """torch takes seconds to import: the rule baseline (every run without a promoted model) and the stale
     checks of a no-op rerun must not pay for it; a promoted model's predictor does."""
@@ -236,8 +260,9 @@ def test_promoted_model_on_decoded_then_stored_crops(extracted, tmp_path):
 
     (decoded,) = infer_videos(Store(tmp_path), ["clip"], "learner_state", window=8, stride=4)
     # 13 samples: windows at 0 and 4, and the tail window 5-12 that ends at the last sample
-    assert (decoded.status, decoded.counts["windows"], decoded.info["model_version"]) == ("ok", 3, "v0001")
-    df = read_predictions(store, "learner_state", version, "clip")
+    key = f"learner_state-{version}"
+    assert (decoded.status, decoded.counts["windows"], decoded.info["model_version"]) == ("ok", 3, key)
+    df = read_predictions(store, "learner_state", f"learner_state-{version}", "clip")
     assert df["model_name"].eq("learner_state v0001").all() and df["window_index"].tolist() == [0, 1, 2]
     p = df[[f"p_{c}" for c in TASK_CLASSES["learner_state"]]].to_numpy()
     np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
@@ -247,7 +272,7 @@ def test_promoted_model_on_decoded_then_stored_crops(extracted, tmp_path):
     set_path(store, "clip", str(tmp_path / "moved-away.mp4"))  # stored crops: the video is not needed
     (stored,) = infer_videos(Store(tmp_path), ["clip"], "learner_state", window=8, stride=4)
     assert stored.status == "ok"
-    again = read_predictions(store, "learner_state", version, "clip")
+    again = read_predictions(store, "learner_state", f"learner_state-{version}", "clip")
     # stored JPEG crops vs crops decoded again: the same windows differ by <= 0.003 (measured), swapped ones more
     np.testing.assert_allclose(again[[f"p_{c}" for c in TASK_CLASSES["learner_state"]]].to_numpy(), p, atol=0.005)
 
@@ -266,7 +291,8 @@ def test_windows_are_batched_across_videos_with_the_same_results(extracted, tmp_
     promote(tmp_path, "learner_state", register_tiny(tmp_path))
     summaries = infer_videos(Store(tmp_path), ["a", "b", "c"], "learner_state", window=4, stride=2, batch_windows=4)
     assert [s.counts["windows"] for s in summaries] == [6, 6, 6]  # 18 windows in batches of 4 span the videos
-    results = [read_predictions(store, "learner_state", "v0001", v).drop(columns="model_name") for v in "abc"]
+    key = "learner_state-v0001"
+    results = [read_predictions(store, "learner_state", key, v).drop(columns="model_name") for v in "abc"]
     for other in results[1:]:
         pd.testing.assert_frame_equal(other, results[0], atol=1e-5)
 
@@ -331,7 +357,7 @@ def test_models_that_take_landmarks_get_them_in_resized_crop_pixels(extracted, t
     assert x.shape == (3, 4, 3, 64, 64) and landmarks.shape == (3, 4, N_LANDMARKS, 2)
     eyes = torch.stack([landmarks[..., 36:42, :].mean(-2), landmarks[..., 42:48, :].mean(-2)], dim=-2)
     torch.testing.assert_close(eyes, torch.tensor(TEMPLATE[:2] * 64 / 112).float().expand_as(eyes), atol=2.0, rtol=0)
-    df = read_predictions(store, "emotion", version, "clip")
+    df = read_predictions(store, "emotion", f"teacher_expression-{version}", "clip")
     np.testing.assert_allclose(df[[f"p_{c}" for c in TASK_CLASSES["emotion"]]].sum(axis=1), 1.0, atol=1e-5)
 
 
@@ -361,9 +387,9 @@ def test_cuda_bf16_path_matches_cpu(extracted, tmp_path):
     promote(tmp_path, "learner_state", register_tiny(tmp_path))
     columns = [f"p_{c}" for c in TASK_CLASSES["learner_state"]]
     (cpu,) = infer_videos(Store(tmp_path), ["clip"], "learner_state", window=8, stride=4, device="cpu")
-    on_cpu = read_predictions(store, "learner_state", "v0001", "clip")[columns].to_numpy()
+    on_cpu = read_predictions(store, "learner_state", "learner_state-v0001", "clip")[columns].to_numpy()
     (gpu,) = infer_videos(Store(tmp_path), ["clip"], "learner_state", window=8, stride=4, device="auto")
-    on_gpu = read_predictions(store, "learner_state", "v0001", "clip")[columns].to_numpy()
+    on_gpu = read_predictions(store, "learner_state", "learner_state-v0001", "clip")[columns].to_numpy()
     assert cpu.status == gpu.status == "ok"
     assert any(key[3].startswith("cuda") for key in inference._MODELS)
     np.testing.assert_allclose(on_gpu.sum(axis=1), 1.0, atol=1e-4)
@@ -429,8 +455,9 @@ def test_promoted_gesture_model_predicts_body_windows_and_a_new_version_replaces
         (result,) = infer_videos(body_store, ["clip"], "gesture", window=8, stride=4, device="cpu")
     finally:
         hook.remove()
-    assert (result.status, result.counts["windows"], result.info["model_version"]) == ("ok", 2, version)
-    df = read_predictions(body_store, "gesture", version, "clip")
+    key = f"teacher_gesture-{version}"
+    assert (result.status, result.counts["windows"], result.info["model_version"]) == ("ok", 2, key)
+    df = read_predictions(body_store, "gesture", key, "clip")
     assert df["window_index"].tolist() == [0, 1] and df["face_id"].eq(0).all()  # face_id holds person_id
     assert df[["start_time", "end_time"]].to_numpy().ravel().tolist() == pytest.approx([0.0, 1.4, 0.8, 2.2])
     p = df[[f"p_{c}" for c in TASK_CLASSES["gesture"]]].to_numpy()
@@ -451,8 +478,8 @@ def test_promoted_gesture_model_predicts_body_windows_and_a_new_version_replaces
     assert stale_videos(body_store, "gesture") == ["clip"]
     infer_videos(body_store, ["clip"], "gesture", window=8, stride=4, device="cpu")
     versions = sorted(p.name for p in (body_store.root / "predictions" / "task=gesture").iterdir())
-    assert versions == [f"model_version={newer}"]  # the older version's rows are gone
-    replaced = read_predictions(body_store, "gesture", newer, "clip")
+    assert versions == [f"model_version=teacher_gesture-{newer}"]  # the older version's rows are gone
+    replaced = read_predictions(body_store, "gesture", f"teacher_gesture-{newer}", "clip")
     assert not np.allclose(replaced[[f"p_{c}" for c in TASK_CLASSES["gesture"]]].to_numpy(), p)
 
 

@@ -127,3 +127,26 @@ def test_promotion_event_is_emitted_only_with_a_prefect_api(tmp_path, monkeypatc
             },
         )
     ]
+
+
+def test_a_model_is_registered_and_promoted_only_for_a_task_whose_inputs_it_reads(tmp_path):
+    """teacher_gesture reads body keypoints: trained on emotion labels it cannot serve the emotion task (face
+    crops, no keypoints), and the face models cannot serve gestures; a version registered before this check
+    is refused at promotion, before it could break every run."""
+    from tests.tiny import TINY_GESTURE
+
+    emotions, gestures = list(TASK_CLASSES["emotion"]), list(TASK_CLASSES["gesture"])
+    args = dict(variant="paper", metrics={}, data_fingerprint="x")
+    wrong = build_model("teacher_gesture", "paper", **{**TINY_GESTURE, "num_classes": len(emotions)})
+    with pytest.raises(ValueError, match=r"teacher_gesture reads body keypoints, so it can predict gesture, not task"):
+        register(tmp_path, "teacher_gesture", wrong, task="emotion", classes=emotions, **args)
+    with pytest.raises(ValueError, match=r"learner_state reads face crops, so it can predict emotion or learner_state"):
+        register_tiny(tmp_path, task="gesture", classes=gestures[:4])
+    right = build_model("teacher_gesture", "paper", **{**TINY_GESTURE, "num_classes": len(gestures)})
+    version = register(tmp_path, "teacher_gesture", right, task="gesture", classes=gestures, **args)
+    config = tmp_path / "models" / "teacher_gesture" / version / "config.json"
+    older = json.loads(config.read_text()) | {"task": "emotion", "classes": emotions[:6]}  # as registered before
+    config.write_text(json.dumps(older))
+    with pytest.raises(ValueError, match=r"teacher_gesture reads body keypoints"):
+        promote(tmp_path, "teacher_gesture", version)
+    assert promoted(tmp_path, "emotion") is None
