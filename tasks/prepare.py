@@ -23,7 +23,7 @@ import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -155,11 +155,17 @@ def cache_path(cache_dir: Path, content: str, params: ExtractionParams, view: st
 
 
 def prepare(
-    clips: Sequence[Clip], cache_dir: str | os.PathLike, view: str, params: ExtractionParams | None = None
+    clips: Sequence[Clip],
+    cache_dir: str | os.PathLike,
+    view: str,
+    params: ExtractionParams | None = None,
+    erased: Collection[str] = (),
 ) -> list[CachedClip]:
     """Extract ``clips`` into the cache (each once; cached ones are read back) and return them all.
 
-    Dropped clips come back with ``path=None`` and a ``reason``; the counts per reason are logged.
+    Dropped clips come back with ``path=None`` and a ``reason``; the counts per reason are logged. A clip
+    whose content id is in ``erased`` (the store's erased videos, ``lessonlens forget``) is dropped unread
+    (reason ``erased``): its face crops never come back into the store's cache.
     """
     if view not in VIEWS:
         raise ValueError(f"unknown view {view!r}; valid views: {', '.join(VIEWS)}")
@@ -168,6 +174,10 @@ def prepare(
     out = []
     for clip in clips:
         content = clip_content_id(clip.path) if clip.path.exists() else ""
+        if content in erased:
+            logger.warning("clip %s dropped: its video %s was erased (lessonlens forget)", clip.clip_id, content)
+            out.append(CachedClip(clip, content, None, 0, "erased"))
+            continue
         target = cache_path(Path(cache_dir), content, params, view)
         if content and not target.is_file():
             if backend is None:
@@ -207,8 +217,10 @@ def prepare_set(
     view: str,
     params: ExtractionParams | None = None,
     splits: Sequence[str] = SPLITS,
+    erased: Collection[str] = (),
 ) -> PreparedSet:
-    """:func:`prepare` each of ``splits`` of ``dataset``; the result says which view and parameters were used."""
+    """:func:`prepare` each of ``splits`` of ``dataset`` (``erased``: content ids to drop unread); the result
+    says which view and parameters were used."""
     params = params or ExtractionParams()
-    cached = {split: prepare(dataset.split(split), cache_dir, view, params) for split in splits}
+    cached = {split: prepare(dataset.split(split), cache_dir, view, params, erased) for split in splits}
     return PreparedSet(dataset=dataset, view=view, params=asdict(params), splits=cached)

@@ -11,7 +11,8 @@ by content hash (``video_id``), scope and time: never by path. Runs skip an eras
 ``nightly-corpus`` drops it from discovery before the ``files`` cache is written (so its path is never kept;
 the price is that an erased file still in the corpus is hashed again on every run), and inference never
 predicts it. A video with an erased face track is not re-extracted either (new tracking would assign new
-ids and bring the person back). ``undo`` lets later runs extract the video again; it restores nothing.
+ids and bring the person back). ``undo`` lets later runs extract the video again (after a face-track undo,
+once no track of the video stays erased, the next run extracts it again); it restores nothing.
 
 Retention. :func:`expire_crops` deletes crops older than N days once the video has predictions of every task
 by the version inference would use now (``tasks.inference.current_version``).
@@ -76,6 +77,8 @@ def forget(store: Store, video_ids: list[str], face_id: int | None = None, undo:
     for video_id in video_ids:
         if undo:
             changed = store.record_erasure(video_id, scope, face_id, action="undo")
+            if changed and scope == "face_track" and video_id not in store.erased_face_tracks():
+                store.extract_again(video_id)  # its frames were filtered: the track comes back only by extraction
             out.append({"video_id": video_id, "scope": scope, "undone": int(changed)})
         elif face_id is None:
             out.append({"video_id": video_id, "scope": scope, **store.forget_video(video_id)})

@@ -857,8 +857,8 @@ class Store:
     def forget_face(self, video_id: str, face_id: int) -> dict[str, int]:
         """Remove one face track's rows (frames, crops, predictions of every face task and version) and record the
         erasure; the other faces' rows stay. Body keypoints and gesture predictions are not linked to face tracks
-        and stay (forget the video to remove them). Reports that may show the video are removed. Call under the
-        writer lock.
+        and stay (forget the video to remove them). Reports that may show the video, and its training clips
+        (cached crops), are removed. Call under the writer lock.
 
         Raises ValueError when the video has no such face track and it was not erased before.
         """
@@ -888,11 +888,27 @@ class Store:
             videos.loc[at, "frames_with_face"] = len(set(frames["frame"].to_pylist()))
             self.write_catalog("videos", videos)
         removed["work"] = int(remove_tree(self.work_dir(video_id)))
+        # training clips of the video hold its faces' crops; training skips the video from now on
+        removed["training_cache"] = int(remove_tree(self.root / "cache" / "clips" / video_id))
         reports = self.report_folders_showing(video_id)
         for folder in reports:
             remove_tree(folder)
         removed["reports"] = len(reports)
         return removed
+
+    def extract_again(self, video_id: str) -> None:
+        """Make the next run extract ``video_id`` again (its rows are replaced then): its ``videos`` row loses
+        the extraction parameters, which a run compares with its own to tell that a video is done."""
+        videos = self.read_catalog("videos")
+        at = videos["video_id"] == video_id
+        if at.any():
+            videos.loc[at, "params"] = None
+            self.write_catalog("videos", videos)
+
+    def training_exclusions(self) -> set[str]:
+        """Videos training must not read from this store's corpus: erased ones, and those with an erased face
+        track (a training clip is cut around one face, and would bring that person's crops back)."""
+        return self.erased_videos() | set(self.erased_face_tracks())
 
     def crop_files(self) -> dict[str, os.stat_result]:  # on object storage: universal_pathlib's stat result
         """The crops partitions by video, with their ``stat`` (size, and mtime = when they were written)."""

@@ -11,6 +11,7 @@ from pathlib import Path
 from models.datasets import read_dataset
 from models.train import TrainResult, evaluate_registered, model_view, register_result, registered_extraction, train
 from tasks.prepare import ExtractionParams, prepare_set
+from tasks.store import Store
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,8 @@ def run_training(run: TrainingRun, log: logging.Logger | None = None) -> tuple[T
     root = Path(run.store) if run.store else None
     out = Path(run.out_dir) if run.out_dir else (root or Path(".")) / "training" / f"{run.model}-{run.dataset}"
     cache = root / "cache" / "clips" if root else out / "cache"
-    prepared = prepare_set(clips, cache, model_view(run.model), ExtractionParams(fps=run.fps))
+    erased = Store(root).training_exclusions() if root else set()  # their crops never come back into the store
+    prepared = prepare_set(clips, cache, model_view(run.model), ExtractionParams(fps=run.fps), erased=erased)
     result = train(
         prepared, run.model, run.variant, epochs=run.epochs, device=run.device, out_dir=out,
         overrides=run.overrides or None, batch_size=run.batch_size, seed=run.seed, resume=run.resume, log=log,
@@ -84,6 +86,7 @@ def evaluate_version(
     store = Path(store)
     out = Path(out_dir or store / "evaluations" / model / version / f"{dataset}-{split}")
     params = ExtractionParams(**registered_extraction(store, model, version))
-    prepared = prepare_set(clips, store / "cache" / "clips", model_view(model), params, splits=[split])
+    erased = Store(store).training_exclusions()
+    prepared = prepare_set(clips, store / "cache" / "clips", model_view(model), params, splits=[split], erased=erased)
     metrics = evaluate_registered(store, model, version, prepared, split=split, device=device, out_dir=out)
     return metrics, out

@@ -33,3 +33,13 @@ def test_prepared_set_fingerprint_follows_content_labels_and_parameters(tmp_path
     other_fps = prepare_set(dataset, tmp_path / "cache", "face", ExtractionParams(fps=2.0))
     for other in (prepare_set(relabelled, tmp_path / "cache", "face", ExtractionParams(fps=4.0)), other_fps):
         assert other.fingerprint() != prepared.fingerprint()
+
+
+def test_an_erased_video_is_dropped_unread_and_never_cached(tmp_path, face_clip):
+    from tasks.discover import content_id
+
+    shutil.copyfile(face_clip, tmp_path / "a.mp4")
+    clips = [Clip("a", tmp_path / "a.mp4", 0, "train")]
+    (cached,) = prepare(clips, tmp_path / "cache", "face", erased={content_id(face_clip)})
+    assert (cached.path, cached.reason) == (None, "erased")
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").rglob("*.parquet"))

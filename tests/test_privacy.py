@@ -213,3 +213,12 @@ def test_the_report_and_its_artifacts_never_carry_face_pixels(tmp_path, monkeypa
     for crop in (c for crops in jpegs.values() for c in crops):
         assert crop[200:264] not in everything and base64.b64encode(crop[:240])[40:120] not in everything
     assert b"data:image" not in repr(artifacts).encode()
+
+
+def test_forgetting_an_id_the_store_does_not_hold_says_so(tmp_path, capsys):
+    store = Store(tmp_path / "store").ensure()
+    write_video(store, "fedcba9876543210")
+    assert main(["forget", "--store", str(store.root), "--video-id", "0123456789abcdef"]) == 0
+    assert "the store has no such video: check the id" in capsys.readouterr().out
+    assert main(["forget", "--store", str(store.root), "--video-id", "fedcba9876543210"]) == 0
+    assert "no such video" not in capsys.readouterr().out

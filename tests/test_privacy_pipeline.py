@@ -126,9 +126,13 @@ def test_forgetting_one_face_track_removes_that_person_and_keeps_the_other(store
     assert gone and kept
     counts = {t: run_query(store, f"select count(*) as n from predictions where task = '{t}' and video_id = '{pair}'")
               .to_pylist()[0]["n"] for t in TASK_CLASSES}  # fmt: skip
+    training_clip = store.root / "cache" / "clips" / pair / "face-params" / "face.parquet"  # lessonlens train's
+    training_clip.parent.mkdir(parents=True)
+    training_clip.write_bytes(gone[0])
     assert main(["forget", "--store", str(store.root), "--video-id", pair, "--face-id", "1"]) == 0
     assert "erasure recorded" in capsys.readouterr().out
     assert store.face_ids(pair) == [0]
+    assert not training_clip.exists() and pair in store.training_exclusions()  # training skips the video now
     assert crops_of(store, pair, 1) == [] and crops_of(store, pair) == kept
     rows = run_query(store, f"select task, face_id from predictions where video_id = '{pair}'").to_pylist()
     assert {r["face_id"] for r in rows} == {0}
@@ -194,6 +198,10 @@ def test_a_nightly_rerun_leaves_erasures_in_place_and_applies_retention(store, c
 def test_undo_lets_the_next_run_extract_the_video_again(store, corpus, capsys):
     assert main(["forget", "--store", str(store.root), "--path", str(corpus / "teacher.mp4"), "--undo"]) == 0
     assert "erasure undone" in capsys.readouterr().out
+    pair = video_id(store, "pair.mp4")  # its face track 1 was erased above: the undo brings it back
+    assert main(["forget", "--store", str(store.root), "--video-id", pair, "--face-id", "1", "--undo"]) == 0
+    assert "erasure undone" in capsys.readouterr().out
     assert main(["run", str(corpus), "--store", str(store.root), "--workers", "2"]) == 0
-    assert "1 extracted" in capsys.readouterr().out
+    assert "2 extracted" in capsys.readouterr().out
     assert store.has_partition("frames", content_id(corpus / "teacher.mp4"))
+    assert store.face_ids(pair) == [0, 1]
