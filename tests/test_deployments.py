@@ -132,7 +132,7 @@ def test_nightly_deployment_then_promotion_triggers_reprocessing(server, corpus,
 
         def reprocessed():
             rows = _q(store, "select distinct model_version from predictions where task = 'learner_state'")
-            return rows == [{"model_version": version}]
+            return rows == [{"model_version": f"learner_state-{version}"}]
 
         # reprocessing must not decode a video whose crops are stored: move those videos away meanwhile
         # (the students' videos keep no crops by default, so they are decoded again and stay in place)

@@ -48,7 +48,7 @@ def test_nightly_run_predicts_gestures_and_reprocess_replaces_them(tmp_path, med
         store, "select model_version, model_name, count(*) as n from predictions where task = 'gesture' group by all"
     )
     assert body["n"] >= 16 and rows == [
-        {"model_version": first, "model_name": f"teacher_gesture {first}", "n": rows[0]["n"]}
+        {"model_version": f"teacher_gesture-{first}", "model_name": f"teacher_gesture {first}", "n": rows[0]["n"]}
     ]
     # windows of 16 body samples every 8, and a last one ending at the last sample when the stride missed it
     assert rows[0]["n"] == (body["n"] - 16) // 8 + 1 + ((body["n"] - 16) % 8 > 0)
@@ -62,7 +62,7 @@ def test_nightly_run_predicts_gestures_and_reprocess_replaces_them(tmp_path, med
     counts = reprocess(str(store), task="gesture", workers=1)
     assert counts["windows"] == rows[0]["n"] and counts["failed"] == 0
     after = q(store, "select distinct model_version from predictions where task = 'gesture'")
-    assert after == [{"model_version": second}]  # the older version's predictions were replaced
+    assert after == [{"model_version": f"teacher_gesture-{second}"}]  # the older version's predictions were replaced
     assert q(store, "select distinct model_version from predictions where task = 'emotion'") == emotion
     (video,) = q(store, "select body_measure from video_summary")
     assert video["body_measure"] == f"gesture model teacher_gesture {second}"

@@ -268,7 +268,7 @@ def test_reprocess_after_a_promotion_on_s3(s3, corpus, workers):
     counts = reprocess(store=store.url, task="learner_state", dask_address=workers.address)
     assert counts["failed"] == 0 and counts["windows"] > 0
     rows = run_query(store, "select distinct model_version from predictions where task = 'learner_state'")
-    assert rows.to_pylist() == [{"model_version": version}]
+    assert rows.to_pylist() == [{"model_version": f"learner_state-{version}"}]
 
 
 @pytest.mark.slow
