@@ -160,8 +160,9 @@ def _forget(args: argparse.Namespace) -> int:
             counts = {k: v for k, v in done.items() if k not in {"video_id", "scope", "erasure_recorded"} and v}
             removed = ", ".join(f"{k} {v}" for k, v in counts.items()) or "nothing left to remove"
             recorded = "erasure recorded" if done["erasure_recorded"] else "already erased"
-            unknown = done["erasure_recorded"] and not counts  # a mistyped id would look like a done erasure
-            hint = " (the store has no such video: check the id; the erasure holds if it is ever added)" * unknown
+            hint = ""
+            if done["erasure_recorded"] and not counts:  # a mistyped id would look like a done erasure
+                hint = " (the store has no such video: check the id; the erasure holds if it is ever added)"
             print(f"{what}: {recorded}; removed: {removed}{hint}")
     return 0
 

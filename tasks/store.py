@@ -814,7 +814,7 @@ class Store:
             removed["predictions"] += 1
             remove_empty_folder(folder.parent)  # the version's folder, once its last video is gone
         removed["work"] = int(remove_tree(self.work_dir(video_id)))
-        removed["training_cache"] = int(remove_tree(self.root / "cache" / "clips" / video_id))
+        removed["training_cache"] = int(remove_tree(self.training_cache() / video_id))
         removed["videos_rows"] = self._drop_catalog_rows("videos", video_id)
         return removed
 
@@ -889,7 +889,7 @@ class Store:
             self.write_catalog("videos", videos)
         removed["work"] = int(remove_tree(self.work_dir(video_id)))
         # training clips of the video hold its faces' crops; training skips the video from now on
-        removed["training_cache"] = int(remove_tree(self.root / "cache" / "clips" / video_id))
+        removed["training_cache"] = int(remove_tree(self.training_cache() / video_id))
         reports = self.report_folders_showing(video_id)
         for folder in reports:
             remove_tree(folder)
@@ -904,6 +904,10 @@ class Store:
         if at.any():
             videos.loc[at, "params"] = None
             self.write_catalog("videos", videos)
+
+    def training_cache(self) -> Path:
+        """``<store>/cache/clips``: training's extraction cache, one folder per video (content id)."""
+        return self.root / "cache" / "clips"
 
     def training_exclusions(self) -> set[str]:
         """Videos training must not read from this store's corpus: erased ones, and those with an erased face

@@ -57,8 +57,9 @@ def run_training(run: TrainingRun, log: logging.Logger | None = None) -> tuple[T
     clips = read_dataset(run.dataset, run.path, **run.dataset_options)
     root = Path(run.store) if run.store else None
     out = Path(run.out_dir) if run.out_dir else (root or Path(".")) / "training" / f"{run.model}-{run.dataset}"
-    cache = root / "cache" / "clips" if root else out / "cache"
-    erased = Store(root).training_exclusions() if root else set()  # their crops never come back into the store
+    store = Store(root) if root else None
+    cache = store.training_cache() if store else out / "cache"
+    erased = store.training_exclusions() if store else set()  # their crops never come back into the store
     prepared = prepare_set(clips, cache, model_view(run.model), ExtractionParams(fps=run.fps), erased=erased)
     result = train(
         prepared, run.model, run.variant, epochs=run.epochs, device=run.device, out_dir=out,
@@ -86,7 +87,8 @@ def evaluate_version(
     store = Path(store)
     out = Path(out_dir or store / "evaluations" / model / version / f"{dataset}-{split}")
     params = ExtractionParams(**registered_extraction(store, model, version))
-    erased = Store(store).training_exclusions()
-    prepared = prepare_set(clips, store / "cache" / "clips", model_view(model), params, splits=[split], erased=erased)
+    st = Store(store)
+    prepared = prepare_set(clips, st.training_cache(), model_view(model), params, splits=[split],
+                           erased=st.training_exclusions())  # fmt: skip
     metrics = evaluate_registered(store, model, version, prepared, split=split, device=device, out_dir=out)
     return metrics, out
