@@ -16,10 +16,10 @@ import numpy as np
 from results import command_line, write_result  # bench/results.py
 
 from models.layout import JPEG_QUALITY, decode_jpeg, encode_jpeg
-from tasks.body import load_body_backend
-from tasks.crops import align_face, append_crop, crop_columns
-from tasks.decode import decode_frames, frame_times, open_video, plan_chunks, probe
-from tasks.faces import load_face_backend
+from tasks.extract.body import load_body_backend
+from tasks.extract.crops import align_face, append_crop, crop_columns
+from tasks.extract.decode import decode_frames, frame_times, open_video, plan_chunks, probe
+from tasks.extract.faces import load_face_backend
 from tasks.store import CROP_SCHEMA, table_from_columns, write_table_atomic
 
 

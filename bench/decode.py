@@ -1,4 +1,4 @@
-"""Decode benchmark: our decoding (decord through tasks.decode) vs `ffmpeg -threads 2 -f null`.
+"""Decode benchmark: our decoding (decord through tasks.extract.decode) vs `ffmpeg -threads 2 -f null`.
 
 Both decode every frame of the same file on 2 cores. Ours decodes the way the pipeline does: the video
 split into chunks, decoded by 2 worker processes with one decoding thread each, frames converted to RGB
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from results import command_line, write_result  # bench/results.py
 
-from tasks.decode import decode_frames, frame_times, open_video, plan_chunks, probe
+from tasks.extract.decode import decode_frames, frame_times, open_video, plan_chunks, probe
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 DEFAULT_VIDEOS = [

@@ -2,7 +2,7 @@
 
 Two steps, so that the scoring can run on any checkout (e.g. main's code, for a before/after):
 
-    # 1. write the dev corpus (needs this checkout's tasks.facs_warp): CREMA-D clips and the Wolfgang clip
+    # 1. write the dev corpus (needs this checkout's tasks.synthetic.facs_warp): CREMA-D clips and the Wolfgang clip
     #    (symlinked), synthetic posed stills (2 s) and neutral->apex ramps (0.3-1.5 s at 30 fps)
     PYTHONPATH=. python bench/expression_dev.py make /tmp/exprdev/corpus
     # 2. per set, `lessonlens evaluate --manifest` at 10 fps: the nightly-corpus flow itself (Prefect, Dask,
@@ -11,8 +11,8 @@ Two steps, so that the scoring can run on any checkout (e.g. main's code, for a 
     PYTHONPATH=. python bench/expression_dev.py score /tmp/exprdev/corpus /tmp/exprdev/out
 
 Sets: ``cremad`` (6 acted clips of one actor, weak labels, CREMA-D, ODbL: Cao et al. 2014), ``still``
-(each photo of :func:`tasks.synthetic.face_bases` posed with each emotion's prototype AUs of
-:data:`tasks.facs_warp.EMOTION_AUS`, plus neutral), ``crop`` (the same stills as face datasets ship
+(each photo of :func:`tasks.synthetic.media.face_bases` posed with each emotion's prototype AUs of
+:data:`tasks.synthetic.facs_warp.EMOTION_AUS`, plus neutral), ``crop`` (the same stills as face datasets ship
 them: cut to the landmarks' extent, grey, 128 px), ``ramp`` (the same faces and six emotions, linear
 neutral->apex over 9, 24 and 45 frames at 30 fps), ``wolfgang`` (sad for its first 10 s, laughing from 12 s:
 scored as two segments). A clip without a face counts as wrong.
@@ -31,8 +31,8 @@ RAMP_FRAMES = (9, 24, 45)  # 0.3, 0.8 and 1.5 s
 
 
 def make(corpus: Path) -> None:
-    from tasks.facs_warp import EMOTION_AUS, ramp, still
-    from tasks.synthetic import face_bases, write_clip
+    from tasks.synthetic.facs_warp import EMOTION_AUS, ramp, still
+    from tasks.synthetic.media import face_bases, write_clip
 
     corpus.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -86,7 +86,7 @@ def dataset_view(face, frame, size: int = 128):
 def score(corpus: Path, out: Path, fps: float) -> dict[str, dict]:
     """``lessonlens evaluate --manifest`` of each set; prints and returns each set's clip-level scores."""
     from flows.evaluate import evaluate_manifest
-    from tasks.evaluate import summary_lines
+    from tasks.analyse.evaluate import summary_lines
 
     labels = list(csv.DictReader(open(corpus / "labels.csv")))
     sets = {}

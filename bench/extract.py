@@ -25,11 +25,11 @@ from pathlib import Path
 from distributed import Client, LocalCluster
 from results import command_line, write_result  # bench/results.py
 
-from tasks.decode import open_video
-from tasks.discover import VideoRef, content_id
-from tasks.extract import ExtractParams, extract_chunk, extract_video
+from tasks.extract.decode import open_video
+from tasks.extract.discover import VideoRef, content_id
+from tasks.extract.video import ExtractParams, extract_chunk, extract_video
 from tasks.store import Store
-from tasks.synthetic import write_video
+from tasks.synthetic.media import write_video
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 SOURCE = MEDIA / "pyfeat_WolfgangLanger_Pexels.mp4"
@@ -84,7 +84,7 @@ def cli_rate(video: Path, root: Path) -> dict:
     code = main(["run", str(corpus), "--store", str(root / "cli-store"), "--workers", "2"])
     seconds = time.perf_counter() - start
     assert code == 0
-    from tasks.warehouse import run_query
+    from tasks.analyse.warehouse import run_query
 
     frames = run_query(Store(root / "cli-store"), "select sum(sampled_frames)::bigint as n from videos").to_pylist()[0][
         "n"

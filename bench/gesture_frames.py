@@ -1,4 +1,4 @@
-"""What the gesture model's input costs: decoding the body-sampled frames again (what `tasks.inference` does)
+"""What the gesture model's input costs: decoding the body-sampled frames again (what `tasks.predict.inference` does)
 against storing them (a 224 px letterboxed JPEG per body sample, q90, as the crops are stored).
 
     python bench/gesture_frames.py VIDEO... [--body-fps 1]
@@ -12,8 +12,8 @@ import time
 import cv2
 import numpy as np
 
-from tasks.decode import decode_frames, open_video
-from tasks.prepare import letterbox
+from tasks.extract.decode import decode_frames, open_video
+from tasks.predict.prepare import letterbox
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ Same video, same sampled frames, same 2 processes (one per core), measured one a
 - ``limit``: the frames decoded beforehand (RGB arrays in shared memory-mapped files), then in each of 2
   processes only what MediaPipe must do per frame: BlazeFace full-range detection on the frame, the square
   crop around the best face and the Face Landmarker (mesh + blendshapes) on it: the calls
-  ``tasks.faces.MediaPipeFaceBackend`` makes, nothing else (no decoding, no Python post-processing, no
+  ``tasks.extract.faces.MediaPipeFaceBackend`` makes, nothing else (no decoding, no Python post-processing, no
   tracking, AUs or Parquet). Both processes start together (a barrier) after a warm-up;
 - ``face path``: ``bench/extract.py``'s face path on a 2-worker Dask LocalCluster (decode + detection +
   landmarks + pose + tracking + AUs + Parquet, no crops, no body), and the same with crops (the default);
@@ -35,8 +35,8 @@ from distributed import Client, LocalCluster
 from extract import SOURCE, dask_rate, ping_pong  # bench/extract.py
 from results import command_line, write_result  # bench/results.py
 
-from tasks.decode import decode_frames, frame_times, open_video, plan_chunks
-from tasks.extract import ChunkJob, ExtractParams, extract_chunk
+from tasks.extract.decode import decode_frames, frame_times, open_video, plan_chunks
+from tasks.extract.video import ChunkJob, ExtractParams, extract_chunk
 from tasks.store import Store
 
 WORKERS = 2
@@ -45,7 +45,7 @@ _STATE: dict = {}
 
 def _load(frames_path: str, barrier) -> None:
     """Pool initializer: the face models of one process, warmed up on the first frame."""
-    from tasks.faces import MediaPipeFaceBackend
+    from tasks.extract.faces import MediaPipeFaceBackend
 
     backend = MediaPipeFaceBackend()
     frames = np.load(frames_path, mmap_mode="r")
@@ -56,7 +56,7 @@ def _load(frames_path: str, barrier) -> None:
 def bare_calls(backend, frame: np.ndarray) -> int:
     """The MediaPipe calls of the face path on one frame: full-range BlazeFace on the frame, then the Face
     Landmarker on the square crop around the best face (as MediaPipeFaceBackend.detect). Returns 1 for a face."""
-    from tasks.faces import _relative_box, _square_crop
+    from tasks.extract.faces import _relative_box, _square_crop
 
     height, width = frame.shape[:2]
     found = backend._detector.process(frame).detections
@@ -113,8 +113,8 @@ def profile_video(video: Path, root: Path, params: ExtractParams) -> dict:
     """The face path on ``video`` in this process, step by step (models loaded and warmed up first): seconds
     to probe and plan, of each chunk, of finalize; one chunk (the third) run under cProfile, its seconds per
     category of :data:`CATEGORIES` and the top of the profile as text."""
-    from tasks.discover import VideoRef, content_id
-    from tasks.extract import finalize_video, plan_video
+    from tasks.extract.discover import VideoRef, content_id
+    from tasks.extract.video import finalize_video, plan_video
     from tasks.store import StepResult
 
     store = Store(root / "profile-store").ensure()
@@ -155,10 +155,10 @@ def _chunk_side_by_side(arg: tuple[int, ChunkJob, str]) -> float:
     the other process (barrier); its seconds."""
     import shutil
 
-    import tasks.extract
+    import tasks.extract.video
 
     ahead, job, tag = arg
-    tasks.extract.READ_AHEAD_BYTES = ahead
+    tasks.extract.video.READ_AHEAD_BYTES = ahead
     work = Path(f"{job.work_dir}-{tag}")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -173,7 +173,7 @@ def read_ahead_ab(video: Path, root: Path, repeats: int) -> list[dict]:
     """Seconds per chunk (default parameters: crops, body at 1 fps) of two processes side by side, decoding
     frame by frame with the decord reader open while the models run (``READ_AHEAD_BYTES`` = 0, as before)
     and decoding the chunk ahead with the reader closed first (the default), alternated; medians."""
-    from tasks.extract import READ_AHEAD_BYTES
+    from tasks.extract.video import READ_AHEAD_BYTES
 
     params = ExtractParams()
     chunks = plan_chunks(frame_times(open_video(video)), params.fps, params.chunk_seconds)

@@ -2,16 +2,16 @@
 
 A synthetic store (``--videos`` videos × ``--rows`` frame rows each; default 5,000 × 2,000 = 10M rows) with
 the real schemas, written through the store's own code (``tasks.store``: ``write_table_atomic`` into
-``Store.partition`` as ``tasks.extract.finalize_video`` does, ``Store.write_predictions``, the ``videos``
+``Store.partition`` as ``tasks.extract.video.finalize_video`` does, ``Store.write_predictions``, the ``videos``
 catalog): per video a main face track on every sampled frame (5 fps) and a second one on the last tenth of
 the rows, body keypoints of one person at 1 fps, and the rule baseline's emotion windows (16 samples every
-8) over each face track (planned by ``tasks.inference.plan_windows``, so they carry ``n_owned``). Values are
+8) over each face track (planned by ``tasks.predict.inference.plan_windows``, so they carry ``n_owned``). Values are
 random (numpy), with the shapes of real ones (AU intensities in [0, 5], landmarks around a face, visibilities
 in [0, 1]).
 
 Measured in one run, alternated ``--repeats`` times (median), each on a fresh connection:
 
-- ``mart``: ``select * from video_summary`` through ``tasks.warehouse.run_query`` (the views, the marts and
+- ``mart``: ``select * from video_summary`` through ``tasks.analyse.warehouse.run_query`` (the views, the marts and
   their sandbox, as ``lessonlens query`` and ``analyse`` run it);
 - ``bare aggregate``: one DuckDB ``group by video_id`` over the same frame columns the mart reads (row count,
   face tracks, mean of every AU intensity) with ``read_parquet`` on the same files;
@@ -45,8 +45,9 @@ from results import command_line, write_result  # bench/results.py
 
 from models.layout import BLENDSHAPE_NAMES, KEYPOINT_NAMES, N_LANDMARKS
 from models.rules import MODEL_NAME, TASK_CLASSES
-from tasks.action_units import AU_NAMES
-from tasks.inference import VideoWindows, plan_windows, predictions_table, rules_version
+from tasks.analyse.warehouse import run_query
+from tasks.extract.action_units import AU_NAMES
+from tasks.predict.inference import VideoWindows, plan_windows, predictions_table, rules_version
 from tasks.store import (
     BODY_SCHEMA,
     FRAME_SCHEMA,
@@ -55,7 +56,6 @@ from tasks.store import (
     table_from_columns,
     write_table_atomic,
 )
-from tasks.warehouse import run_query
 
 FPS, BODY_EVERY, VIDEO_FPS = 5, 5, 30.0  # sampled frames per second, a body sample every 5th, source frame rate
 WINDOW, STRIDE = 16, 8  # emotion windows (samples), as inference makes them
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"store of {args.videos} videos × {args.rows} rows made in {made:.1f} s: {root}", flush=True)
         store = Store(root)
         compared = {
-            "mart: select * from video_summary (tasks.warehouse.run_query)": lambda: (
+            "mart: select * from video_summary (tasks.analyse.warehouse.run_query)": lambda: (
                 run_query(store, "select * from video_summary").num_rows
             ),
             "bare aggregate: group by video_id over the same frame columns (duckdb, read_parquet)": lambda: (

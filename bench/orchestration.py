@@ -10,7 +10,7 @@ so that no two have the same content. Alternated ``--repeats`` times (default 2)
   over the cluster, the catalog, the rule-baseline predictions, crop retention, the run's records, shutdown;
 - ``B``: plain Dask, in this process: a LocalCluster made with the run's own cluster arguments
   (``flows.engine.task_runner``), then for every video (hashed for its id as discovery does) one Dask task
-  running what the flow's video task runs, ``tasks.extract.extract_video`` (probe, chunk plan, the chunks
+  running what the flow's video task runs, ``tasks.extract.video.extract_video`` (probe, chunk plan, the chunks
   mapped over the cluster from the worker with ``flows.engine.map_on_cluster``, finalize: tracks, AUs, the
   frames, body and crops partitions) with the same parameters: no Prefect, no catalog, no predictions. Wall
   time from the cluster's start to the last partition written (the cluster's close is measured, not counted);
@@ -38,8 +38,8 @@ from scaling import PROGRESS  # bench/scaling.py
 from small_jobs import CLI, environment, warm_prefect_home  # bench/small_jobs.py
 
 from flows.engine import local_cluster, map_on_cluster, task_runner
-from tasks.discover import VideoRef, content_id
-from tasks.extract import ExtractParams, extract_chunk, extract_video
+from tasks.extract.discover import VideoRef, content_id
+from tasks.extract.video import ExtractParams, extract_chunk, extract_video
 from tasks.store import Store
 
 HERE = Path(__file__).resolve().parent

@@ -25,8 +25,8 @@ from extract import ping_pong  # bench/extract.py
 from results import command_line, write_result  # bench/results.py
 
 from flows.cli import main as cli
+from tasks.analyse.warehouse import run_query
 from tasks.store import Store
-from tasks.warehouse import run_query
 from tests.s3 import s3_server
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"

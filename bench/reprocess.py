@@ -31,7 +31,7 @@ from flows.cli import main as cli
 from models import build_model
 from models.registry import promote, register
 from models.rules import TASK_CLASSES
-from tasks.synthetic import make_demo_corpus
+from tasks.synthetic.media import make_demo_corpus
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 MODELS = {

@@ -1,12 +1,12 @@
-"""The ``analyse`` flow: `tasks.analysis.analyse_store` plus its ANCOVA tables and Markdown report as
+"""The ``analyse`` flow: `tasks.analyse.analysis.analyse_store` plus its ANCOVA tables and Markdown report as
 Prefect artifacts (the CLI calls `analyse_store` directly, without a Prefect API)."""
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 import flows  # noqa: F401  (offline Prefect defaults)
-from tasks.analysis import Analysis, analyse_store
-from tasks.report import formatted_paper_table
+from tasks.analyse.analysis import Analysis, analyse_store
+from tasks.analyse.report import formatted_paper_table
 from tasks.store import Store
 
 

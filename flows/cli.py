@@ -101,14 +101,14 @@ def _print_table(table, fmt: str) -> None:
 
 
 def _query(args: argparse.Namespace) -> int:
-    from tasks.warehouse import run_query
+    from tasks.analyse.warehouse import run_query
 
     _print_table(run_query(_store(args), args.sql), args.format)
     return 0
 
 
 def _status(args: argparse.Namespace) -> int:
-    from tasks.warehouse import run_query
+    from tasks.analyse.warehouse import run_query
 
     store = _store(args)
     sections = {
@@ -130,7 +130,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _status_personal_data(store: Store) -> None:
-    from tasks.privacy import crop_holdings
+    from tasks.predict.privacy import crop_holdings
 
     crops = crop_holdings(store)
     print("== face crops")
@@ -141,7 +141,7 @@ def _status_personal_data(store: Store) -> None:
 
 
 def _forget(args: argparse.Namespace) -> int:
-    from tasks.privacy import check_video_id, forget, video_ids_for_path
+    from tasks.predict.privacy import check_video_id, forget, video_ids_for_path
 
     store = _store(args)
     if not store.root.is_dir():
@@ -168,10 +168,10 @@ def _forget(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from tasks.analysis import analyse_store
-    from tasks.report import formatted_paper_table
-    from tasks.synthetic import DEMO_CLIPS, make_demo_corpus, write_demo_outcomes
-    from tasks.warehouse import run_query
+    from tasks.analyse.analysis import analyse_store
+    from tasks.analyse.report import formatted_paper_table
+    from tasks.analyse.warehouse import run_query
+    from tasks.synthetic.media import DEMO_CLIPS, make_demo_corpus, write_demo_outcomes
 
     clips = make_demo_corpus(Path(args.corpus))
     print(f"demo corpus: {len(clips)} clips made from face photos shipped in pip packages, in {args.corpus}")
@@ -233,9 +233,15 @@ def _models_info(args: argparse.Namespace) -> int:
 
 
 def _analyse(args: argparse.Namespace) -> int:
-    from tasks.analysis import analyse_store
-    from tasks.report import design_lines, formatted_paper_table, optimism_sentence, unit_level_label, unit_level_table
-    from tasks.warehouse import parse_thresholds
+    from tasks.analyse.analysis import analyse_store
+    from tasks.analyse.report import (
+        design_lines,
+        formatted_paper_table,
+        optimism_sentence,
+        unit_level_label,
+        unit_level_table,
+    )
+    from tasks.analyse.warehouse import parse_thresholds
 
     thresholds = parse_thresholds(args.threshold)
     analysis = analyse_store(
@@ -260,7 +266,7 @@ def _analyse(args: argparse.Namespace) -> int:
 
 
 def _ancova(args: argparse.Namespace) -> int:
-    from tasks.stats import ancova, read_table
+    from tasks.analyse.stats import ancova, read_table
 
     try:
         result = ancova(read_table(args.data), args.dv, args.between, args.covariate, args.ss_type)
@@ -308,7 +314,7 @@ def _train(args: argparse.Namespace) -> int:
     """``lessonlens train --dataset KIND PATH --model NAME ...``: train, print the metrics, maybe register."""
     import logging
 
-    from tasks.training import TrainingRun, run_training
+    from tasks.predict.training import TrainingRun, run_training
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     given = {k: getattr(args, k) for k in TRAINING_DEFAULTS if getattr(args, k) is not None}  # else TrainingRun's
@@ -331,7 +337,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     """``lessonlens evaluate``: any expression predictor on labelled clips (``--manifest``), our AUs against
     an OpenFace CSV (``--au-reference --video``), or a registered version on a training dataset."""
     from flows.evaluate import evaluate_au_reference, evaluate_manifest
-    from tasks import evaluate as ev
+    from tasks.analyse import evaluate as ev
 
     if args.manifest and args.au_reference:
         raise UsageError("give either --manifest or --au-reference, not both")
@@ -366,7 +372,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _evaluate_version(args: argparse.Namespace) -> int:
     """``lessonlens evaluate --store S --model NAME --version V --dataset KIND PATH``: metrics of a version."""
     from models import available_models
-    from tasks.training import evaluate_version
+    from tasks.predict.training import evaluate_version
 
     missing = [
         k.upper() if k == "path" else f"--{k}"
@@ -492,7 +498,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     analyse = sub.add_parser("analyse", help="ANCOVA of student outcomes by teacher expression groups, with a report")
     _add_store_option(analyse)
-    analyse.add_argument("--outcomes", required=True, help="student outcomes .csv/.parquet (see tasks/outcomes.py)")
+    analyse.add_argument(
+        "--outcomes", required=True, help="student outcomes .csv/.parquet (see tasks/analyse/outcomes.py)"
+    )
     analyse.add_argument("--report", default=None, help="report folder (default <store>/reports/<run id>)")
     analyse.add_argument("--link", choices=["session_id", "teacher_id"], default="session_id")
     analyse.add_argument("--ss-type", type=int, choices=[2, 3], default=2)
@@ -507,7 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--threshold",
         action="append",
         metavar="NAME=VALUE",
-        help="set a mart threshold (repeatable; names and defaults in tasks/warehouse.py)",
+        help="set a mart threshold (repeatable; names and defaults in tasks/analyse/warehouse.py)",
     )
     analyse.set_defaults(func=_analyse)
 
@@ -528,10 +536,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# options of ``train`` that take tasks.training.TrainingRun's defaults when left out (not imported to build the
-# parser: tasks.training imports torch, ~1.4 s of every command)
+# options of ``train`` that take tasks.predict.training.TrainingRun's defaults when left out (not imported to build the
+# parser: tasks.predict.training imports torch, ~1.4 s of every command)
 TRAINING_DEFAULTS = ("variant", "epochs", "fps", "batch_size")
-DEFAULT_OF_RUN = "default: tasks.training.TrainingRun's"
+DEFAULT_OF_RUN = "default: tasks.predict.training.TrainingRun's"
 
 
 def _add_training_commands(sub, models_sub) -> None:
@@ -623,7 +631,7 @@ def _add_store_option(parser: argparse.ArgumentParser, help: str = "store folder
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     _add_store_option(parser, "output store, created if needed")
-    from tasks.extract import ExtractParams
+    from tasks.extract.video import ExtractParams
 
     parser.add_argument("--fps", type=float, default=ExtractParams.fps, help="face sampling rate (default %(default)s)")
     parser.add_argument(
@@ -660,7 +668,7 @@ def _add_privacy_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also keep face crops of videos whose manifest role is not teacher (e.g. students)",
     )
-    from tasks.privacy import DEFAULT_CROPS_RETENTION_DAYS
+    from tasks.predict.privacy import DEFAULT_CROPS_RETENTION_DAYS
 
     parser.add_argument(
         "--crops-retention-days",
@@ -698,7 +706,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lessonlens {args.command}: error: {message}", file=sys.stderr)
         return 2
     except Exception as exc:  # a bug: say so in one line, keep the traceback in a file
-        from tasks.decode import first_line
+        from tasks.extract.decode import first_line
 
         log = Path(tempfile.gettempdir()) / f"lessonlens-crash-{datetime.now(UTC):%Y%m%dT%H%M%S}-{os.getpid()}.log"
         log.write_text("".join(traceback.format_exception(exc)))

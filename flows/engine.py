@@ -115,7 +115,7 @@ def infer_on_dask(
     videos_per_task: int = 8,
     **options,
 ) -> list[StepResult]:
-    """:func:`tasks.inference.infer_videos` (``options``: its window, stride, device) on batches of at most
+    """:func:`tasks.predict.inference.infer_videos` (``options``: its window, stride, device) on batches of at most
     ``videos_per_task`` videos (fewer when that would leave a worker idle) mapped over the Dask ``client``'s
     workers, each batch holding one GPU (``resources={"GPU": 1}``) when the cluster has GPU workers;
     results of all videos in input order."""
@@ -134,10 +134,10 @@ def infer_on_dask(
 
 
 def _infer_batch(store: Store, video_ids: list[str], task: str, **options) -> list[StepResult]:
-    """:func:`tasks.inference.infer_videos` on a worker, imported there. The rule baseline needs no torch; a
+    """:func:`tasks.predict.inference.infer_videos` on a worker, imported there. The rule baseline needs no torch; a
     promoted model's predictor imports it (seconds: 2.2 s on 2 idle cores) in the workers, side by side, with
     their first batch, never in the task that maps the batches (bench/orchestration.py)."""
-    from tasks.inference import infer_videos
+    from tasks.predict.inference import infer_videos
 
     return infer_videos(store, video_ids, task=task, **options)
 

@@ -3,7 +3,7 @@
 
 Both run the clips through the ``nightly-corpus`` flow itself (real Prefect API, Dask cluster, decode →
 faces → tracks → AUs → predictions), into a given store or a temporary one; the scoring is in
-``tasks.evaluate``; ``lessonlens evaluate`` (``flows.cli``) calls them.
+``tasks.analyse.evaluate``; ``lessonlens evaluate`` (``flows.cli``) calls them.
 """
 
 import shutil
@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import flows  # noqa: F401  (offline Prefect defaults)
-from tasks.extract import ExtractParams
+from tasks.extract.video import ExtractParams
 
 
 def _stderr(message: str) -> None:
@@ -54,12 +54,12 @@ def evaluate_manifest(
     workers: int | None = None,
     progress=_stderr,
 ) -> dict:
-    """Score an expression predictor on a labelled manifest (see ``tasks.evaluate``); returns the result
+    """Score an expression predictor on a labelled manifest (see ``tasks.analyse.evaluate``); returns the result
     dict (``clip``, ``window``, ``misses``, ``faces`` and the facts) and writes everything into ``out``.
 
     ``model``: rules | promoted | VERSION | NAME:VERSION, read from ``registry`` (default ``store``).
     """
-    from tasks import evaluate as ev
+    from tasks.analyse import evaluate as ev
 
     fps = ExtractParams.fps if fps is None else float(fps)
     if not fps > 0:
@@ -96,8 +96,8 @@ def evaluate_manifest(
 
 
 def _version(store: Path) -> str:
-    from tasks.evaluate import TASK
-    from tasks.inference import current_version
+    from tasks.analyse.evaluate import TASK
+    from tasks.predict.inference import current_version
     from tasks.store import Store
 
     return current_version(Store(store), TASK)
@@ -114,9 +114,10 @@ def evaluate_au_reference(
     progress=_stderr,
 ):
     """Our AUs of ``video`` (extracted by the pipeline) against an OpenFace CSV; writes au_agreement.csv/json
-    into ``out`` and returns the table (see ``tasks.evaluate.au_agreement``)."""
-    from tasks import evaluate as ev
-    from tasks.decode import VideoError, open_video
+    into ``out`` and returns the table (see ``tasks.analyse.au_agreement``)."""
+    from tasks.analyse import au_agreement as aus
+    from tasks.analyse import evaluate as ev
+    from tasks.extract.decode import VideoError, open_video
 
     fps = ExtractParams.fps if fps is None else float(fps)
     if not fps > 0:
@@ -128,7 +129,7 @@ def evaluate_au_reference(
         video_fps = float(open_video(video).get_avg_fps())
     except VideoError as exc:
         raise ValueError(f"--video {exc}") from exc
-    table_ref = ev.read_openface(reference, video_fps)
+    table_ref = aus.read_openface(reference, video_fps)
     out = Path(out)
     corpus = out / "clips"
     corpus.mkdir(parents=True, exist_ok=True)
@@ -144,15 +145,15 @@ def evaluate_au_reference(
         video_id = ev.content_id(video)
         if not ev.Store(root).has_partition("frames", video_id):
             raise ValueError(f"--video {video}: the pipeline could not extract it (see the failures above)")
-        ours = ev.primary_face_aus(root, video_id)
+        ours = aus.primary_face_aus(root, video_id)
     if ours.empty:
         raise ValueError(f"--video {video}: no face found, so no AUs to compare")
     tolerance = 0.5 / fps
     try:
-        table = ev.au_agreement(ours, table_ref, tolerance)
+        table = aus.au_agreement(ours, table_ref, tolerance)
     except ValueError as exc:
         raise ValueError(f"--au-reference {reference}: {exc}") from None
     facts = {"reference": str(Path(reference).resolve()), "video": str(video), "fps": fps,
              "tolerance_s": tolerance, "our_samples": len(ours)}  # fmt: skip
-    ev.write_au_agreement(out, table, facts)
+    aus.write_au_agreement(out, table, facts)
     return table

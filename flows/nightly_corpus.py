@@ -20,9 +20,9 @@ from prefect.futures import as_completed
 import flows  # noqa: F401  (offline Prefect defaults)
 from flows.engine import map_on_cluster, report_progress
 from models.rules import TASK_CLASSES
-from tasks.discover import MANIFEST_COLUMNS, VideoRef, discover
-from tasks.extract import ExtractParams, extract_chunk, extract_video
-from tasks.privacy import DEFAULT_CROPS_RETENTION_DAYS
+from tasks.extract.discover import MANIFEST_COLUMNS, VideoRef, discover
+from tasks.extract.video import ExtractParams, extract_chunk, extract_video
+from tasks.predict.privacy import DEFAULT_CROPS_RETENTION_DAYS
 from tasks.store import StepResult, Store, location
 
 
@@ -32,7 +32,7 @@ def discover_task(corpus: str, store: Store) -> tuple[list[VideoRef], int, list[
     files that could not be read (path, message).
 
     Erased videos are dropped after hashing and before the ``files`` cache is written: their paths are never
-    kept (``tasks.privacy``)."""
+    kept (``tasks.predict.privacy``)."""
     refs, files, unreadable = discover(corpus, store.read_catalog("files"), store.storage_options)
     erased = store.erased_videos()
     store.upsert_catalog("files", files[~files["video_id"].isin(erased)], key="path")
@@ -55,8 +55,9 @@ def retire_superseded(store: Store) -> int:
 
 @task(name="retention")
 def retention_task(store: Store, days: int) -> int:
-    """Delete the crops older than ``days`` whose predictions by the current models exist (``tasks.privacy``)."""
-    from tasks.privacy import expire_crops
+    """Delete the crops older than ``days`` whose predictions by the current models exist
+    (``tasks.predict.privacy``)."""
+    from tasks.predict.privacy import expire_crops
 
     return len(expire_crops(store, days))
 
@@ -78,7 +79,7 @@ def run_inference(st: Store, tasks: list[str], run_id: str, logger) -> tuple[int
 
     Returns the number of windows predicted and the failure rows it recorded (stage ``infer``).
     """
-    from tasks.inference import current_version, stale_videos
+    from tasks.predict.inference import current_version, stale_videos
 
     windows, failures = 0, []
     for task_name in tasks:
@@ -149,7 +150,7 @@ def run_if_nothing_to_do(
     crop retention and the ``runs`` row, and returns the flow's counts. Otherwise only the ``files`` cache
     is written (the flow then finds every hash in it). Call under the writer lock.
     """
-    from tasks.privacy import video_params
+    from tasks.predict.privacy import video_params
 
     started = datetime.now(UTC)
     refs, n_erased, unreadable = discover_task.fn(corpus, st)
@@ -159,8 +160,8 @@ def run_if_nothing_to_do(
     known_bad = set() if retry_failed else known_failed_ids(catalog, params)
     if unreadable or any(r.video_id not in done | known_bad for r in refs):
         return None  # the flow extracts, and records the unreadable files as failures
-    from tasks.inference import stale_videos  # only once nothing is left to extract
-    from tasks.privacy import expire_crops
+    from tasks.predict.inference import stale_videos  # only once nothing is left to extract
+    from tasks.predict.privacy import expire_crops
 
     if any(stale_videos(st, t) for t in TASK_CLASSES):
         return None
@@ -211,9 +212,9 @@ def validate_parameters(
 
     ``corpus`` and ``store`` are folders or object-storage URLs (``tasks.store.location``), both opened with
     ``storage_options``."""
-    from tasks.action_units import load_au_estimator
-    from tasks.faces import FACE_BACKENDS
-    from tasks.privacy import check_retention
+    from tasks.extract.action_units import load_au_estimator
+    from tasks.extract.faces import FACE_BACKENDS
+    from tasks.predict.privacy import check_retention
 
     check_retention(crops_retention_days)
 
@@ -252,7 +253,7 @@ def publish_artifacts(
     """Counts per stage, model versions used and the run's failures, in the Prefect UI next to the flow run."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-    from tasks.inference import current_version
+    from tasks.predict.inference import current_version
 
     rows = "".join(f"| {name} | {value} |\n" for name, value in counts.items())
     versions = "".join(f"| {t} | {current_version(st, t) or 'none: skipped'} |\n" for t in TASK_CLASSES)
@@ -300,7 +301,7 @@ def nightly_corpus(
     Files that failed before with the same content and extractor version are not tried again (counted as
     ``known_failed``) unless ``retry_failed``.
 
-    Personal data (``tasks.privacy``): crops are kept (``keep_crops``) for videos whose manifest role is
+    Personal data (``tasks.predict.privacy``): crops are kept (``keep_crops``) for videos whose manifest role is
     ``teacher`` or unset, and for other roles (``students``) only with ``keep_student_crops``; erased videos
     are skipped; ``crops_retention_days`` (None: keep them) deletes crops older than that once their predictions
     by the current models exist; ``store_group_readable`` sets the store's permission policy (None: keep it).
@@ -353,7 +354,7 @@ def _extract_corpus(
 ) -> dict:  # fmt: skip
     from prefect.runtime import flow_run
 
-    from tasks.privacy import video_params
+    from tasks.predict.privacy import video_params
 
     started = datetime.now(UTC)
     refs, n_erased, unreadable = discover_task(corpus, st)

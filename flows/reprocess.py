@@ -5,7 +5,7 @@ Triggered by the event ``lessonlens.model.registered`` (a version was promoted) 
 extraction are not repeated for videos whose aligned crops are in the store (``crops`` table); videos
 extracted with ``--no-crops`` are decoded again for their crops, and the run says how many. Gesture
 predictions (a promoted ``teacher_gesture``) read the stored body keypoints and decode the body-sampled
-frames from the video again (the store keeps no whole frames; ``tasks.inference``).
+frames from the video again (the store keeps no whole frames; ``tasks.predict.inference``).
 """
 
 import json
@@ -56,7 +56,7 @@ def refresh_report(st: Store, logger) -> Path | None:
     report is a file, rewritten here into a new report folder. Returns its path, or None when the store
     has no earlier analysis or its outcomes file is gone (logged).
     """
-    from tasks.analysis import analyse_store, latest_parameters
+    from tasks.analyse.analysis import analyse_store, latest_parameters
 
     parameters = latest_parameters(st)
     if parameters is None:
@@ -72,7 +72,7 @@ def refresh_report(st: Store, logger) -> Path | None:
 @flow(name="reprocess-predictions")
 def reprocess_predictions(store: str, tasks: list[str], run_id: str, storage_options: dict | None = None) -> dict:
     """The body of ``reprocess`` (which holds the store lock)."""
-    from tasks.inference import BODY_TASKS, stale_videos
+    from tasks.predict.inference import BODY_TASKS, stale_videos
 
     logger = get_run_logger()
     st = Store(store, storage_options)

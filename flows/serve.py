@@ -15,7 +15,7 @@ import os
 
 import flows  # noqa: F401  (offline Prefect defaults)
 from models.registry import EVENT
-from tasks.privacy import DEFAULT_CROPS_RETENTION_DAYS
+from tasks.predict.privacy import DEFAULT_CROPS_RETENTION_DAYS
 
 NIGHTLY_CRON = "0 2 * * *"
 WEEKLY_CRON = "0 3 * * 0"

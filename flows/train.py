@@ -1,10 +1,10 @@
-"""The ``train`` flow: :func:`tasks.training.run_training` with the run logger (``lessonlens train`` calls the
+"""The ``train`` flow: :func:`tasks.predict.training.run_training` with the run logger (``lessonlens train`` calls the
 same function without a Prefect API)."""
 
 from prefect import flow, get_run_logger
 
 import flows  # noqa: F401  (offline Prefect defaults)
-from tasks.training import TrainingRun, run_training
+from tasks.predict.training import TrainingRun, run_training
 
 
 @flow(name="train")

@@ -37,7 +37,7 @@ Adapters turn a dataset as distributed into a :class:`ClipSet`: clips with an in
   registry task (``emotion``, ``learner_state`` or ``gesture``), the classes are that task's, in its order (so the
   model can be registered); otherwise they are the sorted label names and no task is set.
 
-Prepared clips: ``tasks.prepare`` extracts each clip once (decode, faces, aligned crops or the letterboxed
+Prepared clips: ``tasks.predict.prepare`` extracts each clip once (decode, faces, aligned crops or the letterboxed
 body view, on the nightly sampling grid) into a Parquet cache file per clip content and view; here a
 :class:`CachedClip` points to that file (or says why the clip was dropped) and a :class:`PreparedSet` holds
 a clip set's cached clips per split with the extraction parameters, whose :meth:`PreparedSet.fingerprint`
@@ -351,7 +351,7 @@ class PreparedSet:
     """A :class:`ClipSet` prepared for one view: its cached clips per split and the extraction parameters.
 
     ``params`` is the JSON form of the extraction parameters the cache files were made with
-    (``tasks.prepare.ExtractionParams``); training records it, and evaluation of a registered model checks it.
+    (``tasks.predict.prepare.ExtractionParams``); training records it, and evaluation of a registered model checks it.
     ``splits`` maps a split to its clips, dropped ones included (``path`` None); a split not prepared is absent.
     """
 
@@ -468,7 +468,7 @@ class ClipDataset(Dataset):
     ``T = segments * per_segment`` frames per clip, ``S = image_size``. With ``train`` the frames are
     sampled at random and (unless ``augment`` is False) augmented, parameters from ``seed``, ``epoch`` and
     the clip's index, so an epoch is reproducible; otherwise the middle frames of the segments, resized
-    only - the input that ``tasks.inference`` builds from crops.
+    only - the input that ``tasks.predict.inference`` builds from crops.
     """
 
     def __init__(

@@ -1,5 +1,6 @@
 """Point layouts and the image codec shared by extraction (``tasks``) and training (``models``).
 
+- OpenFace's 17 action-unit names (:data:`AU_NAMES`).
 - iBUG-68 face landmarks (:data:`N_LANDMARKS` points, stored as ``x_i, y_i``), in image coordinates: index 36
   is the image-left eye corner, 45 the image-right one.
 - BlazePose's 33 body keypoints (:data:`KEYPOINT_NAMES`, model order; left / right are the person's own sides).
@@ -7,13 +8,19 @@
   image-right; BlazePose person's left <-> right).
 - MediaPipe Face Landmarker's 52 blendshape coefficients (:data:`BLENDSHAPE_NAMES`, stored as ``bs_<name>``).
 - JPEG, the storage of aligned face crops and cached training frames: RGB uint8 in and out, quality
-  :data:`JPEG_QUALITY` (``tasks.crops`` gives the measurements that chose it).
+  :data:`JPEG_QUALITY` (``tasks.extract.crops`` gives the measurements that chose it).
 """
 
 import cv2
 import numpy as np
 
 N_LANDMARKS = 68
+
+# The 17 facial action units measured, named as OpenFace's (stored as ``<AU>_r`` intensity and ``<AU>_c`` presence).
+AU_NAMES = [
+    "AU01", "AU02", "AU04", "AU05", "AU06", "AU07", "AU09", "AU10", "AU12",
+    "AU14", "AU15", "AU17", "AU20", "AU23", "AU25", "AU26", "AU45",
+]  # fmt: skip
 
 # The 52 blendshape coefficients of MediaPipe's Face Landmarker (ARKit-style names), in the model's order;
 # ``_neutral`` (always about 0) is not stored.

@@ -290,14 +290,14 @@ def learner_state_probabilities(
 
 
 # The prediction tasks: their classes in logit order (what a registry model of the task must output) and
-# the rule baseline that predicts them until a model is promoted (``tasks.inference``).
+# the rule baseline that predicts them until a model is promoted (``tasks.predict.inference``).
 # Teacher gestures (task ``gesture``, predicted from body keypoints and whole frames by ``teacher_gesture``).
 # Paper 1 §3 names no classes ("action expressions") and its model's 8 outputs are unnamed, so the classes are
 # ours: McNeill's four gesture types (Hand and Mind, 1992: deictic = pointing, iconic = depicting a concrete
 # thing, metaphoric = depicting an abstract idea, beat = rhythmic emphasis with speech), the expressive ones,
 # plus two non-expressive classroom states: writing (on the board) and rest (no hand gesture). The marts'
 # ``body_group`` uses the share of time labelled EXPRESSIVE_GESTURES (sql/macros/groups.sql lists them too).
-# There is no rule baseline for gestures: until a model is promoted the task is skipped (tasks.inference).
+# There is no rule baseline for gestures: until a model is promoted the task is skipped (tasks.predict.inference).
 GESTURES = ("deictic", "iconic", "metaphoric", "beat", "writing", "rest")
 EXPRESSIVE_GESTURES = ("deictic", "iconic", "metaphoric", "beat")
 TASK_CLASSES: dict[str, tuple[str, ...]] = {"emotion": EMOTIONS, "learner_state": LEARNER_STATES, "gesture": GESTURES}

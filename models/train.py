@@ -1,6 +1,6 @@
 """Training and evaluation of the papers' models on prepared clips (:class:`models.datasets.PreparedSet`).
 
-The clips are prepared first, by the caller (``tasks.prepare.prepare_set``: decode, faces, crops, cache); the
+The clips are prepared first, by the caller (``tasks.predict.prepare.prepare_set``: decode, faces, crops, cache); the
 functions here only read the prepared cache files.
 
 Training (paper 2, §4.3, for every model): SGD, learning rate 1e-3, momentum 0.9, weight decay 1e-4;

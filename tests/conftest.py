@@ -38,7 +38,7 @@ def media_dir() -> Path:
 @pytest.fixture(scope="session")
 def face_clip(tmp_path_factory) -> Path:
     """One second of the animated astronaut photo, 8 fps."""
-    from tasks.synthetic import animate, face_photos, write_video
+    from tasks.synthetic.media import animate, face_photos, write_video
 
     path = tmp_path_factory.mktemp("face") / "face.mp4"
     return write_video(path, animate(face_photos()["astronaut"], 1.0, 8.0, size=(320, 180)), 8.0)

@@ -8,7 +8,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from tasks.action_units import (
+from tasks.extract.action_units import (
     AU_NAMES,
     BLENDSHAPE_AUS,
     GEOMETRIC_AUS,
@@ -16,7 +16,7 @@ from tasks.action_units import (
     GeometricAUEstimator,
     load_au_estimator,
 )
-from tasks.faces import load_face_backend
+from tasks.extract.faces import load_face_backend
 from tests.test_faces import sample
 
 N, EDITED = 200, slice(150, 200)  # a long track (its own rest face is the baseline); the last 50 frames edited
@@ -146,7 +146,7 @@ def test_a_held_expression_is_measured_on_real_stills(media_dir):
     estimator reads a real broad smile as AU12 at level C (3) or more (never below 2.5, as the smile starts
     to fade) and a real neutral face as no smile, without any neutral frame of the same person to compare
     with."""
-    from tasks.synthetic import face_photos
+    from tasks.synthetic.media import face_photos
 
     backend = load_face_backend("mediapipe")
     frames = sample(media_dir / "pyfeat_single_face.mp4", fps=30)

@@ -11,7 +11,7 @@ import pytest
 
 import flows.analyse
 from flows.cli import main
-from tasks.stats import SingleLevelWarning, ancova
+from tasks.analyse.stats import SingleLevelWarning, ancova
 from tests.test_marts import design, write_lesson_store
 
 STUDENTS_PER_SESSION = 6
@@ -310,7 +310,7 @@ def test_an_outcome_named_like_a_store_measure_is_refused(study, tmp_path, capsy
 def test_each_outcome_gets_the_mixed_model_only_when_it_is_measured_in_enough_units():
     """12 sessions: performance measured in all of them, motivation in 4 only (one per cell and a spare):
     a mixed model on 4 units cannot separate the session variance, so motivation gets the ANCOVA of means."""
-    from tasks.analysis import describe_design, run_unit_analyses
+    from tasks.analyse.analysis import describe_design, run_unit_analyses
 
     rng = np.random.default_rng(5)
     rows = []
@@ -332,7 +332,7 @@ def test_each_outcome_gets_the_mixed_model_only_when_it_is_measured_in_enough_un
 
 
 def test_one_unit_per_cell_is_never_read_as_close_to_the_unit_level_result():
-    from tasks.analysis import describe_design
+    from tasks.analyse.analysis import describe_design
 
     students = pd.DataFrame({"student_id": [str(k) for k in range(8)], "session_id": ["s1"] * 4 + ["s2"] * 4,
                              "facial_group": ["neutral"] * 4 + ["positive"] * 4, "pretest": np.arange(8.0),

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from models.layout import KEYPOINT_NAMES
-from tasks.body import Body, load_body_backend
+from tasks.extract.body import Body, load_body_backend
 from tests.test_faces import sample
 
 

@@ -6,8 +6,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from tasks.analyse.warehouse import run_query
 from tasks.store import VIDEO_COLUMNS, StepResult, Store, write_table_atomic
-from tasks.warehouse import run_query
 
 PARAMS = '{"fps": 5.0}'
 

@@ -42,12 +42,12 @@ def test_building_the_parser_imports_neither_torch_nor_prefect():
 def test_train_options_left_out_take_the_training_runs_defaults(monkeypatch, tmp_path):
     from types import SimpleNamespace
 
-    import tasks.training
-    from tasks.training import TrainingRun
+    import tasks.predict.training
+    from tasks.predict.training import TrainingRun
 
     runs = []
     result = SimpleNamespace(metrics={}, out_dir=tmp_path)
-    monkeypatch.setattr(tasks.training, "run_training", lambda run: runs.append(run) or (result, None))
+    monkeypatch.setattr(tasks.predict.training, "run_training", lambda run: runs.append(run) or (result, None))
     labels = str(tmp_path / "labels.csv")
     assert main(["train", "--dataset", "manifest", labels, "--model", "learner_state"]) == 0
     assert main(["train", "--dataset", "manifest", labels, "--model", "learner_state", "--epochs", "3"]) == 0

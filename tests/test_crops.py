@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from models.layout import decode_jpeg, encode_jpeg
-from tasks.crops import (
+from tasks.extract.crops import (
     CROP_SIZE,
     TEMPLATE,
     align_face,
@@ -12,7 +12,7 @@ from tasks.crops import (
     crop_columns,
     transform_points,
 )
-from tasks.faces import Face
+from tasks.extract.faces import Face
 from tasks.store import CROP_SCHEMA, table_from_columns
 
 
@@ -73,8 +73,8 @@ def test_jpeg_round_trip_keeps_rgb_order_and_detail():
 
 
 def test_real_faces_are_aligned_whole_and_stored_in_the_crop_schema(media_dir):
-    from tasks.decode import decode_frames, open_video
-    from tasks.faces import load_face_backend
+    from tasks.extract.decode import decode_frames, open_video
+    from tasks.extract.faces import load_face_backend
 
     backend = load_face_backend("mediapipe")
     reader = open_video(media_dir / "pyfeat_single_face.mp4")

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from flows.cli import main
+from tasks.analyse.warehouse import run_query
 from tasks.store import Store
-from tasks.warehouse import run_query
 
 pytestmark = pytest.mark.slow
 DASK = str(Path(sys.executable).with_name("dask"))

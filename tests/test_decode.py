@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks.decode import (
+from tasks.extract.decode import (
     VideoError,
     decode_frames,
     frame_times,
@@ -121,8 +121,8 @@ def test_a_file_cut_short_is_read_as_far_as_it_goes_and_its_lost_end_named(media
 
 
 def test_a_truncated_file_is_extracted_with_a_truncated_warning(media_dir, tmp_path):
-    from tasks.discover import VideoRef
-    from tasks.extract import ExtractParams, extract_chunk, extract_video
+    from tasks.extract.discover import VideoRef
+    from tasks.extract.video import ExtractParams, extract_chunk, extract_video
     from tasks.store import Store
 
     cut = truncated_copy(media_dir / "cremad" / "1001_DFA_HAP_XX.flv", tmp_path / "cut.flv", keep=0.5)

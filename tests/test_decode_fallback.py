@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks.decode import (
+from tasks.extract.decode import (
     ChunkDecode,
     VideoError,
     decode_chunk,
@@ -162,8 +162,8 @@ def test_pyav_fallback_gives_decords_pixels_on_a_clip_both_decode(tmp_path, medi
 
 
 def test_damaged_middle_is_skipped_and_named_while_the_rest_is_extracted(damaged_clip, tmp_path):
-    from tasks.discover import VideoRef
-    from tasks.extract import ExtractParams, extract_chunk, extract_video
+    from tasks.extract.discover import VideoRef
+    from tasks.extract.video import ExtractParams, extract_chunk, extract_video
     from tasks.store import Store
 
     chunks, reports, decoded = decode_all(damaged_clip)

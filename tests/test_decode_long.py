@@ -7,7 +7,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from tasks.decode import ChunkDecode, decode_chunk, decode_frames, frame_times, open_video, plan_chunks
+from tasks.extract.decode import ChunkDecode, decode_chunk, decode_frames, frame_times, open_video, plan_chunks
 
 WIDTH, HEIGHT, RATE = 128, 64, 5  # decord fails on widths under 128 (e.g. 96: row padding), PyAV serves them
 MINUTES = 10.5

@@ -6,8 +6,8 @@ import re
 import pytest
 
 from flows.cli import main
+from tasks.analyse.warehouse import run_query
 from tasks.store import Store
-from tasks.warehouse import run_query
 
 
 @pytest.mark.slow

@@ -17,9 +17,9 @@ import torch
 from models import build_model
 from models.registry import promote, register
 from models.rules import TASK_CLASSES
+from tasks.analyse.warehouse import run_query
 from tasks.store import Store
-from tasks.synthetic import make_demo_corpus
-from tasks.warehouse import run_query
+from tasks.synthetic.media import make_demo_corpus
 from tests.tiny import TINY_AGDTNET
 
 pytestmark = pytest.mark.slow

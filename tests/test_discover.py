@@ -1,8 +1,8 @@
 import pandas as pd
 import pytest
 
-import tasks.discover as discover_module
-from tasks.discover import discover, list_videos, read_manifest
+import tasks.extract.discover as discover_module
+from tasks.extract.discover import discover, list_videos, read_manifest
 from tasks.store import FILE_COLUMNS, empty_frame
 
 

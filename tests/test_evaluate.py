@@ -16,7 +16,8 @@ from flows.evaluate import evaluate_manifest
 from models import build_model
 from models.registry import register
 from models.rules import TASK_CLASSES
-from tasks import evaluate as ev
+from tasks.analyse import au_agreement as aus
+from tasks.analyse import evaluate as ev
 
 SMALL_EXPRESSION = dict(num_frames=4, image_size=64, layers=(1, 1, 1, 1), base_width=4, roi_hidden=8,
                         roi_channels=8, part_channels=8, lstm_channels=8, se_reduction=4)  # fmt: skip
@@ -28,30 +29,30 @@ def test_icc_pearson_and_mad_on_a_hand_computed_example():
     # SS_R = 2 (1 + .25 + .25) = 3, SS_C = 3 (.25 + .25) = 1.5, SS_T = 5.5, SS_E = 1
     # MS_R = 3 / 2 = 1.5, MS_E = 1 / (2 · 1) = 0.5, ICC(3,1) = (1.5 - 0.5) / (1.5 + 0.5) = 0.5
     # r: cov = 1, var x = 2, var y = 2 → 0.5; mean |x - y| = (1 + 2 + 0) / 3 = 1
-    assert ev.icc_3_1(np.array([[1, 2], [2, 4], [3, 3]])) == pytest.approx(0.5)
-    assert ev.pearson_r([1, 2, 3], [2, 4, 3]) == pytest.approx(0.5)
+    assert aus.icc_3_1(np.array([[1, 2], [2, 4], [3, 3]])) == pytest.approx(0.5)
+    assert aus.pearson_r([1, 2, 3], [2, 4, 3]) == pytest.approx(0.5)
     ours = pd.DataFrame({"timestamp": [0.0, 0.2, 0.4], "AU12_r": [1.0, 2.0, 3.0]})
     reference = pd.DataFrame({"timestamp": [0.41, 0.0, 0.19], "AU12_r": [3.0, 2.0, 4.0]})  # unsorted on purpose
-    (row,) = ev.au_agreement(ours, reference, tolerance=0.1).to_dict("records")
+    (row,) = aus.au_agreement(ours, reference, tolerance=0.1).to_dict("records")
     assert (row["n"], row["icc_3_1"], row["pearson_r"], row["mean_abs_diff"]) == (3, 0.5, 0.5, 1.0)
 
 
 def test_icc_matches_shrout_and_fleiss_published_example():
     # Shrout & Fleiss (1979), Table 2: 6 targets × 4 judges; Table 4 gives ICC(3,1) = .71
     ratings = np.array([[9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6], [10, 5, 6, 9], [6, 2, 4, 7]])
-    assert round(ev.icc_3_1(ratings), 2) == 0.71
+    assert round(aus.icc_3_1(ratings), 2) == 0.71
 
 
 def test_icc_is_consistency_an_offset_keeps_it_a_scale_lowers_it():
     x = np.random.default_rng(0).uniform(0, 3, 50)
-    assert ev.icc_3_1(np.stack([x, x + 0.7], axis=1)) == pytest.approx(1.0)
-    assert ev.pearson_r(x, 2 * x) == pytest.approx(1.0)
-    assert ev.icc_3_1(np.stack([x, 2 * x], axis=1)) < 0.9
-    assert math.isnan(ev.icc_3_1(np.ones((5, 2)))) and math.isnan(ev.pearson_r([1, 1, 1], [1, 2, 3]))
+    assert aus.icc_3_1(np.stack([x, x + 0.7], axis=1)) == pytest.approx(1.0)
+    assert aus.pearson_r(x, 2 * x) == pytest.approx(1.0)
+    assert aus.icc_3_1(np.stack([x, 2 * x], axis=1)) < 0.9
+    assert math.isnan(aus.icc_3_1(np.ones((5, 2)))) and math.isnan(aus.pearson_r([1, 1, 1], [1, 2, 3]))
 
 
 def test_alignment_takes_the_nearest_reference_within_tolerance():
-    ours_i, ref_i = ev.align_nearest(np.array([0.0, 0.2, 0.4, 5.0]), np.array([0.01, 0.15, 0.26, 0.42]), 0.1)
+    ours_i, ref_i = aus.align_nearest(np.array([0.0, 0.2, 0.4, 5.0]), np.array([0.01, 0.15, 0.26, 0.42]), 0.1)
     assert ours_i.tolist() == [0, 1, 2] and ref_i.tolist() == [0, 1, 3]  # 0.2 → 0.15 (nearer than 0.26)
 
 
@@ -220,29 +221,29 @@ def test_a_store_with_another_predictor_is_refused_not_changed(registry, tmp_pat
 def test_openface_csv_columns_are_stripped_failed_rows_dropped_frames_timed(tmp_path):
     path = tmp_path / "of.csv"
     path.write_text("frame, face_id, timestamp, success, AU12_r, AU12_c\n1, 0, 0.0, 1, 1.5, 1\n2, 0, 0.033, 0, 9, 1\n")
-    table = ev.read_openface(path)
+    table = aus.read_openface(path)
     assert list(table.columns) == ["timestamp", "AU12_r"] and table["AU12_r"].tolist() == [1.5]
     path.write_text("frame, AU04_r\n1, 0.5\n31, 1.0\n")
-    assert ev.read_openface(path, video_fps=30.0)["timestamp"].tolist() == [0.0, 1.0]
+    assert aus.read_openface(path, video_fps=30.0)["timestamp"].tolist() == [0.0, 1.0]
     with pytest.raises(ValueError, match="frame rate"):
-        ev.read_openface(path)
+        aus.read_openface(path)
     path.write_text("frame, AU04_r\n1, high\n")
     with pytest.raises(ValueError, match="column AU04_r"):
-        ev.read_openface(path, video_fps=30.0)
+        aus.read_openface(path, video_fps=30.0)
     path.write_text("frame, timestamp, success, AU12_r\n1, 0.0, 0, 1.5\n")
     with pytest.raises(ValueError, match=r"of.csv: no rows with success 1"):
-        ev.read_openface(path)
+        aus.read_openface(path)
     for text in ("", "frame, AU12_r\n1, 0.5\n2, 0.5, 7\n"):  # empty; a ragged row
         path.write_text(text)
         with pytest.raises(ValueError, match=r"of.csv: not an OpenFace CSV"):
-            ev.read_openface(path, video_fps=30.0)
+            aus.read_openface(path, video_fps=30.0)
 
 
 def test_au_agreement_without_a_single_matched_sample_is_an_error():
     ours = pd.DataFrame({"timestamp": [0.0, 0.2, 0.4], "AU12_r": [0.0, 1.0, 2.0]})
     later = ours.assign(timestamp=ours["timestamp"] + 10.0)  # another video, or times in frames
     with pytest.raises(ValueError, match=r"no reference row within 0.1 s of any of our 3 samples"):
-        ev.au_agreement(ours, later, tolerance=0.1)
+        aus.au_agreement(ours, later, tolerance=0.1)
 
 
 def test_a_manifest_that_is_not_utf8_is_named(tmp_path):
@@ -287,7 +288,7 @@ def test_cremad_clips_are_scored_with_a_face_in_every_clip(cremad, media_dir):
 def test_au_agreement_with_an_offset_copy_of_our_own_extraction(cremad, media_dir, tmp_path, capsys):
     _, _, store = cremad
     video = media_dir / "cremad" / "1001_DFA_HAP_XX.flv"
-    ours = ev.primary_face_aus(store, ev.content_id(video))
+    ours = aus.primary_face_aus(store, ev.content_id(video))
     varying = [c for c in ours.columns if c.startswith("AU") and ours[c].std() > 1e-3]
     assert len(varying) >= 3
     reference = pd.DataFrame({" frame": np.arange(1, len(ours) + 1), " timestamp": ours["timestamp"] + 0.01})
@@ -315,7 +316,7 @@ def test_au_agreement_with_an_offset_copy_of_our_own_extraction(cremad, media_di
     noise = np.random.default_rng(1).normal(0, 0.5, (len(ours), len(varying)))
     for k, au in enumerate(varying):
         noisy[au] = ours[au] + noise[:, k]
-    noisy_table = ev.au_agreement(ours, noisy, 0.1)
+    noisy_table = aus.au_agreement(ours, noisy, 0.1)
     assert (noisy_table["icc_3_1"] < 0.999).all() and (noisy_table["pearson_r"] < 0.999).all()
 
 
@@ -325,7 +326,7 @@ def test_images_and_segments_through_a_registered_model_from_the_cli(
 ):
     import cv2
 
-    from tasks.synthetic import face_photos
+    from tasks.synthetic.media import face_photos
 
     photos = face_photos()
     rows = ["path,label,start,end"]

@@ -7,7 +7,7 @@ import decord
 import numpy as np
 import pytest
 
-from tasks.faces import (
+from tasks.extract.faces import (
     FACE_BACKENDS,
     IBUG68_FROM_MEDIAPIPE,
     Face,
@@ -193,7 +193,7 @@ def test_insightface_adapter_maps_a_random_weight_pack(tmp_path, caplog):
     """Random weights test our plumbing (loading an explicit pack through FaceAnalysis, routing the three
     ONNX files, output mapping to Face, shapes and dtypes), not accuracy: the faces found are noise."""
     pack = write_random_pack(tmp_path / "random_pack")
-    with caplog.at_level(logging.WARNING, logger="tasks.faces"):
+    with caplog.at_level(logging.WARNING, logger="tasks.extract.faces"):
         backend = load_face_backend("insightface", model_dir=pack, det_size=(160, 160), max_num_faces=3)
     assert "non-commercial" in caplog.text
     assert isinstance(backend, InsightFaceBackend)

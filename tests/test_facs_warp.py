@@ -1,13 +1,13 @@
 """FACS warps as controlled AU ground truth: the generator's geometry, and the AU estimator's response to
-warped pip-shipped photos seen through the real face backend (tasks.faces, MediaPipe)."""
+warped pip-shipped photos seen through the real face backend (tasks.extract.faces, MediaPipe)."""
 
 import numpy as np
 import pytest
 
-from tasks.action_units import load_au_estimator
-from tasks.faces import load_face_backend
-from tasks.facs_warp import FACS_MOVES, eye_frame, moved_landmarks, still, warp_points
-from tasks.synthetic import face_bases
+from tasks.extract.action_units import load_au_estimator
+from tasks.extract.faces import load_face_backend
+from tasks.synthetic.facs_warp import FACS_MOVES, eye_frame, moved_landmarks, still, warp_points
+from tasks.synthetic.media import face_bases
 
 LEVELS = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0)
 

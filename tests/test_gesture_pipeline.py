@@ -10,8 +10,8 @@ from flows.cli import main
 from models import build_model
 from models.registry import promote, register
 from models.rules import TASK_CLASSES
+from tasks.analyse.warehouse import run_query
 from tasks.store import Store
-from tasks.warehouse import run_query
 from tests.tiny import TINY_GESTURE
 
 pytestmark = pytest.mark.slow

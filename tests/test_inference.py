@@ -13,11 +13,12 @@ import torch
 
 from flows.engine import gpu_resources_available, infer_on_dask
 from models import build_model
+from models.layout import N_LANDMARKS
 from models.registry import promote, register
 from models.rules import TASK_CLASSES
-from tasks import inference
-from tasks.inference import infer_videos, plan_windows, rules_version, stale_videos
-from tasks.store import FRAME_SCHEMA, N_LANDMARKS, Store, prediction_schema, table_from_columns, write_table_atomic
+from tasks.predict import inference
+from tasks.predict.inference import infer_videos, plan_windows, rules_version, stale_videos
+from tasks.store import FRAME_SCHEMA, Store, prediction_schema, table_from_columns, write_table_atomic
 from tests.tiny import TINY_AGDTNET
 
 SQL = Path(__file__).resolve().parents[1] / "sql" / "staging" / "predictions.sql"
@@ -180,7 +181,7 @@ def test_rule_predictions_and_stale_checks_import_no_torch(tmp_path):
     store = Store(tmp_path)
     write_frames(store, "v", {0: (20, {"AU06_r": 4.0, "AU12_r": 4.0})})
     code = (
-        "import sys; from tasks.inference import infer_videos, stale_videos; from tasks.store import Store; "
+        "import sys; from tasks.predict.inference import infer_videos, stale_videos; from tasks.store import Store; "
         f"s = Store({str(tmp_path)!r}); assert stale_videos(s, 'emotion') == ['v']; "
         "r = infer_videos(s, ['v'], 'emotion'); assert r[0].status == 'ok', r; "
         "assert stale_videos(s, 'emotion') == []; "
@@ -220,8 +221,8 @@ def register_tiny(store_root, seed: int = 0) -> str:
 def extracted(tmp_path_factory, media_dir):
     """pyfeat_single_face.mp4 extracted at 5 fps (13 samples of one face: the grid and the last frame; crops
     kept), its catalog row."""
-    from tasks.discover import VideoRef
-    from tasks.extract import ExtractParams, extract_chunk, extract_video
+    from tasks.extract.discover import VideoRef
+    from tasks.extract.video import ExtractParams, extract_chunk, extract_video
 
     root = tmp_path_factory.mktemp("store")
     store = Store(root).ensure()
@@ -334,7 +335,7 @@ def test_logits_are_mapped_to_the_task_class_order(tmp_path):
 
 
 def test_models_that_take_landmarks_get_them_in_resized_crop_pixels(extracted, tmp_path):
-    from tasks.crops import TEMPLATE
+    from tasks.extract.crops import TEMPLATE
 
     store = Store(tmp_path)
     shutil.copytree(extracted.root, tmp_path, dirs_exist_ok=True)
@@ -435,7 +436,7 @@ def body_store(tmp_path, media_dir):
 
 def test_gesture_is_skipped_until_a_model_is_promoted(body_store, caplog):
     assert inference.current_version(body_store, "gesture") is None and stale_videos(body_store, "gesture") == []
-    with caplog.at_level("INFO", logger="tasks.inference"):
+    with caplog.at_level("INFO", logger="tasks.predict.inference"):
         (result,) = infer_videos(body_store, ["clip"], "gesture")
     assert (result.status, result.reason) == ("skipped", "no_model")
     assert "gesture: no promoted model and no rule baseline" in caplog.text
@@ -443,7 +444,7 @@ def test_gesture_is_skipped_until_a_model_is_promoted(body_store, caplog):
 
 
 def test_promoted_gesture_model_predicts_body_windows_and_a_new_version_replaces_them(body_store):
-    from tasks.prepare import letterbox
+    from tasks.predict.prepare import letterbox
 
     version = register_tiny_gesture(body_store.root)
     promote(body_store.root, "teacher_gesture", version)

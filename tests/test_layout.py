@@ -14,15 +14,30 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ("flows", "tasks", "models")  # each may import only the packages after it
+# The stages of ``tasks``: each may import the stages it names (and itself), never one after it.
+STAGES = {
+    "store": set(),
+    "extract": {"store"},
+    "synthetic": {"store", "extract"},
+    "predict": {"store", "extract"},
+    "analyse": {"store", "extract", "predict", "synthetic"},
+}
 
 
 def project_modules() -> dict[str, Path]:
     modules = {}
     for package in (*LAYERS, "sql"):
-        for path in sorted((ROOT / package).glob("*.py")):
-            name = package if path.stem == "__init__" else f"{package}.{path.stem}"
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
             modules[name] = path
     return modules
+
+
+def stage_of(module: str) -> str | None:
+    """The stage of a module under ``tasks`` (``tasks.extract.decode`` → ``extract``), None for ``tasks`` itself."""
+    parts = module.split(".")
+    return parts[1] if parts[0] == "tasks" and len(parts) > 1 else None
 
 
 def imports_of(path: Path, modules: dict[str, Path]) -> set[str]:
@@ -57,11 +72,38 @@ def test_dependencies_run_one_way_and_nothing_imports_in_a_cycle():
         pytest.fail(f"import cycle between files: {' → '.join(err.args[1])}")
 
 
+def test_tasks_stages_import_one_way():
+    """store ← extract ← predict ← analyse (synthetic beside extract, used by analyse): a stage imports only the
+    stages before it, so each folder can be read knowing only those below it."""
+    modules = project_modules()
+    stages = {stage_of(name) for name in modules} - {None}
+    assert stages == set(STAGES), f"tasks/ has stage folders {sorted(stages)}; STAGES names {sorted(STAGES)}"
+    violations = []
+    for name, path in modules.items():
+        stage = stage_of(name)
+        if stage is None:
+            continue
+        for dep in imports_of(path, modules):
+            dep_stage = stage_of(dep)
+            if dep_stage is not None and dep_stage != stage and dep_stage not in STAGES[stage]:
+                violations.append(f"{name} imports {dep} ({stage} may import {sorted(STAGES[stage]) or 'no stage'})")
+    assert not violations, "tasks/ stages must import one way:\n" + "\n".join(violations)
+    loose = {p.name for p in (ROOT / "tasks").glob("*.py")} - {"__init__.py"}
+    assert not loose, f"every module of tasks/ lives in a stage folder: {sorted(loose)}"
+
+
+def test_no_module_under_tasks_is_longer_than_600_lines():
+    long = {name: n for name, path in project_modules().items() if name.startswith("tasks")
+            if (n := len(path.read_text().splitlines())) > 600}  # fmt: skip
+    assert not long, f"split these modules by concern: {long}"
+
+
 def test_every_package_says_what_lives_there_and_what_it_may_import():
-    for package in (*LAYERS, "sql"):
+    packages = [*LAYERS, "sql", *(f"tasks/{stage}" for stage in STAGES)]
+    for package in packages:
         doc = ast.get_docstring(ast.parse((ROOT / package / "__init__.py").read_text()))
         assert doc and len(doc) > 80, f"{package}/__init__.py needs a docstring"
-        if package in LAYERS:
+        if package != "sql":
             assert "may import" in doc.lower(), f"{package}/__init__.py must say what it may import"
 
 

@@ -16,8 +16,8 @@ import pyarrow as pa
 import pytest
 
 from models.layout import KEYPOINT_NAMES
-from tasks import analysis, warehouse
-from tasks.action_units import AU_NAMES
+from tasks.analyse import analysis, warehouse
+from tasks.extract.action_units import AU_NAMES
 from tasks.store import BODY_SCHEMA, FRAME_SCHEMA, Store, table_from_columns, write_table_atomic
 
 EMOTIONS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
@@ -308,11 +308,11 @@ def test_a_panning_camera_or_a_walking_teacher_is_not_a_gesture(tmp_path):
 
 
 def test_expression_time_counts_each_sampled_frame_once(tmp_path):
-    """Windows of 16 samples every 8 (the pipeline's, from tasks.inference.plan_windows) overlap: summing their
+    """Windows of 16 samples every 8 (the pipeline's, from tasks.predict.inference.plan_windows) overlap: summing their
     durations gave 18.0 s of expression in a 12.0-s video. Each sampled frame now counts once, with the label of
     the covering window whose centre is nearest (ties: the later window), so expression_s <= duration_s and
     expression_coverage is the share of the track's samples inside some window."""
-    from tasks.inference import plan_windows
+    from tasks.predict.inference import plan_windows
 
     store = write_lesson_store(tmp_path / "store")
     fps, seconds = 5, 12.0

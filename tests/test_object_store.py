@@ -21,8 +21,8 @@ import s3fs
 
 from flows.cli import main
 from models.files import atomic_write
+from tasks.analyse.warehouse import QueryRefused, run_query
 from tasks.store import Store, StoreBusy, write_table_atomic
-from tasks.warehouse import QueryRefused, run_query
 from tests.s3 import s3_server
 
 BIN = Path(sys.executable).parent
@@ -145,7 +145,7 @@ def test_query_and_analyse_on_the_remote_store_match_the_local_store(s3, tmp_pat
         with pytest.raises(Exception, match="Permission Error") as caught:
             run_query(remote, sneaky)
         assert not isinstance(caught.value, QueryRefused)  # DuckDB's sandbox refused it, not our statement check
-    from tasks.analysis import analyse_store
+    from tasks.analyse.analysis import analyse_store
 
     here, there = analyse_store(local, outcomes), analyse_store(remote, outcomes)
     for dv, result in here.results.items():
@@ -199,7 +199,7 @@ class DaskWorkers:
 @pytest.fixture(scope="module")
 def corpus(s3, tmp_path_factory):
     """Two clips and a manifest, uploaded to the bucket; their local files are deleted."""
-    from tasks.synthetic import animate, face_photos, write_video
+    from tasks.synthetic.media import animate, face_photos, write_video
 
     folder = tmp_path_factory.mktemp("upload")
     astronaut = face_photos()["astronaut"]

@@ -1,10 +1,10 @@
-"""tasks.outcomes.load_outcomes: schema validation, with row (header = row 1) and column in every error."""
+"""tasks.analyse.outcomes.load_outcomes: schema validation, with row (header = row 1) and column in every error."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.outcomes import load_outcomes
+from tasks.analyse.outcomes import load_outcomes
 
 HEADER = "student_id,session_id,pretest,positive_emotion,learning_motivation"
 GOOD = [

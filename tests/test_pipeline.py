@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from flows.cli import main
+from tasks.analyse.warehouse import run_query
 from tasks.store import Store
-from tasks.warehouse import run_query
 from tests.videos import presentation_times, truncated_copy
 
 pytestmark = pytest.mark.slow

@@ -4,7 +4,7 @@ import shutil
 from dataclasses import replace
 
 from models.datasets import Clip, ClipSet
-from tasks.prepare import ExtractionParams, prepare, prepare_set
+from tasks.predict.prepare import ExtractionParams, prepare, prepare_set
 
 
 def test_cache_extracts_each_content_once(tmp_path, face_clip):
@@ -36,7 +36,7 @@ def test_prepared_set_fingerprint_follows_content_labels_and_parameters(tmp_path
 
 
 def test_an_erased_video_is_dropped_unread_and_never_cached(tmp_path, face_clip):
-    from tasks.discover import content_id
+    from tasks.extract.discover import content_id
 
     shutil.copyfile(face_clip, tmp_path / "a.mp4")
     clips = [Clip("a", tmp_path / "a.mp4", 0, "train")]

@@ -15,14 +15,14 @@ import pyarrow as pa
 import pytest
 
 import flows.analyse
-import tasks.analysis
+import tasks.analyse.analysis
 from flows.cli import main
 from models.rules import TASK_CLASSES
-from tasks.crops import encode_jpeg
-from tasks.extract import ExtractParams
-from tasks.inference import current_version
-from tasks.privacy import crop_holdings, expire_crops, video_params
-from tasks.report import plots
+from tasks.analyse.report import plots
+from tasks.extract.crops import encode_jpeg
+from tasks.extract.video import ExtractParams
+from tasks.predict.inference import current_version
+from tasks.predict.privacy import crop_holdings, expire_crops, video_params
 from tasks.store import CROP_SCHEMA, FRAME_SCHEMA, Store, prediction_schema, table_from_columns, write_table_atomic
 from tests.test_analyse import outcomes_frame
 from tests.test_marts import write_lesson_store
@@ -182,11 +182,11 @@ def test_the_report_and_its_artifacts_never_carry_face_pixels(tmp_path, monkeypa
     outcomes_frame().to_csv(outcomes, index=False)
     seen = []
 
-    def spy(folder, inputs, real=tasks.analysis.write_report):
+    def spy(folder, inputs, real=tasks.analyse.analysis.write_report):
         seen.append(inputs)
         return real(folder, inputs)
 
-    monkeypatch.setattr(tasks.analysis, "write_report", spy)
+    monkeypatch.setattr(tasks.analyse.analysis, "write_report", spy)
     artifacts = []
     monkeypatch.setattr(flows.analyse, "create_table_artifact", lambda **kw: artifacts.append(kw))
     monkeypatch.setattr(flows.analyse, "create_markdown_artifact", lambda **kw: artifacts.append(kw))

@@ -18,10 +18,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.cli import main
-from models.rules import TASK_CLASSES
-from tasks.discover import content_id
-from tasks.store import BODY_TASKS, Store
-from tasks.warehouse import run_query
+from models.rules import BODY_TASKS, TASK_CLASSES
+from tasks.analyse.warehouse import run_query
+from tasks.extract.discover import content_id
+from tasks.store import Store
 
 pytestmark = pytest.mark.slow
 DAY = 86400.0

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from flows.cli import main
+from tasks.analyse.warehouse import QueryRefused, run_query
 from tasks.store import Store
-from tasks.warehouse import QueryRefused, run_query
 
 
 def test_a_new_store_has_empty_views_with_the_documented_columns(tmp_path):

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks import report
-from tasks.stats import ancova
+from tasks.analyse import report
+from tasks.analyse.stats import ancova
 
 
 @pytest.fixture(scope="module")

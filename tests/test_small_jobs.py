@@ -10,8 +10,8 @@ import pytest
 
 from flows import engine
 from flows.cli import main
+from tasks.analyse.warehouse import run_query
 from tasks.store import VIDEO_COLUMNS, Store
-from tasks.warehouse import run_query
 from tests.videos import truncated_copy
 
 pytestmark = pytest.mark.slow
@@ -114,17 +114,17 @@ def test_a_file_replaced_in_place_is_counted_once_by_its_new_content(store, corp
 
 
 def test_an_unreadable_file_fails_alone_and_is_read_again_next_run(store, corpus, media_dir, monkeypatch, capsys):
-    import tasks.discover
+    import tasks.extract.discover
 
     shutil.copy(media_dir / "cremad" / "1001_DFA_ANG_XX.flv", corpus / "locked.flv")
-    real = tasks.discover.content_id
+    real = tasks.extract.discover.content_id
 
     def content_id(path):  # root (as in CI) reads a chmod-000 file: the permission error is raised here
         if path.name == "locked.flv":
             raise PermissionError(13, "Permission denied", str(path))
         return real(path)
 
-    monkeypatch.setattr(tasks.discover, "content_id", content_id)
+    monkeypatch.setattr(tasks.extract.discover, "content_id", content_id)
     before = snapshot(store / "frames")
     assert main(["run", str(corpus), "--store", str(store), "--workers", "2"]) == 1
     assert snapshot(store / "frames") == before

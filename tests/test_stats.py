@@ -1,4 +1,4 @@
-"""tasks.stats.ancova against statsmodels (generated unbalanced designs) and a published example."""
+"""tasks.analyse.stats.ancova against statsmodels (generated unbalanced designs) and a published example."""
 
 import itertools
 import json
@@ -9,7 +9,7 @@ import pytest
 import statsmodels.api as sm
 import statsmodels.formula.api as smf
 
-from tasks.stats import (
+from tasks.analyse.stats import (
     MEANS_COLUMNS,
     TABLE_COLUMNS,
     ConstantCovariateWarning,
@@ -23,8 +23,8 @@ from tasks.stats import (
 )
 
 RTOL = 1e-8
-NO_DEGENERACY = pytest.mark.filterwarnings("error::tasks.stats.DegenerateDesignWarning")
-IGNORE_SINGULAR = pytest.mark.filterwarnings("ignore::tasks.stats.SingularDesignWarning")
+NO_DEGENERACY = pytest.mark.filterwarnings("error::tasks.analyse.stats.DegenerateDesignWarning")
+IGNORE_SINGULAR = pytest.mark.filterwarnings("ignore::tasks.analyse.stats.SingularDesignWarning")
 FACTORS = {
     "facial": ["frown", "neutral", "smile"],
     "body": ["closed", "open"],
@@ -386,7 +386,7 @@ def test_mixed_model_reproduces_the_published_dietox_example():
 
     import statsmodels
 
-    from tasks.stats import mixed_model
+    from tasks.analyse.stats import mixed_model
 
     data = pd.read_csv(Path(statsmodels.__file__).parent / "regression" / "tests" / "results" / "dietox.csv")
     result = mixed_model(data, "Weight", [], ["Time"], "Pig")
@@ -422,7 +422,7 @@ def nested(n_units: int, per_unit: int, icc: float, seed: int, effect: float = 0
 
 @pytest.mark.parametrize("true_icc", [0.0, 0.1, 0.3, 0.6])
 def test_icc_recovers_a_simulated_icc(true_icc):
-    from tasks.stats import icc_oneway
+    from tasks.analyse.stats import icc_oneway
 
     result = icc_oneway(nested(200, 20, true_icc, seed=int(true_icc * 10)), "score", "unit")
     assert (result.n_units, result.n_students, result.n0) == (200, 4000, 20.0)
@@ -431,7 +431,7 @@ def test_icc_recovers_a_simulated_icc(true_icc):
 
 
 def test_mixed_model_matches_statsmodels_formula_with_sum_contrasts():
-    from tasks.stats import mixed_model, unit_means
+    from tasks.analyse.stats import mixed_model, unit_means
 
     data = nested(12, 5, 0.3, seed=2, effect=1.0)
     result = mixed_model(data, "score", ["facial_group", "body_group"], ["pretest"], "unit")
@@ -455,7 +455,7 @@ def test_mixed_model_matches_statsmodels_formula_with_sum_contrasts():
 
 
 def test_icc_with_cells_removes_what_the_unit_level_factors_explain():
-    from tasks.stats import icc_oneway
+    from tasks.analyse.stats import icc_oneway
 
     # 400 units of 20: the estimate's sd is ~0.017 (seeds 0-5 gave 0.27-0.31), so +-0.05 is ~3 sd
     data = nested(400, 20, 0.3, seed=0, effect=3.0)  # a large facial effect between units

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from tasks.action_units import load_au_estimator
-from tasks.faces import load_face_backend
-from tasks.synthetic import animate, face_photos, smiling
+from tasks.extract.action_units import load_au_estimator
+from tasks.extract.faces import load_face_backend
+from tasks.synthetic.media import animate, face_photos, smiling
 
 
 def test_teacher_smiles_in_the_middle_of_the_clip():

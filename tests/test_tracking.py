@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import skimage.data
 
-from tasks.faces import load_face_backend
-from tasks.tracking import assign_face_ids
+from tasks.extract.faces import load_face_backend
+from tasks.extract.tracking import assign_face_ids
 from tests.test_faces import sample
 
 

@@ -1,7 +1,7 @@
 -- The two factors of paper 1's 2x2 design, one definition each (used by session_analysis and teacher_analysis);
 -- body_group has two measures: the wrist-speed rule (gesture_rate) and, where a gesture model predicted, the
 -- expressive-gesture share (body_group_from_share).
--- Null when the measure is missing. Thresholds are DuckDB variables (tasks/warehouse.py THRESHOLDS).
+-- Null when the measure is missing. Thresholds are DuckDB variables (tasks/analyse/warehouse.py THRESHOLDS).
 create or replace macro facial_group(happiness_share) as
     case
         when happiness_share >= getvariable('positive_happiness_share') then 'positive'

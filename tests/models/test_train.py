@@ -1,7 +1,7 @@
 """Training and evaluation: the three models learn a label visible in the face crops; resume; UAR vs WAR.
 
-The clips are real face photos (``tasks.synthetic.face_photos``: the astronaut and two faces of the group
-photo) animated with ``tasks.synthetic.animate``. A class is a translucent colour over the lower face
+The clips are real face photos (``tasks.synthetic.media.face_photos``: the astronaut and two faces of the group
+photo) animated with ``tasks.synthetic.media.animate``. A class is a translucent colour over the lower face
 (jaw to nose), red for "happiness" and blue for "sadness", painted on the photo before animation, so it
 moves with the face and survives detection, alignment and the crop. Held-out clips are new animations
 (other seeds: other pans, zooms, rotations and lighting). Chance is 0.5.
@@ -19,7 +19,7 @@ import torch
 
 from models.datasets import PreparedSet, read_manifest
 from models.train import classification_metrics, model_view, save_metrics, train
-from tasks.prepare import ExtractionParams, prepare_set
+from tasks.predict.prepare import ExtractionParams, prepare_set
 
 TINTS = {"happiness": (255, 40, 40), "sadness": (40, 40, 255)}
 FPS = 8.0
@@ -42,8 +42,8 @@ TINY = {
 
 def face_identities() -> dict[str, np.ndarray]:
     """Head-and-shoulders crops (2.4 face boxes) of the faces in the shipped photos, 320 × 320."""
-    from tasks.faces import load_face_backend
-    from tasks.synthetic import face_photos
+    from tasks.extract.faces import load_face_backend
+    from tasks.synthetic.media import face_photos
 
     backend = load_face_backend("mediapipe")
     out = {}
@@ -62,7 +62,7 @@ def face_identities() -> dict[str, np.ndarray]:
 
 def tint_lower_face(photo: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
     """``photo`` with the region between the jaw line and the nose base blended 55 % with ``colour``."""
-    from tasks.faces import load_face_backend
+    from tasks.extract.faces import load_face_backend
 
     landmarks = load_face_backend("mediapipe").detect(photo)[0].landmarks
     polygon = np.concatenate([landmarks[2:15], landmarks[[35, 33, 31]]]).astype(np.int32)
@@ -75,7 +75,7 @@ def tint_lower_face(photo: np.ndarray, colour: tuple[int, int, int]) -> np.ndarr
 
 def write_labelled_set(folder: Path, n_train: int = 4, n_test: int = 2) -> Path:
     """Per identity and class, ``n_train`` + ``n_test`` clips of 2 s at 8 fps; returns the manifest."""
-    from tasks.synthetic import animate, write_video
+    from tasks.synthetic.media import animate, write_video
 
     rows = []
     for i, (identity, photo) in enumerate(face_identities().items()):

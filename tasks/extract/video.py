@@ -1,0 +1,413 @@
+"""Extraction of one video: chunks of sampled frames → faces, landmarks, pose, body → per-video finalize.
+
+``extract_chunk`` is the unit of parallel work (one Dask task): it opens the video itself (paths in,
+paths out: no pixels travel between tasks), decodes its sampled frames with decord, runs the face and
+body backends and writes one Parquet fragment under ``<store>/work/<video_id>/<params>/``. A fragment
+that exists is complete (it was renamed into place), so a rerun after a crash skips it.
+
+``finalize_video`` needs the whole video: it assigns stable ``face_id`` tracks, computes action units
+relative to each track's own neutral baseline, writes the ``frames`` and ``body`` partitions atomically
+and removes the fragments.
+"""
+
+import hashlib
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from models.layout import BLENDSHAPE_NAMES, KEYPOINT_NAMES, N_LANDMARKS
+from tasks.extract.body import load_body_backend
+from tasks.extract.crops import append_crop, crop_columns
+from tasks.extract.decode import (
+    Chunk,
+    ChunkDecode,
+    Probe,
+    VideoError,
+    decode_chunk,
+    frame_times,
+    open_video,
+    plan_chunks,
+    probe,
+    truncation_warnings,
+    video_decoding,
+)
+from tasks.extract.discover import VideoRef, local_video
+from tasks.extract.faces import load_face_backend
+from tasks.store import (
+    BODY_SCHEMA,
+    CROP_SCHEMA,
+    FRAME_SCHEMA,
+    StepResult,
+    Store,
+    make_dirs,
+    read_metadata,
+    read_schema,
+    read_table,
+    remove_tree,
+    table_from_columns,
+    write_table_atomic,
+)
+
+CATALOG_COUNTS = ("sampled_frames", "face_rows", "face_tracks", "frames_with_face", "body_rows")
+EXTRACTOR_VERSION = "4"  # bump when what the rows mean changes (detector, landmarks, tracking, AUs): stores re-extract
+
+
+@dataclass(frozen=True)
+class ExtractParams:
+    """What the extracted rows depend on; a change of any field re-extracts the video.
+
+    Args:
+        fps: face sampling rate, frames per second of video.
+        chunk_seconds: whole seconds of video per Dask task.
+        face_backend: face backend name (see ``tasks.extract.faces.FACE_BACKENDS``).
+        face_options: backend options as sorted (name, value) pairs, e.g. (("model_dir", "/packs/x"),).
+        body_fps: body keypoint sampling rate (0 turns body keypoints off); a subset of the face samples.
+        au_model_dir: a user-supplied AU model directory; None uses the geometric AUs.
+        keep_crops: also store aligned 112×112 face crops (``crops`` table) so that predictions can be
+            recomputed after retraining without decoding the video again.
+    """
+
+    fps: float = 5.0
+    chunk_seconds: int = 10
+    face_backend: str = "mediapipe"
+    face_options: tuple[tuple[str, str], ...] = ()
+    body_fps: float = 1.0
+    au_model_dir: str | None = None
+    keep_crops: bool = True
+    version: str = field(default=EXTRACTOR_VERSION)
+
+    def __post_init__(self):
+        if not self.fps > 0:
+            raise ValueError(f"fps must be > 0, got {self.fps}")
+        if self.body_fps < 0 or self.body_fps > self.fps:
+            raise ValueError(f"body_fps must be between 0 and fps ({self.fps}), got {self.body_fps}")
+        if self.chunk_seconds < 1:
+            raise ValueError(f"chunk_seconds must be >= 1, got {self.chunk_seconds}")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    def key(self) -> str:
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
+
+    @property
+    def body_every(self) -> int:
+        """Body keypoints on every n-th face sample (0: never)."""
+        return 0 if self.body_fps == 0 else max(1, round(self.fps / self.body_fps))
+
+
+@dataclass(frozen=True)
+class ChunkJob:
+    """One chunk of a video to extract: its fragments go to ``work_dir`` (``Store.work_dir``, local or on object
+    storage); ``storage_options`` open the video when it is on object storage
+    (``tasks.extract.discover.local_video``)."""
+
+    video_id: str
+    path: str
+    chunk: Chunk
+    params: ExtractParams
+    work_dir: Path  # or a UPath on object storage
+    storage_options: tuple[tuple[str, object], ...] = ()
+
+    @property
+    def faces_path(self) -> Path:
+        return self.work_dir / f"faces-{self.chunk.index:05d}.parquet"
+
+    @property
+    def body_path(self) -> Path:
+        return self.work_dir / f"body-{self.chunk.index:05d}.parquet"
+
+    @property
+    def crops_path(self) -> Path:
+        return self.work_dir / f"crops-{self.chunk.index:05d}.parquet"
+
+    def is_done(self) -> bool:
+        """All fragments of this chunk are in place (the faces fragment is renamed into place last)."""
+        return self.faces_path.is_file()
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    chunk: int
+    sampled: int
+    faces: int
+    bodies: int
+    seconds: float  # wall time spent, 0 when the fragment already existed
+
+
+_QUIET = False
+
+
+def quiet_native_logs() -> None:
+    """In a Dask worker process, send what native libraries write to stderr (MediaPipe / TFLite / absl, and
+    FFmpeg through decord) to /dev/null, once; Python's own stderr (logging, tracebacks) keeps the real one.
+
+    Those lines repeat per worker and per model ("Created TensorFlow Lite XNNPACK delegate", "moov atom not
+    found"): noise, not information, since every failure is recorded with its reason. Outside a worker (the
+    CLI process, tests calling these functions directly) nothing changes.
+    """
+    global _QUIET
+    if _QUIET:
+        return
+    try:
+        from distributed import get_worker
+
+        get_worker()
+    except (ImportError, ValueError):
+        return
+    _QUIET = True
+    old = sys.stderr
+    sys.stderr = os.fdopen(os.dup(2), "w", buffering=1)  # the real stderr, for Python
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)  # fd 2, where native code writes, goes nowhere
+    os.close(devnull)
+    for ref in logging._handlerList:  # handlers made before now wrote to the old object (fd 2)
+        handler = ref()
+        if isinstance(handler, logging.StreamHandler) and handler.stream is old:
+            handler.setStream(sys.stderr)
+
+
+# worker-side model pool: backends are loaded once per worker process and never shared by two threads
+_POOL: dict[tuple, list] = {}
+_POOL_LOCK = threading.Lock()
+
+
+@contextmanager
+def pooled(kind: str, name: str, options: tuple[tuple[str, str], ...]) -> Iterator[object]:
+    key = (kind, name, options)
+    with _POOL_LOCK:
+        free = _POOL.setdefault(key, [])
+        backend = free.pop() if free else None
+    if backend is None:
+        backend = load_face_backend(name, **dict(options)) if kind == "face" else load_body_backend(name)
+    try:
+        backend.reset()
+        yield backend
+    finally:
+        with _POOL_LOCK:
+            _POOL[key].append(backend)
+
+
+FACE_FRAGMENT_COLUMNS = [
+    f.name for f in FRAME_SCHEMA if f.name not in {"face_id", "success"} and not f.name.startswith("AU")
+]
+
+
+# An open decord reader keeps decoding ahead in its own thread (0.15-0.3 CPU-seconds a second while idle, measured
+# while profiling bench/limit.py): while the face models run it competes with them for the cores, and two
+# workers side by side ran each chunk ~1.4x slower. So a chunk's frames are decoded ahead, up to this many
+# bytes of pixels (all of a 10 s chunk at 5 fps up to 720p), and the reader closed before the models run.
+READ_AHEAD_BYTES = 192 * 2**20
+
+
+def read_ahead(frames: Iterator[tuple[int, np.ndarray]], max_bytes: int) -> Iterator[tuple[int, np.ndarray]]:
+    """The items of ``frames`` in order, pulled in groups of up to ``max_bytes`` of pixels before any is
+    yielded (at least one per group), so that the source is exhausted, and freed, as early as memory allows."""
+    while True:
+        group, size = [], 0
+        for item in frames:
+            group.append(item)
+            size += item[1].nbytes
+            if size >= max_bytes:
+                break
+        if not group:
+            return
+        yield from group
+
+
+def extract_chunk(job: ChunkJob) -> ChunkResult:
+    """Decode one chunk's sampled frames, detect faces (and bodies), write its fragments."""
+    quiet_native_logs()
+    if job.is_done():
+        meta = read_schema(job.faces_path).metadata or {}
+        sampled = int(meta.get(b"sampled_frames", b"0"))
+        return ChunkResult(job.chunk.index, sampled, read_metadata(job.faces_path).num_rows, 0, 0.0)
+    start = time.perf_counter()
+    faces: dict[str, list] = {name: [] for name in FACE_FRAGMENT_COLUMNS}
+    bodies: dict[str, list] = {f.name: [] for f in BODY_SCHEMA}
+    crops = crop_columns()  # row i of the crops fragment is row i of the faces fragment
+    stamps = dict(zip(job.chunk.frames, job.chunk.timestamps, strict=True))
+    body_every = job.params.body_every
+    decoded = ChunkDecode()  # decord, or PyAV where decord fails; frames neither decodes are skipped
+    with (
+        local_video(job.path, job.video_id, dict(job.storage_options)) as path,
+        pooled("face", job.params.face_backend, job.params.face_options) as face_backend,
+        pooled("body", "mediapipe", ()) if body_every else nullcontext() as body_backend,
+    ):
+        reader = open_video(path)
+        frames = decode_chunk(path, reader, job.chunk, decoded)
+        del reader  # the generator holds it: it is closed as soon as the chunk's last frame is decoded
+        for i, (frame, pixels) in enumerate(read_ahead(frames, READ_AHEAD_BYTES)):
+            for index, face in enumerate(face_backend.detect(pixels)):
+                _append_face(faces, frame, stamps[frame], face)
+                if job.params.keep_crops:
+                    append_crop(crops, frame, stamps[frame], index, face, pixels)
+            if body_every and i % body_every == 0:
+                for person, body in enumerate(body_backend.detect(pixels)):
+                    _append_body(bodies, frame, stamps[frame], person, body)
+    n_decoded = len(job.chunk.frames) - len(decoded.missing)
+    sampled = {b"sampled_frames": str(n_decoded).encode(), **decoded.metadata()}
+    if body_every:
+        write_table_atomic(table_from_columns(bodies, BODY_SCHEMA), job.body_path)
+    if job.params.keep_crops:
+        write_table_atomic(table_from_columns(crops, CROP_SCHEMA), job.crops_path)
+    face_schema = pa.schema([FRAME_SCHEMA.field(n) for n in FACE_FRAGMENT_COLUMNS], metadata=sampled)
+    write_table_atomic(table_from_columns(faces, face_schema), job.faces_path)
+    return ChunkResult(
+        job.chunk.index,
+        n_decoded,
+        len(faces["frame"]),
+        len(bodies["frame"]),
+        time.perf_counter() - start,
+    )
+
+
+def _append_face(cols: dict[str, list], frame: int, timestamp: float, face) -> None:
+    x1, y1, x2, y2 = (float(v) for v in face.bbox)
+    cols["frame"].append(frame)
+    cols["timestamp"].append(timestamp)
+    cols["confidence"].append(float(face.score))
+    cols["bbox_x"].append(x1)
+    cols["bbox_y"].append(y1)
+    cols["bbox_w"].append(x2 - x1)
+    cols["bbox_h"].append(y2 - y1)
+    for i in range(N_LANDMARKS):
+        cols[f"x_{i}"].append(float(face.landmarks[i, 0]))
+        cols[f"y_{i}"].append(float(face.landmarks[i, 1]))
+    for axis, value in zip(("pose_Rx", "pose_Ry", "pose_Rz"), face.pose, strict=True):
+        cols[axis].append(float(value))
+    shapes = face.blendshapes if face.blendshapes is not None else np.full(len(BLENDSHAPE_NAMES), np.nan)
+    for name, value in zip(BLENDSHAPE_NAMES[1:], shapes[1:], strict=True):
+        cols[f"bs_{name}"].append(float(value))
+    cols["infraorbital"].append(float(face.infraorbital))
+
+
+def _append_body(cols: dict[str, list], frame: int, timestamp: float, person: int, body) -> None:
+    cols["frame"].append(frame)
+    cols["timestamp"].append(timestamp)
+    cols["person_id"].append(person)
+    cols["confidence"].append(float(body.score))
+    for k, name in enumerate(KEYPOINT_NAMES):
+        for j, axis in enumerate(("x", "y", "v")):
+            cols[f"{name}_{axis}"].append(float(body.keypoints[k, j]))
+
+
+def plan_video(
+    ref: VideoRef, params: ExtractParams, storage_options: dict | None = None
+) -> tuple[Probe, list[Chunk], list[dict[str, str]]]:
+    """The video's probe, its chunks, and the warnings the probe raises (a ``truncated`` file)."""
+    with local_video(ref.path, ref.video_id, storage_options) as path:
+        reader = open_video(path)
+        times = frame_times(reader)
+        probed = probe(reader, times, path)
+        return (
+            probed,
+            plan_chunks(times, params.fps, params.chunk_seconds),
+            truncation_warnings(path, probed, params.fps),
+        )
+
+
+def extract_video(
+    ref: VideoRef,
+    params: ExtractParams,
+    store: Store,
+    run_chunks: Callable[[list[ChunkJob]], Sequence[ChunkResult]],
+) -> StepResult:
+    """Probe, plan, extract all chunks (through ``run_chunks``, e.g. a Dask ``client.map``) and finalize.
+
+    Problems with the video itself (missing, empty, not a video, undecodable) come back as a failed
+    ``StepResult`` naming the stage and reason; they never raise. ``counts`` are the video's catalog
+    counts (``sampled_frames``, ``face_rows``, ``face_tracks``, ``frames_with_face``, ``body_rows``,
+    ``chunks_reused``), ``info["probe"]`` its probe.
+    """
+    quiet_native_logs()
+    start = time.perf_counter()
+    result = StepResult(ref.video_id, ref.path, "extract", counts=dict.fromkeys(CATALOG_COUNTS, 0))
+    work = store.work_dir(ref.video_id, params.key())
+    stage = "probe"
+    try:
+        probed, chunks, warnings = plan_video(ref, params, store.storage_options)
+        result.info["probe"] = asdict(probed)
+        stage = "decode"
+        options = tuple(sorted(store.storage_options.items()))
+        jobs = [ChunkJob(ref.video_id, ref.path, chunk, params, work, options) for chunk in chunks]
+        make_dirs(work)  # with the store's permissions
+        chunk_results = list(run_chunks(jobs))
+        result.info.update(video_decoding([(j.chunk, read_schema(j.faces_path).metadata) for j in jobs]))
+        result.info["warnings"] = warnings + result.info["warnings"]
+        stage = "finalize"
+        finalize_video(ref.video_id, jobs, params, store, result)
+    except VideoError as exc:
+        remove_tree(work)
+        return result.fail(stage, exc.reason, str(exc))
+    result.status = "ok"
+    result.counts["chunks_reused"] = sum(r.seconds == 0 for r in chunk_results)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def finalize_video(
+    video_id: str, jobs: list[ChunkJob], params: ExtractParams, store: Store, result: StepResult
+) -> None:
+    """Tracks, action units, and the atomic writes of the video's partitions.
+
+    ``body`` and ``crops`` are written before ``frames``: a video counts as done only once its ``frames``
+    partition and catalog row exist, so a crash in between just redoes the video.
+    """
+    frames, order = _frames_table(jobs, params, result)
+    if params.body_every:
+        body = pa.concat_tables([read_table(job.body_path) for job in jobs]).sort_by("frame")
+        result.counts["body_rows"] = body.num_rows
+        write_table_atomic(body, store.partition("body", video_id))
+    else:
+        store.partition("body", video_id).unlink(missing_ok=True)
+    if params.keep_crops:
+        crops = pa.concat_tables([read_table(job.crops_path) for job in jobs]).take(order)
+        crops = crops.append_column("face_id", frames["face_id"])
+        write_table_atomic(crops, store.partition("crops", video_id))
+    else:
+        store.partition("crops", video_id).unlink(missing_ok=True)
+    write_table_atomic(frames, store.partition("frames", video_id))
+    remove_tree(store.work_dir(video_id))
+
+
+def _frames_table(jobs: list[ChunkJob], params: ExtractParams, result: StepResult) -> tuple[pa.Table, pa.Array]:
+    """All face rows of the video with face tracks and AUs, and the order taken from the fragments."""
+    from tasks.extract.action_units import load_au_estimator
+    from tasks.extract.tracking import assign_face_ids
+
+    fragments = [read_table(job.faces_path) for job in jobs]
+    result.counts["sampled_frames"] = sum(int((t.schema.metadata or {})[b"sampled_frames"]) for t in fragments)
+    faces = pa.concat_tables([t.replace_schema_metadata(None) for t in fragments])
+    order = pc.sort_indices(faces, [("frame", "ascending"), ("bbox_x", "ascending")])
+    faces = faces.take(order)
+    columns = {name: faces[name].to_numpy() for name in faces.column_names}
+    xy = [np.stack([columns[f"{axis}_{i}"] for i in range(N_LANDMARKS)], axis=1) for axis in ("x", "y")]
+    landmarks = np.stack(xy, axis=2).astype(np.float32)  # (N, 68, 2)
+    x, y, w, h = (columns[f"bbox_{k}"] for k in "xywh")
+    bboxes = np.stack([x, y, x + w, y + h], axis=1)  # (N, 4)
+    pose = np.stack([columns["pose_Rx"], columns["pose_Ry"], columns["pose_Rz"]], axis=1)  # (N, 3)
+    face_id = assign_face_ids(columns["frame"], bboxes, landmarks) if len(x) else np.zeros(0, np.int32)
+    columns["face_id"] = face_id
+    columns["success"] = np.ones(len(face_id), dtype=bool)
+    if len(face_id):
+        shapes = np.stack([columns[f"bs_{name}"] for name in BLENDSHAPE_NAMES[1:]], axis=1).astype(np.float32)
+        estimator = load_au_estimator(params.au_model_dir)
+        columns.update(estimator.predict(landmarks, pose, face_id, shapes, columns["infraorbital"]))
+    else:
+        columns.update({f.name: [] for f in FRAME_SCHEMA if f.name.startswith("AU")})
+    result.counts["face_tracks"] = int(len(np.unique(face_id)))
+    result.counts["frames_with_face"] = int(len(np.unique(columns["frame"])))
+    result.counts["face_rows"] = len(face_id)
+    return table_from_columns(columns, FRAME_SCHEMA), order

@@ -1,0 +1,598 @@
+"""Inference: windows of face-track frames → class probabilities per task, written as Parquet per video.
+
+Windows. A video's ``frames`` partition is split by ``face_id``; each track's samples (in frame order)
+form windows of ``window`` consecutive samples starting every ``stride`` samples (defaults 16 and 8: 3.2 s
+windows every 1.6 s at 5 fps). Only complete windows are made, plus, when the stride leaves a tail, one
+more window ending at the track's last sample, so every sample is in a window; a track shorter than
+``window`` gives one window of all its samples (``n_frames`` says how many). Windows run over the track's
+samples, so a window may span a gap where the face was not detected: ``start_time`` / ``end_time`` are
+the timestamps of its first and last sample and show it. Windows overlap, so each sample of a track is
+owned by one window, whose label it takes in the marts' time accounting: of the windows covering it
+(``start_time <= timestamp <= end_time``), the one whose centre ``(start_time + end_time) / 2`` is nearest
+(ties: the later window); ``n_owned`` is how many samples a window owns (the per-frame form of the same rule
+is the ``expression_frames`` mart; ``video_summary`` sums ``n_owned`` instead of joining every frame).
+
+Predictors (one per task and run, chosen by :func:`load_predictor`):
+
+- the registry model promoted for the task (``models.registry.promoted``): it sees the window as aligned
+  112 × 112 face crops (``tasks.extract.crops``), read from ``<store>/crops/video_id=<id>/`` when that partition
+  exists, else re-aligned from frames decoded with decord from the video's path in the catalog. When the
+  model takes ``num_frames`` frames and the window has another count, ``num_frames`` samples are picked
+  evenly across the window. Crops are resized to the model's ``image_size`` and normalised by its mean /
+  std on the device; models whose ``forward`` takes ``landmarks`` (teacher_expression) get the iBUG-68
+  landmarks mapped into the resized crop. A model is loaded once per process (cache keyed by store, name,
+  version and device) and run under ``torch.inference_mode``, with bf16 autocast on CUDA; windows are
+  batched across the videos of one call, and crops are streamed in frame order, so memory holds only the
+  windows in flight, not a whole video;
+- otherwise the AU-rule baseline (``models.rules``): each AU's 0.8 quantile over the window's samples
+  (``rules.window_peaks``, so a brief apex is not averaged away), scored by the prototypes; ``model_name``
+  says "rule baseline", ``model_version`` is ``rules-<hash>``, a hash of the task's prototypes, so a
+  change of the rules makes every video stale (a registered model's is ``<name>-<version>``).
+
+Gestures (task ``gesture``) run over the ``body`` samples instead: windows per ``person_id`` (written in
+the ``face_id`` column) with the same window and stride, by the promoted ``teacher_gesture`` model
+(:class:`GesturePredictor`). It sees ``num_frames`` whole frames per window, letterboxed into its
+``image_size`` square as training prepares them (``tasks.predict.prepare.letterbox``), with the 33 BlazePose
+keypoints of those samples mapped into it. The frames are decoded again from the video (path from the
+catalog): the store keeps no whole frames, because the body samples are sparse (1 fps by default) and
+decoding them costs little next to the model (measured in ``bench/RESULTS.md``); a video whose file is gone
+fails with ``missing_file``. There is no rule baseline for gestures: until a gesture model is promoted the
+task is skipped (results ``skipped``, reason ``no_model``, and one log line) and the marts' ``body_group``
+uses the wrist-speed rule of ``sql/marts/wrist_motion.sql``.
+
+Output, written atomically: ``<store>/predictions/task=<task>/model_version=<version>/video_id=<id>/
+part-0.parquet``, one row per face track × window (:func:`prediction_schema`; the hive keys are not
+repeated in the file). A video without faces gets an empty file, which records that it is done. The
+window length and stride are in the file's metadata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import inspect
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+import pyarrow as pa
+
+from models import rules
+from models.layout import KEYPOINT_NAMES, N_LANDMARKS, decode_jpeg
+from models.registry import load_model, promoted
+from models.rules import BODY_TASKS, TASK_CLASSES, check_task
+from tasks.extract.crops import CROP_SIZE, align_face, alignment_matrix, transform_points
+from tasks.extract.decode import VideoError, decode_frames, open_video
+from tasks.extract.discover import local_video
+from tasks.store import StepResult, Store, parquet_file, prediction_schema, read_table
+
+if TYPE_CHECKING:  # torch only where a registry model runs: the rule baseline and the stale checks need none
+    import torch
+    from torch import nn
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_WINDOW = 16
+DEFAULT_STRIDE = 8
+DEFAULT_BATCH_WINDOWS = 32  # windows per forward pass of a registry model
+BBOX_COLUMNS = ("bbox_x", "bbox_y", "bbox_w", "bbox_h")
+LANDMARK_COLUMNS = tuple(f"x_{i}" for i in range(N_LANDMARKS)) + tuple(f"y_{i}" for i in range(N_LANDMARKS))
+KEYPOINT_COLUMNS = tuple(f"{name}_{axis}" for name in KEYPOINT_NAMES for axis in ("x", "y"))
+
+
+def source_table(task: str) -> str:
+    """The partition a task's windows come from: ``body`` for gestures, ``frames`` for the face tasks."""
+    check_task(task)
+    return "body" if task in BODY_TASKS else "frames"
+
+
+def rules_version(task: str) -> str:
+    """``rules-<8 hex>``: a hash of the rule baseline's name and the task's prototypes."""
+    check_task(task)
+    _, prototypes = rules.RULES[task]
+    return "rules-" + hashlib.sha256(repr((rules.MODEL_NAME, prototypes)).encode()).hexdigest()[:8]
+
+
+# windows ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Window:
+    """One output row: ``rows`` are positions in the video's frames table, in frame order."""
+
+    face_id: int
+    index: int
+    rows: np.ndarray
+    start_time: float
+    end_time: float
+    owned: int  # samples of the track that take this window's label (see the module docstring)
+
+
+def plan_windows(
+    face_id: np.ndarray, frame: np.ndarray, timestamp: np.ndarray, window: int, stride: int
+) -> list[Window]:
+    """Windows of ``window`` samples every ``stride`` samples per face track (see the module docstring)."""
+    if window < 1 or stride < 1:
+        raise ValueError(f"window and stride must be >= 1, got window={window}, stride={stride}")
+    order = np.lexsort((frame, face_id))
+    windows = []
+    for track in np.unique(face_id):
+        rows = order[face_id[order] == track]
+        starts = list(range(0, len(rows) - window + 1, stride)) if len(rows) >= window else [0]
+        if len(rows) > window and starts[-1] + window < len(rows):
+            starts.append(len(rows) - window)  # the tail the stride left out: a last window ending at the end
+        times = timestamp[rows]
+        bounds = [(s, min(s + window, len(rows))) for s in starts]
+        owner, nearest = np.full(len(rows), -1), np.full(len(rows), np.inf)
+        for k, (s, e) in enumerate(bounds):  # in start order, so on a tie the later window takes the sample
+            distance = np.abs(times[s:e] - (times[s] + times[e - 1]) / 2)
+            closer = distance <= nearest[s:e]
+            owner[s:e][closer], nearest[s:e][closer] = k, distance[closer]
+        owned = np.bincount(owner, minlength=len(bounds))
+        for k, (s, e) in enumerate(bounds):
+            part = rows[s:e]
+            windows.append(Window(int(track), k, part, float(times[s]), float(times[e - 1]), int(owned[k])))
+    return windows
+
+
+@dataclass
+class VideoWindows:
+    """A video's frames table (numpy columns) and its windows; where its crops come from."""
+
+    video_id: str
+    columns: dict[str, np.ndarray]
+    windows: list[Window]
+    crops_path: Path | None = None  # <store>/crops/... when present
+    video_path: str | None = None  # from the catalog, to decode when there are no stored crops
+    probs: np.ndarray | None = None  # (windows, classes), filled by a predictor
+    error: VideoError | None = None  # why its crops could not be read
+
+
+def load_video_windows(
+    store: Store, video_id: str, columns: list[str], window: int, stride: int, table: str = "frames"
+) -> VideoWindows:
+    """The video's ``table`` rows (``body``: ``person_id`` read as ``face_id``) and their windows."""
+    key = "person_id" if table == "body" else "face_id"
+    read = read_table(store.partition(table, video_id), columns=[key if c == "face_id" else c for c in columns])
+    cols = {("face_id" if name == key else name): read[name].to_numpy() for name in read.column_names}
+    windows = plan_windows(cols["face_id"], cols["frame"], cols["timestamp"], window, stride)
+    crops = store.partition("crops", video_id)
+    return VideoWindows(video_id, cols, windows, crops if crops.is_file() else None)
+
+
+# predictors ---------------------------------------------------------------------------------------------
+class Predictor(Protocol):
+    """Class probabilities for the windows of a stream of videos, in the task's class order."""
+
+    name: str  # model_name column
+    version: str  # model_version partition key
+    columns: list[str]  # frames columns it needs
+
+    def predict(self, videos: Iterable[VideoWindows]) -> Iterator[tuple[VideoWindows, np.ndarray | None]]:
+        """(video, probabilities (windows, classes) float32) per video in input order; None if it failed."""
+        ...
+
+
+class RulePredictor:
+    """The AU-rule baseline on each window's per-AU high quantile (``rules.window_peaks``; no crops, no model)."""
+
+    def __init__(self, task: str):
+        self.task = task
+        self.name = rules.MODEL_NAME
+        self.version = rules_version(task)
+        self.columns = ["frame", "timestamp", "face_id", *rules.AU_COLUMNS]
+
+    def predict(self, videos: Iterable[VideoWindows]) -> Iterator[tuple[VideoWindows, np.ndarray | None]]:
+        classify, _ = rules.RULES[self.task]
+        for video in videos:
+            au = np.stack([video.columns[c] for c in rules.AU_COLUMNS], axis=1).astype(np.float64)  # (N, 17)
+            peaks = np.array([rules.window_peaks(au[w.rows]) for w in video.windows]).reshape(-1, au.shape[1])
+            probs = classify(dict(zip(rules.AU_COLUMNS, peaks.T, strict=True)))
+            yield video, probs[list(TASK_CLASSES[self.task])].to_numpy(np.float32)
+
+
+_MODELS: dict[tuple[str, str, str, str], nn.Module] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def cached_model(store: Store, name: str, version: str, device: torch.device) -> nn.Module:
+    """The registry model on ``device``, loaded once per process (name + version + store + device)."""
+    key = (str(store.root), name, version, str(device))
+    with _MODELS_LOCK:
+        if key not in _MODELS:
+            _MODELS[key] = load_model(store.root, name, version).to(device)
+            logger.info("loaded model %s %s on %s", name, version, device)
+        return _MODELS[key]
+
+
+@dataclass
+class _Pending:
+    video: VideoWindows
+    window: int  # position in video.windows
+    crops: np.ndarray  # (T, 112, 112, 3) uint8
+    landmarks: np.ndarray  # (T, 68, 2) in 112-crop pixels
+
+
+class _RegistryPredictor:
+    """What every predictor of a promoted registry model holds: the model (cached per process), its input
+    size and normalisation on the device, and the map from its logits to the task's class order."""
+
+    def __init__(self, store: Store, record: dict, device: torch.device, batch_windows: int):
+        import torch
+
+        self.store = store
+        self.device = device
+        self.batch_windows = batch_windows
+        self.name = f"{record['name']} {record['version']}"
+        self.version = version_key(record)
+        self.model = cached_model(store, record["name"], record["version"], device)
+        config = self.model.config
+        self.num_frames = int(config.num_frames)
+        self.image_size = int(config.image_size)
+        self.mean = torch.tensor(config.mean, device=device).view(1, 1, 3, 1, 1)
+        self.std = torch.tensor(config.std, device=device).view(1, 1, 3, 1, 1)
+        self.order = [record["classes"].index(c) for c in TASK_CLASSES[record["task"]]]  # logits → task order
+
+
+class ModelPredictor(_RegistryPredictor):
+    """A promoted registry model on aligned face crops (see the module docstring)."""
+
+    def __init__(self, store: Store, record: dict, device: torch.device, batch_windows: int):
+        super().__init__(store, record, device, batch_windows)
+        self.takes_landmarks = "landmarks" in inspect.signature(self.model.forward).parameters
+        self.columns = ["frame", "timestamp", "face_id", *BBOX_COLUMNS, *LANDMARK_COLUMNS]
+
+    def predict(self, videos: Iterable[VideoWindows]) -> Iterator[tuple[VideoWindows, np.ndarray | None]]:
+        pending: list[_Pending] = []
+        open_videos: deque[VideoWindows] = deque()
+        for video in videos:
+            video.probs = np.full((len(video.windows), len(self.order)), np.nan, dtype=np.float32)
+            open_videos.append(video)
+            try:
+                for item in self._clips(video):
+                    pending.append(item)
+                    if len(pending) == self.batch_windows:
+                        self._run(pending)
+                        pending = []
+            except VideoError as exc:
+                video.error = exc
+                pending = [p for p in pending if p.video is not video]
+            # every video before the first one with windows still pending is complete
+            waiting = {id(p.video) for p in pending}
+            while open_videos and id(open_videos[0]) not in waiting:
+                done = open_videos.popleft()
+                yield done, None if done.error else done.probs
+        if pending:
+            self._run(pending)
+        for done in open_videos:
+            yield done, None if done.error else done.probs
+
+    def _clips(self, video: VideoWindows) -> Iterator[_Pending]:
+        """The windows of ``video`` with their crops, as soon as their last crop has been read."""
+        picks = [w.rows[np.linspace(0, len(w.rows) - 1, self.num_frames).round().astype(int)] for w in video.windows]
+        needed = np.unique(np.concatenate(picks)) if picks else np.array([], dtype=int)
+        if needed.size == 0:
+            return
+        cols = video.columns
+        landmarks = np.stack(
+            [np.stack([cols[f"x_{i}"], cols[f"y_{i}"]], axis=1) for i in range(N_LANDMARKS)], axis=1
+        )  # (N, 68, 2)
+        frame = cols["frame"]
+        last = [(int(frame[p].max()), k) for k, p in enumerate(picks)]
+        heapq.heapify(last)
+        first = [(int(frame[p].min()), k) for k, p in enumerate(picks)]
+        heapq.heapify(first)
+        emitted: set[int] = set()
+        held: dict[int, np.ndarray] = {}  # row → crop, for windows not yet emitted
+        source = self._stored_crops if video.crops_path is not None else self._decoded_crops
+        for current, crops in source(video, needed, landmarks):
+            held.update(crops)
+            while last and last[0][0] <= current:
+                _, k = heapq.heappop(last)
+                emitted.add(k)
+                rows = picks[k]
+                aligned = np.stack([transform_points(alignment_matrix(landmarks[r]), landmarks[r]) for r in rows])
+                yield _Pending(video, k, np.stack([held[r] for r in rows]), aligned.astype(np.float32))
+            while first and first[0][1] in emitted:
+                heapq.heappop(first)
+            low = first[0][0] if first else current + 1
+            held = {r: c for r, c in held.items() if frame[r] >= low}
+        if last:
+            raise VideoError("missing_crops", f"video {video.video_id}: crops of {len(last)} windows were never read")
+
+    def _decoded_crops(
+        self, video: VideoWindows, needed: np.ndarray, landmarks: np.ndarray
+    ) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
+        """(frame, {row: crop}) in frame order, aligned from frames decoded from the video file."""
+        if video.video_path is None:
+            raise VideoError("missing_file", f"video {video.video_id}: no stored crops and no path in the catalog")
+        frame = video.columns["frame"]
+        by_frame: dict[int, list[int]] = {}
+        for r in needed:
+            by_frame.setdefault(int(frame[r]), []).append(int(r))
+        with local_video(video.video_path, video.video_id, self.store.storage_options) as path:
+            for f, pixels in decode_frames(open_video(path), tuple(sorted(by_frame))):
+                yield f, {r: align_face(pixels, landmarks[r]) for r in by_frame[f]}
+
+    def _stored_crops(
+        self, video: VideoWindows, needed: np.ndarray, landmarks: np.ndarray
+    ) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
+        """(frame, {row: crop}) in frame order from the crops partition, matched to rows by face box."""
+        cols = video.columns
+        boxes = np.stack([cols[c] for c in BBOX_COLUMNS], axis=1)
+        by_frame: dict[int, list[int]] = {}
+        for r in needed:
+            by_frame.setdefault(int(cols["frame"][r]), []).append(int(r))
+        for f, stored_boxes, jpegs in _crop_groups(video.crops_path, set(by_frame)):
+            crops = {}
+            for r in by_frame[f]:
+                distance = np.abs(stored_boxes - boxes[r]).max(axis=1)
+                best = int(distance.argmin())
+                if distance[best] > 1.0:
+                    raise VideoError("crops_mismatch", f"video {video.video_id}: no stored crop for frame {f} face box")
+                crops[r] = decode_jpeg(jpegs[best])
+            yield f, crops
+
+    def _run(self, batch: list[_Pending]) -> None:
+        """One forward pass over ``batch``; probabilities are written into each video's array."""
+        import torch
+        import torch.nn.functional as F
+
+        from models.device import autocast
+
+        crops = torch.from_numpy(np.stack([p.crops for p in batch])).to(self.device)  # (B, T, H, W, C) uint8
+        x = crops.permute(0, 1, 4, 2, 3).float().div_(255.0)  # (B, T, C, H, W)
+        x = (x - self.mean) / self.std
+        B, T, C, H, W = x.shape
+        if (H, W) != (self.image_size, self.image_size):
+            x = F.interpolate(
+                x.reshape(B * T, C, H, W), size=self.image_size, mode="bilinear", antialias=True, align_corners=False
+            ).reshape(B, T, C, self.image_size, self.image_size)
+        with torch.inference_mode(), autocast(self.device):
+            if self.takes_landmarks:
+                points = torch.from_numpy(np.stack([p.landmarks for p in batch])).to(self.device)  # (B, T, 68, 2)
+                logits = self.model(x, points * (self.image_size / CROP_SIZE))
+            else:
+                logits = self.model(x)
+        probs = torch.softmax(logits.float(), dim=1)[:, self.order].cpu().numpy()  # (B, classes)
+        for p, row in zip(batch, probs, strict=True):
+            p.video.probs[p.window] = row
+
+
+class GesturePredictor(_RegistryPredictor):
+    """The promoted ``teacher_gesture`` model on windows of body samples: whole frames decoded from the video,
+    letterboxed into the model's square, and the BlazePose keypoints mapped into it (module docstring)."""
+
+    def __init__(self, store: Store, record: dict, device: torch.device, batch_windows: int):
+        super().__init__(store, record, device, batch_windows)
+        self.columns = ["frame", "timestamp", "face_id", *KEYPOINT_COLUMNS]
+
+    def predict(self, videos: Iterable[VideoWindows]) -> Iterator[tuple[VideoWindows, np.ndarray | None]]:
+        for video in videos:
+            video.probs = np.full((len(video.windows), len(self.order)), np.nan, dtype=np.float32)
+            pending: list[tuple[int, np.ndarray, np.ndarray]] = []
+            try:
+                for item in self._clips(video):
+                    pending.append(item)
+                    if len(pending) == self.batch_windows:
+                        self._run(video, pending)
+                        pending = []
+                if pending:
+                    self._run(video, pending)
+            except VideoError as exc:
+                video.error = exc
+            yield video, None if video.error else video.probs
+
+    def _clips(self, video: VideoWindows) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """(window position, frames (T, S, S, 3) uint8, keypoints (T, 33, 2) in their pixels) per window, as
+        soon as its last frame is decoded; frames are held only while a window in flight needs them."""
+        from tasks.predict.prepare import letterbox  # it imports the training datasets (torch)
+
+        picks = [w.rows[np.linspace(0, len(w.rows) - 1, self.num_frames).round().astype(int)] for w in video.windows]
+        if not picks:
+            return
+        if video.video_path is None:
+            raise VideoError("missing_file", f"video {video.video_id}: no path in the catalog to decode")
+        cols = video.columns
+        frame = cols["frame"]
+        points = np.stack([np.stack([cols[f"{n}_x"], cols[f"{n}_y"]], axis=1) for n in KEYPOINT_NAMES], axis=1)
+        last = sorted((int(frame[p].max()), k) for k, p in enumerate(picks))
+        held: dict[int, tuple[np.ndarray, float, np.ndarray]] = {}  # frame -> (letterboxed, scale, offset)
+        needed = tuple(sorted({int(frame[r]) for p in picks for r in p}))
+        done = 0
+        with local_video(video.video_path, video.video_id, self.store.storage_options) as path:
+            for f, pixels in decode_frames(open_video(path), needed):
+                held[f] = letterbox(pixels, self.image_size)
+                while done < len(last) and last[done][0] <= f:
+                    k = last[done][1]
+                    done += 1
+                    rows = picks[k]
+                    boxed = [held[int(frame[r])] for r in rows]
+                    keypoints = np.stack([points[r] * b[1] + b[2] for r, b in zip(rows, boxed, strict=True)])
+                    yield k, np.stack([b[0] for b in boxed]), keypoints.astype(np.float32)
+                low = min((int(frame[picks[k]].min()) for _, k in last[done:]), default=f + 1)
+                held = {g: v for g, v in held.items() if g >= low}
+        if done < len(last):
+            raise VideoError(
+                "decode_error", f"video {video.video_id}: frames of {len(last) - done} windows not decoded"
+            )
+
+    def _run(self, video: VideoWindows, batch: list[tuple[int, np.ndarray, np.ndarray]]) -> None:
+        import torch
+
+        from models.device import autocast
+
+        frames = torch.from_numpy(np.stack([b[1] for b in batch])).to(self.device)  # (B, T, S, S, 3) uint8
+        x = (frames.permute(0, 1, 4, 2, 3).float().div_(255.0) - self.mean) / self.std
+        keypoints = torch.from_numpy(np.stack([b[2] for b in batch])).to(self.device)  # (B, T, 33, 2)
+        with torch.inference_mode(), autocast(self.device):
+            logits = self.model(x, keypoints)
+        probs = torch.softmax(logits.float(), dim=1)[:, self.order].cpu().numpy()
+        for (k, _, _), row in zip(batch, probs, strict=True):
+            video.probs[k] = row
+
+
+def _crop_groups(path: Path, frames: set[int]) -> Iterator[tuple[int, np.ndarray, list[bytes]]]:
+    """(frame, boxes (k, 4), jpegs) of the stored crops of ``frames``, streamed in frame order."""
+    file = parquet_file(path)
+    group: tuple[int, list, list] | None = None
+    previous = -1
+    for batch in file.iter_batches(batch_size=512, columns=["frame", *BBOX_COLUMNS, "jpeg"]):
+        frame = batch.column("frame").to_numpy()
+        boxes = np.stack([batch.column(c).to_numpy() for c in BBOX_COLUMNS], axis=1)
+        jpegs = batch.column("jpeg")
+        for i, f in enumerate(frame.tolist()):
+            if f < previous:
+                raise VideoError("crops_unsorted", f"{path}: crops are not sorted by frame ({f} after {previous})")
+            if group is not None and f != group[0]:
+                yield group[0], np.array(group[1]), group[2]
+                group = None
+            previous = f
+            if f in frames:
+                if group is None:
+                    group = (f, [], [])
+                group[1].append(boxes[i])
+                group[2].append(jpegs[i].as_py())
+    if group is not None:
+        yield group[0], np.array(group[1]), group[2]
+
+
+# the stage --------------------------------------------------------------------------------------------
+def load_predictor(
+    store: Store, task: str, device: str = "auto", batch_windows: int = DEFAULT_BATCH_WINDOWS
+) -> Predictor:
+    """The promoted registry model of ``task``, or the AU-rule baseline when none is promoted; None for a task
+    without rules (gesture) and no promoted model."""
+    record = promoted(store.root, task)
+    if record is None:
+        return RulePredictor(task) if task in rules.RULES else None
+    from models.device import resolve_device  # torch
+
+    if task in BODY_TASKS:
+        return GesturePredictor(store, record, resolve_device(device), batch_windows)
+    return ModelPredictor(store, record, resolve_device(device), batch_windows)
+
+
+def version_key(record: dict) -> str:
+    """The ``model_version`` of a registered model's predictions: ``<name>-<version>`` (e.g.
+    ``teacher_expression-v0002``), since versions are numbered per model name and two models' ``v0001`` must
+    not pass for each other when one replaces the other."""
+    return f"{record['name']}-{record['version']}"
+
+
+def current_version(store: Store, task: str) -> str | None:
+    """The ``model_version`` that inference of ``task`` writes now: the promoted model's (:func:`version_key`)
+    or the rules'; None for a task without rules (gesture) and no promoted model: it is skipped."""
+    record = promoted(store.root, task)
+    if record is not None:
+        return version_key(record)
+    return rules_version(task) if task in rules.RULES else None
+
+
+def predictions_table(task: str, video: VideoWindows, probs: np.ndarray, model_name: str, meta: dict) -> pa.Table:
+    """The predictions of one video as a table of ``prediction_schema`` (``probs`` in class order)."""
+    classes = TASK_CLASSES[task]
+    usable = ~np.isnan(probs).any(axis=1)
+    top = np.nan_to_num(probs, nan=-1.0).argmax(axis=1) if len(probs) else np.array([], dtype=int)
+    columns = {
+        "face_id": [w.face_id for w in video.windows],
+        "window_index": [w.index for w in video.windows],
+        "start_time": [w.start_time for w in video.windows],
+        "end_time": [w.end_time for w in video.windows],
+        "n_frames": [len(w.rows) for w in video.windows],
+        "n_owned": [w.owned for w in video.windows],
+        "model_name": [model_name] * len(video.windows),
+        "label": [classes[t] if ok else None for t, ok in zip(top, usable, strict=True)],
+        "confidence": [float(probs[i, t]) if ok else None for i, (t, ok) in enumerate(zip(top, usable, strict=True))],
+        **{f"p_{c}": probs[:, j] for j, c in enumerate(classes)},
+    }
+    schema = prediction_schema(task).with_metadata({k: str(v) for k, v in meta.items()})
+    return pa.table({f.name: pa.array(columns[f.name], type=f.type) for f in schema}, schema=schema)
+
+
+def infer_videos(
+    store: Store,
+    video_ids: list[str],
+    task: str,
+    *,
+    window: int = DEFAULT_WINDOW,
+    stride: int = DEFAULT_STRIDE,
+    device: str = "auto",
+    batch_windows: int = DEFAULT_BATCH_WINDOWS,
+) -> list[StepResult]:
+    """Predict ``task`` for the windows of each video and write its predictions partition.
+
+    Runs wherever it is called (the flow process, or a Dask worker): paths in, one :class:`StepResult`
+    (step ``infer``) per video out, in input order, with ``counts`` ``windows`` and ``faces`` and ``info``
+    ``task``, ``model_name``, ``model_version``. A video without a frames partition is skipped (reason
+    ``no_frames``); one whose crops cannot be read fails (stage ``infer``) with the reason of its
+    ``VideoError`` and writes nothing. Other errors (bugs) raise.
+    """
+    if window < 1 or stride < 1:
+        raise ValueError(f"window and stride must be >= 1, got window={window}, stride={stride}")
+    predictor = load_predictor(store, task, device, batch_windows)
+    if predictor is None:
+        logger.info("%s: no promoted model and no rule baseline: %d videos skipped", task, len(set(video_ids)))
+        return [
+            StepResult(
+                v,
+                "",
+                "infer",
+                status="skipped",
+                reason="no_model",
+                counts={"windows": 0, "faces": 0},
+                info={"task": task, "model_name": None, "model_version": None},
+            )  # fmt: skip
+            for v in dict.fromkeys(video_ids)
+        ]
+    source = source_table(task)
+    paths: dict[str, str] = {}
+    if isinstance(predictor, ModelPredictor | GesturePredictor):  # videos are decoded (without stored crops)
+        catalog = store.read_catalog("videos")
+        paths = dict(zip(catalog["video_id"], catalog["path"], strict=True))
+    results: dict[str, StepResult] = {}
+    started: dict[str, float] = {}
+    unique_ids = list(dict.fromkeys(video_ids))
+    info = {"task": task, "model_name": predictor.name, "model_version": predictor.version}
+    for video_id in unique_ids:
+        counts = {"windows": 0, "faces": 0}
+        results[video_id] = StepResult(video_id, paths.get(video_id, ""), "infer", counts=counts, info=info)
+
+    def videos() -> Iterator[VideoWindows]:
+        for video_id in unique_ids:
+            if not store.has_partition(source, video_id):
+                result = results[video_id]
+                result.status, result.reason, result.message = "skipped", f"no_{source}", f"no {source} partition"
+                continue
+            started[video_id] = time.perf_counter()
+            video = load_video_windows(store, video_id, predictor.columns, window, stride, source)
+            video.video_path = paths.get(video_id)
+            yield video
+
+    meta = {"window": window, "stride": stride, "model_version": predictor.version}
+    for video, probs in predictor.predict(videos()):
+        result = results[video.video_id]
+        result.seconds = time.perf_counter() - started[video.video_id]
+        if probs is None:
+            error = video.error
+            result.fail("infer", error.reason, f"{task}: {error}")
+            logger.error("%s: %s inference failed (%s): %s", video.video_id, task, error.reason, error)
+            continue
+        table = predictions_table(task, video, probs, predictor.name, meta)
+        store.write_predictions(table, task, predictor.version, video.video_id)
+        result.status = "ok"
+        result.counts = {"windows": len(video.windows), "faces": len({w.face_id for w in video.windows})}
+        logger.info("%s: %d %s windows of %d face tracks by %s", video.video_id, result.counts["windows"], task,
+                    result.counts["faces"], predictor.name)  # fmt: skip
+    return [results[v] for v in unique_ids]
+
+
+def stale_videos(store: Store, task: str) -> list[str]:
+    """Videos whose predictions of ``task`` by the version inference would use now (:func:`current_version`)
+    are missing or older than their frames (body partition for gesture); none when the task is skipped."""
+    version = current_version(store, task)
+    return [] if version is None else store.stale_videos(task, version, source_table(task))
