@@ -27,7 +27,7 @@ def analyse(
     store: str,
     outcomes: str,
     report_dir: str | None = None,
-    link: str = "session_id",
+    link: str | None = None,
     ss_type: int = 2,
     thresholds: dict[str, float] | None = None,
     factors: str = "auto",

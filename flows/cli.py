@@ -194,7 +194,7 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"\nanalysis of made-up student outcomes ({outcomes}: synthetic, no real students):")
     with warnings.catch_warnings(record=True) as caught:  # the report explains them; one line each here
         warnings.simplefilter("always")
-        analysis = analyse_store(Store(args.store), outcomes, link="session_id")
+        analysis = analyse_store(Store(args.store), outcomes)
     for message in dict.fromkeys(str(w.message) for w in caught):
         print(f"note: {message}")
     for dv, result in analysis.results.items():
@@ -234,13 +234,7 @@ def _models_info(args: argparse.Namespace) -> int:
 
 def _analyse(args: argparse.Namespace) -> int:
     from tasks.analyse.analysis import analyse_store
-    from tasks.analyse.report import (
-        design_lines,
-        formatted_paper_table,
-        optimism_sentence,
-        unit_level_label,
-        unit_level_table,
-    )
+    from tasks.analyse.report import design_lines
     from tasks.analyse.warehouse import parse_thresholds
 
     thresholds = parse_thresholds(args.threshold)
@@ -250,39 +244,73 @@ def _analyse(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(analysis.to_dict(), indent=2, default=str))
         return 0
-    design = analysis.design
     print("== design")
-    print("\n".join(design_lines(design)))
-    print(design.read)
-    for dv, result in analysis.results.items():
-        unit = analysis.unit_results[dv]
-        print(f"== {dv} (n = {result.n_used}): paper 1's student-level ANCOVA")
-        print(formatted_paper_table(result).to_string(index=False))
-        print(f"-- {unit_level_label(unit)}")
-        print(unit_level_table(unit).to_string(index=False))
-        print(optimism_sentence(unit))
+    print("\n".join(design_lines(analysis.design)))
+    _print_outcomes(analysis.outcomes)
     print(f"report: {analysis.report}")
     return 0
+
+
+def _print_outcomes(outcomes: dict) -> None:
+    """Per outcome: the sentence, the analysis to read with its adjusted means, then paper 1's ANCOVA."""
+    from tasks.analyse.report import assumptions_sentence, formatted_paper_table, model_label, read_means, read_table
+
+    for dv, analysis in outcomes.items():
+        print(f"== {dv}: {analysis.sentence}")
+        print(f"-- analysis to read: {model_label(analysis)}")
+        print(read_table(analysis).to_string(index=False))
+        print(read_means(analysis).to_string(index=False))
+        print(assumptions_sentence(analysis))
+        print(f"-- paper 1's student-level ANCOVA (n = {analysis.student_level.n_used})")
+        print(formatted_paper_table(analysis.student_level).to_string(index=False))
 
 
 def _ancova(args: argparse.Namespace) -> int:
     from tasks.analyse.stats import ancova, read_table
 
+    data = read_table(args.data)
     try:
-        result = ancova(read_table(args.data), args.dv, args.between, args.covariate, args.ss_type)
+        if args.cluster:
+            return _clustered_ancova(data, args)
+        results = {dv: ancova(data, dv, args.between, args.covariate, args.ss_type) for dv in args.dv}
     except TypeError as exc:
         raise UsageError(str(exc)) from exc
     if args.format == "json":
-        print(json.dumps(result.to_dict(), indent=2))
-    elif args.format == "csv":
-        sys.stdout.write(result.table.to_csv(index=False))
-    else:
-        print(f"== ANCOVA of {args.dv} (type {result.ss_type} SS; n = {result.n_used}, {result.n_dropped} dropped)")
+        only = len(results) == 1
+        as_dicts = {dv: r.to_dict() for dv, r in results.items()}
+        print(json.dumps(next(iter(as_dicts.values())) if only else {"outcomes": as_dicts}, indent=2))
+        return 0
+    for dv, result in results.items():
+        if args.format == "csv":
+            sys.stdout.write(result.table.assign(outcome=dv).to_csv(index=False) if len(results) > 1
+                             else result.table.to_csv(index=False))  # fmt: skip
+            continue
+        print(f"== ANCOVA of {dv} (type {result.ss_type} SS; n = {result.n_used}, {result.n_dropped} dropped)")
         print(result.table.to_string(index=False))
         print("== adjusted means")
         print(result.adjusted_means.to_string(index=False))
         print("== homogeneity of regression slopes")
         print(result.slopes.to_string(index=False))
+    return 0
+
+
+def _clustered_ancova(data, args: argparse.Namespace) -> int:
+    """``lessonlens ancova --cluster``: the design-aware analysis (tasks.analyse) of every ``--dv``."""
+    from tasks.analyse.nesting import detect_levels, unit_keys
+    from tasks.analyse.reading import analyse_outcome, holm
+
+    if args.format == "csv":
+        raise UsageError("--format csv prints one student-level table; with --cluster use --format json or table")
+    levels = detect_levels(data, args.between, args.cluster)
+    keyed = data.assign(**unit_keys(data, args.cluster))
+    analyses = {dv: analyse_outcome(keyed, dv, args.between, args.covariate, levels, args.ss_type) for dv in args.dv}
+    holm(analyses, args.between)
+    if args.format == "json":
+        document = {"design": levels.to_dict(), "outcomes": {dv: a.to_dict() for dv, a in analyses.items()}}
+        print(json.dumps(document, indent=2, default=str))
+        return 0
+    print("== design: " + "; ".join([f"levels {' in '.join(levels.levels)}", f"unit {levels.unit}", *levels.notes]))
+    _print_outcomes(analyses)
     return 0
 
 
@@ -502,7 +530,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--outcomes", required=True, help="student outcomes .csv/.parquet (see tasks/analyse/outcomes.py)"
     )
     analyse.add_argument("--report", default=None, help="report folder (default <store>/reports/<run id>)")
-    analyse.add_argument("--link", choices=["session_id", "teacher_id"], default="session_id")
+    analyse.add_argument(
+        "--link",
+        choices=["session_id", "teacher_id"],
+        default=None,
+        help="the unit of analysis (default: detected from the data and the manifest: the highest level within "
+        "which the factors are constant); students join the store by session_id when the outcomes have it",
+    )
     analyse.add_argument("--ss-type", type=int, choices=[2, 3], default=2)
     analyse.add_argument(
         "--factors",
@@ -519,12 +553,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     analyse.set_defaults(func=_analyse)
 
-    ancova = sub.add_parser("ancova", help="ANCOVA of any table (.csv or .parquet)")
+    ancova = sub.add_parser("ancova", help="ANCOVA of any table (.csv or .parquet), design-aware with --cluster")
     ancova.add_argument("--data", required=True)
-    ancova.add_argument("--dv", required=True, help="dependent variable column")
+    ancova.add_argument("--dv", nargs="+", required=True, help="dependent variable column(s)")
     ancova.add_argument("--between", nargs="+", required=True, help="factor columns (all interactions)")
     ancova.add_argument("--covariate", nargs="+", required=True, help="covariate columns")
     ancova.add_argument("--ss-type", type=int, choices=[2, 3], default=2)
+    ancova.add_argument(
+        "--cluster",
+        nargs="+",
+        default=None,
+        metavar="LEVEL",
+        help="grouping columns, outermost first (e.g. teacher_id session_id): the unit of analysis is detected, "
+        "and each outcome's JSON has the analysis to read ('read') beside the student-level ANCOVA",
+    )
     ancova.add_argument(
         "--format",
         choices=["table", "json", "csv"],

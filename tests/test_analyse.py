@@ -82,7 +82,7 @@ def test_analyse_writes_paper_tables_and_a_self_contained_report(study, tmp_path
 
     means = pd.read_csv(report / "adjusted_means.csv")
     assert {"outcome", "factor", "level", "mean", "se", "n"} <= set(means.columns)
-    assert html.count('src="data:image/png;base64,') == 4  # 2 adjusted-means plots, timeline, AU heatmap
+    assert html.count('src="data:image/png;base64,') == 6  # 2 adjusted-means plots, 2 Q-Q plots, timeline, AU heatmap
     assert "http://" not in html and "https://" not in html
     for heading in ("Groups", "Expression timeline", "AU heatmap"):
         assert f"<h2>{heading}</h2>" in html
@@ -164,6 +164,52 @@ def test_ancova_command_prints_the_table_in_every_format(tmp_path, capsys):
     assert "must be numeric" in capsys.readouterr().err
 
 
+def test_ancova_command_with_clusters_reads_the_design_aware_analysis(tmp_path, capsys):
+    """12 teachers x 2 sessions x 8 students, both factors set per teacher, sessions labelled 1 and 2 within
+    every teacher, two outcomes in one call: --cluster teacher_id session_id finds the teacher as the unit
+    (the session labels repeat across teachers: keyed by their teacher); 12 >= 10 teachers: the mixed model
+    is read, its df near the between-teacher df (12 - 5 between-teacher parameters), not the 192 students."""
+    rng = np.random.default_rng(8)
+    rows = []
+    for t in range(12):
+        teacher_effect = rng.normal(0, 0.6)
+        for session in ("1", "2"):
+            session_effect = rng.normal(0, 0.4)
+            for k in range(8):
+                pretest = rng.normal(0, 1)
+                rows.append({"teacher_id": f"t{t:02d}", "session_id": session, "pretest": pretest,
+                             "facial": "pn"[t % 2], "body": "es"[(t // 2) % 2],
+                             "y1": 0.5 * pretest + teacher_effect + session_effect + rng.normal(),
+                             "y2": rng.normal()})  # fmt: skip
+    path = tmp_path / "nested.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    args = ["ancova", "--data", str(path), "--dv", "y1", "y2", "--between", "facial", "body", "--covariate", "pretest"]
+    assert main([*args, "--cluster", "teacher_id", "session_id", "--format", "json"]) == 0
+    parsed = json.loads(capsys.readouterr().out)
+    assert parsed["design"]["unit"] == "teacher_id" and parsed["design"]["units_per_level"]["session_id"] == 24
+    assert list(parsed["outcomes"]) == ["y1", "y2"]
+    holm = []
+    for dv in ("y1", "y2"):
+        read, student = parsed["outcomes"][dv]["read"], parsed["outcomes"][dv]["student_level"]
+        assert read["method"] == "mixed model" and read["unit"] == "teacher_id" and read["n_units"] == 12
+        rows_ = {r["source"]: r for r in read["table"]}
+        assert list(rows_) == ["pretest", "facial", "body", "facial:body"]
+        facial = rows_["facial"]
+        assert {"df", "df_den", "F", "p", "p_holm", "eta_p2", "eta_p2_low", "eta_p2_high"} <= set(facial)
+        assert 5 < facial["df_den"] < 10 and facial["eta_p2_low"] <= facial["eta_p2"] <= facial["eta_p2_high"]
+        assert facial["difference_low"] < facial["difference"] < facial["difference_high"]
+        assert student["n_used"] == 192 and [r["source"] for r in student["table"]][-1] == "Residual"
+        holm += [(r["p"], r["p_holm"]) for s, r in rows_.items() if s != "pretest"]
+        assert rows_["pretest"]["p_holm"] is None  # covariates are not among the hypotheses
+    ordered = sorted(holm)
+    assert ordered[0][1] == pytest.approx(min(1, 6 * ordered[0][0]))  # Holm over 2 outcomes x 3 factor terms
+    assert all(h >= p for p, h in holm)
+
+    pd.DataFrame(rows).assign(session_id=lambda f: f["teacher_id"] + "-" + f["session_id"]).to_csv(path, index=False)
+    assert main([*args, "--cluster", "session_id", "teacher_id"]) == 2  # the inner level listed first
+    assert "cluster 'session_id' (24 ids) lies within 'teacher_id' (12 ids)" in capsys.readouterr().err
+
+
 def test_reprocessing_redoes_the_latest_analysis_with_its_settings(study):
     from flows.reprocess import refresh_report
 
@@ -189,51 +235,79 @@ def clustered_outcomes(session_sd: float, seed: int = 11) -> pd.DataFrame:
     return students
 
 
-def test_analyse_states_the_design_and_flags_student_level_p_as_optimistic(study, tmp_path, capsys):
-    """8 sessions × 6 students, factors set per session, outcomes sharing a session effect (sd 2 against a
-    student sd of ~1.8 with the pretest): the design comes first, the unit-means ANCOVA is run (8 < 10
-    sessions) and the report says to read it, flagging the student-level p-values as optimistic."""
+def test_analyse_finds_sessions_nested_in_teachers_and_analyses_teachers(study, tmp_path, capsys):
+    """The generated store: 8 sessions, 2 per teacher, both factors set per teacher (the manifest links each
+    session to its teacher). Detected: students in sessions in teachers; the teacher is the unit; 4 teachers
+    in 4 cells leave no df, so nothing is tested and each outcome's sentence says so (the student-level ANCOVA
+    finds p < 1e-6 for the facial group: 43 residual df that are not replications of it)."""
+    store, outcomes = study
+    args = ["analyse", "--store", str(store.root), "--outcomes", str(outcomes), "--report", str(tmp_path / "r")]
+    assert main([*args, "--format", "json"]) == 0
+    parsed = json.loads(capsys.readouterr().out)
+    design_ = parsed["design"]
+    assert design_["levels"][:2] == ["session_id", "teacher_id"] and design_["unit"] == "teacher_id"
+    assert design_["detected_unit"] == "teacher_id" and design_["n_units"] == 4
+    assert design_["constant_within"]["teacher_id"] == ["facial_group", "body_group"]
+    assert any(n.startswith("sessions (8) lie within teachers") for n in design_["notes"])
+    for dv, outcome in parsed["outcomes"].items():
+        read = outcome["read"]
+        assert read["sentence"].startswith(f"Nothing about facial_group, body_group can be tested for {dv}")
+        assert read["unit"] == "teacher_id" and read["n_units"] == 4
+        assert all(row["p"] is None for row in read["table"])
+    student = parsed["outcomes"]["classroom_performance"]["student_level"]["table"]
+    assert next(r["p"] for r in student if r["source"] == "facial_group") < 1e-6
+
+
+def test_link_overrides_the_detected_unit_and_flags_student_level_p_as_optimistic(study, tmp_path, capsys):
+    """8 sessions × 6 students with a shared session effect (sd 2 against a student sd of ~1.8 with the
+    pretest), analysed per session because --link says so: the design says it overrides the detected teacher
+    unit, the ANCOVA of session means is read (8 < 10 sessions) and the student-level p-values are flagged."""
     store, _ = study
     outcomes = tmp_path / "clustered.csv"
     students = clustered_outcomes(2.0)
     students.to_csv(outcomes, index=False)
     report = tmp_path / "report"
     args = ["analyse", "--store", str(store.root), "--outcomes", str(outcomes), "--report", str(report)]
-    assert main([*args, "--format", "json"]) == 0
+    assert main([*args, "--link", "session_id", "--format", "json"]) == 0
     parsed = json.loads(capsys.readouterr().out)
     design_ = parsed["design"]
-    assert (design_["n_units"], design_["n_students"], design_["unit_level_method"]) == (8, 48, "unit-means ANCOVA")
+    assert (design_["unit"], design_["detected_unit"], design_["n_units"]) == ("session_id", "teacher_id", 8)
+    assert design_["notes"][0].startswith("the unit session_id is set by --link and overrides the detected unit")
     assert design_["students_per_unit"] == {"min": 6.0, "median": 6.0, "max": 6.0}
     assert [c["units"] for c in design_["cells"]] == [2, 2, 2, 2]
-    assert design_["constant_within_units"] == ["facial_group", "body_group"]
-    assert design_["read"].startswith("Read the ANCOVA of session means") and "optimistic" in design_["read"]
-    performance = parsed["outcomes"]["classroom_performance"]
-    assert performance["unit_level"]["optimistic_student_level_p"] is True
-    assert performance["unit_level"]["residual_icc"]["design_effect"] > 1.1  # 0.24 residual ICC, 8 sessions
-    # the unit-level analysis is the ANCOVA of the session means with the mean pretest as covariate
+    read = parsed["outcomes"]["classroom_performance"]["read"]
+    assert read["method"] == "unit-means ANCOVA" and "--link makes the 8 sessions the replications" in read["sentence"]
+    assert read["clustering"]["optimistic"] is True and read["clustering"]["design_effect"] > 1.1
+    # the analysis to read is the ANCOVA of the session means with the mean pretest as covariate
     means = students.merge(expected_groups(), on="session_id").groupby("session_id").agg(
         classroom_performance=("classroom_performance", "mean"), pretest=("pretest", "mean"),
         facial_group=("facial_group", "first"), body_group=("body_group", "first"),
     )  # fmt: skip
     expected = ancova(means, "classroom_performance", ["facial_group", "body_group"], ["pretest"], 2).table
-    unit_table = pd.DataFrame(performance["unit_level"]["table"])
-    np.testing.assert_allclose(unit_table["F"].astype(float), expected["F"], rtol=1e-9, equal_nan=True)
-    student_p = {r["source"]: r["p"] for r in performance["student_level_ancova (paper 1)"]["table"]}
-    unit_p = dict(zip(unit_table["source"], unit_table["p"], strict=True))
-    assert student_p["facial_group"] < unit_p["facial_group"]  # 43 residual df against 3
+    table = pd.DataFrame(read["table"])
+    np.testing.assert_allclose(table["F"].astype(float), expected["F"][:4], rtol=1e-9)
+    assert (table["df_den"] == 3).all()
+    # its adjusted means and intervals come from that model: mean ± t(0.975, 3) se, se from the unit-level fit
+    expected_means = ancova(means, "classroom_performance", ["facial_group", "body_group"], ["pretest"]).adjusted_means
+    ci = pd.DataFrame(read["adjusted_means"])
+    np.testing.assert_allclose(ci["se"], expected_means["se"], rtol=1e-9)
+    np.testing.assert_allclose(ci["ci_high"] - ci["mean"], 3.182446305284263 * ci["se"], rtol=1e-9)
+    student_p = {r["source"]: r["p"] for r in parsed["outcomes"]["classroom_performance"]["student_level"]["table"]}
+    assert student_p["facial_group"] < table.set_index("source").loc["facial_group", "p"]  # 43 residual df against 3
 
     markdown = (report / "report.md").read_text()
     assert markdown.index("## Design") < markdown.index("## classroom_performance")
-    assert "the student-level p-values above are optimistic" in markdown
-    assert "Paper 1's analysis: student-level ANCOVA" in markdown
-    assert (report / "unit_level.csv").is_file() and json.loads((report / "design.json").read_text())["n_units"] == 8
+    assert "paper 1's student-level p-values below are optimistic" in markdown
+    assert "Paper 1's analysis: student-level ANCOVA" in markdown and "![Q-Q plot of classroom_performance]" in markdown
+    assert "adjusted mean" in markdown and "Holm p" in markdown
+    assert (report / "read.csv").is_file() and json.loads((report / "design.json").read_text())["n_units"] == 8
 
 
 def test_without_clustering_the_student_level_p_is_not_flagged(study, tmp_path, capsys):
     store, outcomes = study  # outcomes_frame: no session effect beyond the facial groups
     assert main(["analyse", "--store", str(store.root), "--outcomes", str(outcomes), "--format", "json"]) == 0
     parsed = json.loads(capsys.readouterr().out)
-    assert parsed["outcomes"]["classroom_performance"]["unit_level"]["optimistic_student_level_p"] is False
+    assert parsed["outcomes"]["classroom_performance"]["read"]["clustering"]["optimistic"] is False
 
 
 def test_a_factor_missing_for_most_units_is_named_with_units_and_reason(tmp_path, capsys):
@@ -252,10 +326,10 @@ def test_a_factor_missing_for_most_units_is_named_with_units_and_reason(tmp_path
 
     assert main([*args, "--format", "json"]) == 0
     parsed = json.loads(capsys.readouterr().out)
-    assert parsed["design"]["factors"] == ["facial_group"] and parsed["design"]["n_units"] == 8
+    assert parsed["design"]["factors"] == ["facial_group"] and parsed["design"]["n_units"] == 4  # teachers
     (note,) = [n for n in parsed["design"]["notes"] if n.startswith("body_group left out")]
     assert "no upper body visible: body_rows = 0" in note and "s02, s03, s04 .. s07, s08 (7 units)" in note
-    assert [r["source"] for r in parsed["outcomes"]["learning_motivation"]["unit_level"]["table"]][:2] == [
+    assert [r["source"] for r in parsed["outcomes"]["learning_motivation"]["read"]["table"]][:2] == [
         "pretest", "facial_group"
     ]  # fmt: skip
 
@@ -275,7 +349,8 @@ def test_a_unit_without_a_factor_is_left_out_by_name(tmp_path, capsys):
     outcomes_frame().to_csv(outcomes, index=False)
     assert main(["analyse", "--store", str(store.root), "--outcomes", str(outcomes), "--format", "json"]) == 0
     parsed = json.loads(capsys.readouterr().out)
-    assert parsed["design"]["n_units"] == 7 and parsed["design"]["factors"] == ["facial_group", "body_group"]
+    assert parsed["design"]["n_units"] == 4 and parsed["design"]["factors"] == ["facial_group", "body_group"]
+    assert parsed["design"]["students_per_unit"]["min"] == 6  # teacher t2 keeps session s03 only
     assert any("body_group is missing" in n and "in sessions s04" in n for n in parsed["design"]["notes"])
 
 
@@ -309,8 +384,10 @@ def test_an_outcome_named_like_a_store_measure_is_refused(study, tmp_path, capsy
 
 def test_each_outcome_gets_the_mixed_model_only_when_it_is_measured_in_enough_units():
     """12 sessions: performance measured in all of them, motivation in 4 only (one per cell and a spare):
-    a mixed model on 4 units cannot separate the session variance, so motivation gets the ANCOVA of means."""
-    from tasks.analyse.analysis import describe_design, run_unit_analyses
+    a mixed model on 4 units cannot separate the session variance, so motivation gets the ANCOVA of means;
+    each sentence names its own method and units."""
+    from tasks.analyse.nesting import detect_levels
+    from tasks.analyse.reading import analyse_outcome
 
     rng = np.random.default_rng(5)
     rows = []
@@ -323,20 +400,33 @@ def test_each_outcome_gets_the_mixed_model_only_when_it_is_measured_in_enough_un
                          "performance": 0.3 * pretest + 2 * (unit % 2) + shift + rng.normal(),
                          "motivation": rng.normal(3, 1) if unit < 4 else np.nan})  # fmt: skip
     students = pd.DataFrame(rows)
-    design_ = describe_design(students, "session_id", ("facial_group",), ["performance", "motivation"], [])
-    assert design_.method == "mixed model"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # statsmodels' convergence notes
-        unit = run_unit_analyses(students, ["performance", "motivation"], design_)
-    assert (unit["performance"].method, unit["motivation"].method) == ("mixed model", "unit-means ANCOVA")
+    levels = detect_levels(students, ["facial_group"], ["session_id"])
+    performance, motivation = (
+        analyse_outcome(students, dv, ["facial_group"], ["pretest"], levels) for dv in ("performance", "motivation")
+    )
+    assert (performance.method, motivation.method) == ("mixed model", "unit-means ANCOVA")
+    assert performance.sentence.startswith("Read the linear mixed model for performance") and "12 sessions" in (
+        performance.sentence
+    )
+    assert motivation.sentence.startswith("Read the ANCOVA of session means for motivation") and "4 sessions" in (
+        motivation.sentence
+    )
+    # the mixed model's means and intervals, not the student-level ANCOVA's: se larger, df near 12 - 3
+    row = performance.means.set_index("level").loc["positive"]
+    student_se = performance.student_level.adjusted_means.set_index("level").loc["positive", "se"]
+    assert row["se"] > 1.5 * student_se and 7 < row["df"] < 12
 
 
-def test_one_unit_per_cell_is_never_read_as_close_to_the_unit_level_result():
-    from tasks.analyse.analysis import describe_design
+def test_one_unit_per_cell_is_never_read_as_a_result():
+    from tasks.analyse.nesting import detect_levels
+    from tasks.analyse.reading import analyse_outcome
 
     students = pd.DataFrame({"student_id": [str(k) for k in range(8)], "session_id": ["s1"] * 4 + ["s2"] * 4,
                              "facial_group": ["neutral"] * 4 + ["positive"] * 4, "pretest": np.arange(8.0),
                              "y": [1.0, 2, 3, 4, 6, 7, 8, 9]})  # fmt: skip
-    read = describe_design(students, "session_id", ("facial_group",), ["y"], []).read
-    assert "residual ICCs not estimable" in read and "close to it" not in read
-    assert "cannot be checked against it here" in read
+    levels = detect_levels(students, ["facial_group"], ["session_id"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no residual df at the unit level: warned and NaN by design
+        analysis = analyse_outcome(students, "y", ["facial_group"], ["pretest"], levels)
+    assert analysis.sentence.startswith("Nothing about facial_group can be tested for y")
+    assert analysis.table["p"].isna().all()

@@ -371,95 +371,17 @@ def test_read_table_errors(tmp_path):
 
 
 # units of analysis --------------------------------------------------------------------------------------
-def test_mixed_model_reproduces_the_published_dietox_example():
-    """statsmodels' documented MixedLM example: growth of 72 pigs over 12 weeks, a random intercept per pig.
+def test_unit_means_average_each_unit_and_refuse_factors_that_vary_within_units():
+    from tasks.analyse.stats import unit_means
 
-    Source: statsmodels documentation, "Linear Mixed Effects Models" example (examples/notebooks/
-    mixed_lm_example.ipynb, https://www.statsmodels.org/stable/examples/notebooks/generated/mixed_lm_example.html),
-    ``smf.mixedlm("Weight ~ Time", data, groups=data["Pig"]).fit()``; its printed summary:
-        No. Observations: 861   No. Groups: 72   Method: REML   Scale: 11.3669   Log-Likelihood: -2404.7753
-        Intercept 15.724 (Std.Err. 0.788, z 19.952)   Time 6.943 (Std.Err. 0.033, z 207.939)   Group Var 40.394
-    The data file ships inside statsmodels (regression/tests/results/dietox.csv). Tolerance 1e-4 relative for
-    every value printed with 5+ significant digits; the Time Std.Err. (printed 0.033) to its printed 3 decimals.
-    """
-    from pathlib import Path
-
-    import statsmodels
-
-    from tasks.analyse.stats import mixed_model
-
-    data = pd.read_csv(Path(statsmodels.__file__).parent / "regression" / "tests" / "results" / "dietox.csv")
-    result = mixed_model(data, "Weight", [], ["Time"], "Pig")
-    coef = result.coefficients.set_index("term")
-    assert (result.n_used, result.n_groups, result.reml, result.converged) == (861, 72, True, True)
-    assert result.scale == pytest.approx(11.3669, rel=1e-4)
-    assert result.llf == pytest.approx(-2404.7753, rel=1e-4)
-    assert result.group_var == pytest.approx(40.394, rel=1e-4)
-    assert coef.loc["Intercept", "coef"] == pytest.approx(15.724, rel=1e-4)
-    assert coef.loc["Time", "coef"] == pytest.approx(6.943, rel=1e-4)
-    assert coef.loc["Intercept", "se"] == pytest.approx(0.788, rel=1e-4)
-    assert coef.loc["Time", "se"] == pytest.approx(0.033, abs=5e-4)
-    assert coef.loc["Intercept", "z"] == pytest.approx(19.952, rel=1e-4)
-    assert coef.loc["Time", "z"] == pytest.approx(207.939, rel=1e-4)
-    row = result.table.set_index("source").loc["Time"]
-    assert (row["df"], row["chi2"]) == (1, pytest.approx(207.939**2, rel=1e-4))  # Wald chi2 of 1 df = z^2
-
-
-def nested(n_units: int, per_unit: int, icc: float, seed: int, effect: float = 0.0) -> pd.DataFrame:
-    """Students in units with a unit-level 2 x 2 design: y = effect * (facial=positive) + u_j + e_ij, with
-    var(u) = icc and var(e) = 1 - icc, so the true ICC is ``icc``; pretest is independent noise."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for j in range(n_units):
-        u = rng.normal(0, np.sqrt(icc))
-        facial, body = ("positive", "neutral")[j % 2], ("expressive", "still")[(j // 2) % 2]
-        for _ in range(per_unit):
-            y = effect * (facial == "positive") + u + rng.normal(0, np.sqrt(1 - icc))
-            rows.append({"unit": f"u{j:03d}", "facial_group": facial, "body_group": body,
-                         "pretest": rng.normal(50, 5), "score": y})  # fmt: skip
-    return pd.DataFrame(rows)
-
-
-@pytest.mark.parametrize("true_icc", [0.0, 0.1, 0.3, 0.6])
-def test_icc_recovers_a_simulated_icc(true_icc):
-    from tasks.analyse.stats import icc_oneway
-
-    result = icc_oneway(nested(200, 20, true_icc, seed=int(true_icc * 10)), "score", "unit")
-    assert (result.n_units, result.n_students, result.n0) == (200, 4000, 20.0)
-    assert result.icc == pytest.approx(true_icc, abs=0.05)
-    assert result.design_effect == pytest.approx(1 + 19 * max(result.icc, 0))
-
-
-def test_mixed_model_matches_statsmodels_formula_with_sum_contrasts():
-    from tasks.analyse.stats import mixed_model, unit_means
-
-    data = nested(12, 5, 0.3, seed=2, effect=1.0)
-    result = mixed_model(data, "score", ["facial_group", "body_group"], ["pretest"], "unit")
-    # Reference: the same model through statsmodels' formula interface (patsy's Sum coding = ours)
-    formula = "score ~ pretest + C(facial_group, Sum) * C(body_group, Sum)"
-    ref = smf.mixedlm(formula, data, groups=data["unit"]).fit()
-    order = [0, 4, 1, 2, 3]  # patsy puts pretest after the factor terms; ours: Intercept, pretest, factors
-    assert result.converged and ref.converged
-    np.testing.assert_allclose(result.coefficients["coef"], ref.fe_params.to_numpy()[order], rtol=1e-6)
-    np.testing.assert_allclose(result.coefficients["se"], ref.bse_fe.to_numpy()[order], rtol=1e-5)
-    assert result.llf == pytest.approx(ref.llf, rel=1e-9)
-    assert result.group_var == pytest.approx(float(ref.cov_re.iloc[0, 0]), rel=1e-5)
-    assert list(result.table["source"]) == ["pretest", "facial_group", "body_group", "facial_group:body_group"]
-
-    means = unit_means(data, "score", ["facial_group", "body_group"], ["pretest"], "unit")
+    rng = np.random.default_rng(2)
+    data = pd.DataFrame({"unit": np.repeat([f"u{j:02d}" for j in range(12)], 5),
+                         "facial_group": np.repeat(["positive", "neutral"] * 6, 5), "pretest": rng.normal(50, 5, 60),
+                         "score": rng.normal(size=60)})  # fmt: skip
+    means = unit_means(data, "score", ["facial_group"], ["pretest"], "unit")
     assert len(means) == 12 and (means["n_students"] == 5).all()
-    first = data[data["unit"] == "u000"]
+    first = data[data["unit"] == "u00"]
     assert means.loc[0, "score"] == pytest.approx(first["score"].mean(), rel=1e-12)
+    assert means.loc[0, "pretest"] == pytest.approx(first["pretest"].mean(), rel=1e-12)
     with pytest.raises(ValueError, match="vary within units"):
         unit_means(data.assign(facial_group=np.tile(["a", "b"], 30)), "score", ["facial_group"], ["pretest"], "unit")
-
-
-def test_icc_with_cells_removes_what_the_unit_level_factors_explain():
-    from tasks.analyse.stats import icc_oneway
-
-    # 400 units of 20: the estimate's sd is ~0.017 (seeds 0-5 gave 0.27-0.31), so +-0.05 is ~3 sd
-    data = nested(400, 20, 0.3, seed=0, effect=3.0)  # a large facial effect between units
-    assert icc_oneway(data, "score", "unit").icc > 0.6  # the effect shows as clustering
-    nested_icc = icc_oneway(data, "score", "unit", cells=["facial_group", "body_group"])
-    assert nested_icc.icc == pytest.approx(0.3, abs=0.05)  # units nested in the 4 cells: the true ICC
-    assert nested_icc.n0 == pytest.approx(20.0)

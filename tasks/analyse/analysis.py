@@ -5,18 +5,13 @@ Design (paper 1, §4, Tables 6-8): one row per student; between-subject factors 
 their interaction; covariate ``pretest``. :func:`analyse_store` does the work as a plain function (the CLI
 and the ``analyse`` flow call it).
 
-Units of analysis. The factors are set per session (or teacher): every student of a unit has the same
-levels, so the units, not the students, are the independent replications of the design. Paper 1's
-student-level ANCOVA is kept (labelled as the paper's analysis) and, beside it, the analysis a reviewer
-asks for: a linear mixed model with a random intercept per unit (students nested in units;
-`tasks.analyse.stats.mixed_model`) when at least ``MIN_UNITS_MIXED`` (10) units have students with a value of the
-outcome (chosen per outcome), else the ANCOVA of unit means with the unit's mean pre-test as covariate
-(with fewer than ~10 units the random intercept variance is poorly estimated and the mixed model's Wald
-tests, which have no small-sample correction in statsmodels, are anti-conservative). :class:`Design`
-states units per cell, students per unit, each outcome's ICC within units, and warns that the factors are
-constant within units; a student-level p-value is flagged optimistic when the design effect
-``1 + (n0 - 1) ICC`` of the outcome's residual ICC (units nested in the cells of the factors: the
-clustering the factors leave) exceeds ``OPTIMISTIC_DESIGN_EFFECT`` (1.1).
+Units of analysis. The factors are set per session or per teacher: the grouping levels are found, not
+assumed (`store_levels`: the outcomes file's id columns and the store's manifest: sessions in teachers in
+courses), and the unit of analysis is the highest level within which every factor is constant
+(`tasks.analyse.nesting`); ``--link`` overrides it and the design says so. Each outcome gets the analysis to
+read (`tasks.analyse.reading`: the mixed model with Satterthwaite df or the ANCOVA of unit means, chosen per
+outcome from its units, effect sizes, intervals, assumption checks, one sentence), beside paper 1's
+student-level ANCOVA, which is kept and labelled as the paper's.
 
 Factors (``factors``): ``auto`` (default) uses each of facial_group and body_group that exists for at
 least half of the units with students, and names the one it leaves out, with the units and the reason;
@@ -36,116 +31,75 @@ import duckdb
 import pandas as pd
 
 from tasks.analyse import warehouse
+from tasks.analyse.nesting import Levels, detect_levels, nested_order, noun
+from tasks.analyse.reading import OutcomeAnalysis, analyse_outcome, holm
 from tasks.analyse.outcomes import LINK_COLUMNS, PRETEST, STUDENT_ID, load_outcomes
 from tasks.analyse.report import ReportInputs, to_markdown, write_report
-from tasks.analyse.stats import (
-    AncovaResult,
-    IccResult,
-    MixedResult,
-    ancova,
-    constant_within,
-    icc_oneway,
-    mixed_model,
-    unit_means,
-)
+from tasks.analyse.stats import AncovaResult, read_table
 from tasks.store import Store
 
 ANALYSIS_MARTS = {"session_id": "session_analysis", "teacher_id": "teacher_analysis"}
 GROUP_COLUMNS = ("facial_group", "body_group")
 FACTOR_CHOICES = {"auto": GROUP_COLUMNS, "both": GROUP_COLUMNS, "facial": ("facial_group",), "body": ("body_group",)}
 UNIT_NAMES = {"session_id": "sessions", "teacher_id": "teachers"}
-MIN_UNITS_MIXED = 10  # from this many units with students on, the mixed model; below, the ANCOVA of unit means
-OPTIMISTIC_DESIGN_EFFECT = 1.1  # a student-level p-value is flagged optimistic above this design effect
 PARAMETERS_FILE = "analysis.json"  # in each report folder: what produced it, so it can be redone
 
 
 @dataclass(frozen=True)
-class UnitAnalysis:
-    """The unit-level analysis of one outcome: a mixed model or the ANCOVA of unit means, and the ICC."""
-
-    dv: str
-    method: str  # "mixed model" | "unit-means ANCOVA"
-    result: MixedResult | AncovaResult
-    icc: IccResult  # of the outcome within units
-    residual_icc: IccResult  # of the outcome minus its cell mean, within units: what the factors leave clustered
-    optimistic: bool  # paper 1's student-level p-values of this outcome are optimistic
-
-    def to_dict(self) -> dict:
-        return {"method": self.method, "optimistic_student_level_p": self.optimistic, "icc": self.icc.to_dict(),
-                "residual_icc": self.residual_icc.to_dict(), **self.result.to_dict()}  # fmt: skip
-
-
-@dataclass(frozen=True)
 class Design:
-    """What the analysis stands on, stated before any test."""
+    """What the analysis stands on, stated before any test: the levels, the unit, units per cell."""
 
-    link: str
+    link: str  # the outcomes file's id column that joins students to the store
     factors: list[str]
-    cells: pd.DataFrame  # one row per cell: factor levels, units, students
+    levels: Levels
+    cells: pd.DataFrame  # one row per cell: factor levels, units (of the analysis unit), students
     n_units: int
     n_students: int
     students_per_unit: dict[str, float]  # min, median, max
-    icc: dict[str, IccResult]
-    constant_factors: list[str]  # factors constant within every unit
-    method: str  # the unit-level analysis used
-    notes: list[str]  # factors left out, units left out, missing outcomes: column, units, reason
-    read: str  # one sentence: which analysis to read and why
+    notes: list[str]  # levels, factors left out, units left out, missing outcomes: column, units, reason
+
+    @property
+    def unit(self) -> str:
+        return self.levels.unit or self.levels.levels[0]
 
     def to_dict(self) -> dict:
         return {
             "link": self.link,
             "factors": list(self.factors),
+            **self.levels.to_dict(),
             "n_units": self.n_units,
             "n_students": self.n_students,
             "students_per_unit": self.students_per_unit,
             "cells": self.cells.to_dict("records"),
-            "icc": {dv: r.to_dict() for dv, r in self.icc.items()},
-            "constant_within_units": list(self.constant_factors),
-            "unit_level_method": self.method,
             "notes": list(self.notes),
-            "read": self.read,
         }
 
 
 @dataclass(frozen=True)
 class Analysis:
-    """What `analyse_store` produced: the joined students, the design, one student-level ANCOVA (paper 1's)
-    and one unit-level analysis per outcome, and the report."""
+    """What `analyse_store` produced: the joined students, the design, per outcome the analysis to read and
+    paper 1's student-level ANCOVA (``results``), and the report."""
 
     report: Path
     units: pd.DataFrame
     students: pd.DataFrame
     results: dict[str, AncovaResult]
     markdown: str
-    design: Design | None = None
-    unit_results: dict[str, UnitAnalysis] | None = None
+    design: Design
+    outcomes: dict[str, OutcomeAnalysis]
 
     def to_dict(self) -> dict:
-        """JSON-ready: the design, then per outcome paper 1's ANCOVA and the unit-level analysis."""
-        unit_results = self.unit_results or {}
+        """JSON-ready: the design, then per outcome the analysis to read and the student-level ANCOVA."""
         return {
             "report": str(self.report),
-            "design": self.design.to_dict() if self.design else None,
-            "outcomes": {
-                dv: {
-                    "student_level_ancova (paper 1)": r.to_dict(),
-                    "unit_level": unit_results[dv].to_dict() if dv in unit_results else None,
-                }
-                for dv, r in self.results.items()
-            },
+            "design": self.design.to_dict(),
+            "outcomes": {dv: analysis.to_dict() for dv, analysis in self.outcomes.items()},
         }
 
 
 def new_run_id() -> str:
     """A sortable, unique id for a report folder: UTC time plus a short random suffix."""
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
-
-
-def run_ancovas(
-    students: pd.DataFrame, outcomes: list[str], ss_type: int = 2, factors: tuple[str, ...] = GROUP_COLUMNS
-) -> dict[str, AncovaResult]:
-    """Paper 1's analysis: one student-level ANCOVA per outcome, between ``factors``, covariate ``pretest``."""
-    return {dv: ancova(students, dv, list(factors), [PRETEST], ss_type) for dv in outcomes}
 
 
 def unit_list(ids: list[str]) -> str:
@@ -246,98 +200,78 @@ def outcome_notes(students: pd.DataFrame, outcomes: list[str], link: str) -> lis
     return notes
 
 
+def store_levels(
+    con: duckdb.DuckDBPyConnection, students: pd.DataFrame, link: str
+) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """The grouping levels of the students, outermost first: the link column, the other id column (from the
+    outcomes file, else the store's manifest: a session's teacher) and the manifest's course, each kept when
+    it nests (`tasks.analyse.nesting.nested_order`); returns the students with those columns and a note per
+    level left out."""
+    manifest = con.execute(
+        "select session as session_id, teacher as teacher_id, course from teacher_videos where teacher is not null"
+    ).df()
+    frame, notes = students.copy(), []
+    other = "teacher_id" if link == "session_id" else "session_id"
+    for column in (other, "course"):
+        if column in frame.columns or column == link:
+            continue
+        pairs = manifest[[link, column]].dropna().drop_duplicates()
+        single = pairs.groupby(link)[column].nunique() == 1
+        if len(pairs) and (~single).any():
+            several = list(single[~single].index)
+            notes.append(
+                f"{column} not used as a level: {noun(link)}s {unit_list(several)} have several in the manifest"
+            )
+        mapping = pairs[pairs[link].isin(single[single].index)].set_index(link)[column]
+        frame[column] = frame[link].map(mapping)
+    candidates = [c for c in (link, other, "course") if c in frame.columns and frame[c].notna().all()]
+    chain, nesting_notes = nested_order(frame, candidates)
+    return frame, chain, notes + nesting_notes
+
+
 def describe_design(
-    students: pd.DataFrame, link: str, factors: tuple[str, ...], outcomes: list[str], notes: list[str]
+    students: pd.DataFrame, link: str, factors: tuple[str, ...], levels: Levels, notes: list[str]
 ) -> Design:
-    """Units per cell, students per unit, ICC per outcome, constant-within-unit factors, the unit-level method
-    and the sentence saying which analysis to read."""
-    noun = UNIT_NAMES[link]
-    sizes = students.groupby(link).size()
+    """Units (of the analysis unit) per cell, students per unit, the levels and the notes."""
+    unit = levels.unit or levels.levels[0]
+    sizes = students.groupby(unit).size()
     cells = (
         students.groupby(list(factors), dropna=False)
-        .agg(units=(link, "nunique"), students=(link, "size"))
+        .agg(units=(unit, "nunique"), students=(unit, "size"))
         .reset_index()
     )
-    icc = {dv: icc_oneway(students, dv, link) for dv in outcomes}
-    constant = [f for f, c in constant_within(students, list(factors), link).items() if c]
-    n_units = int(students[link].nunique())
-    method = "mixed model" if n_units >= MIN_UNITS_MIXED else "unit-means ANCOVA"
-    residual = {dv: icc_oneway(students, dv, link, cells=list(factors)) for dv in outcomes}  # what factors leave
-    deffs = [r.design_effect for r in residual.values() if pd.notna(r.design_effect)]
-    iccs = [r.icc for r in residual.values() if pd.notna(r.icc)]
-    worst = (
-        f"residual ICCs within {noun} up to {max(iccs):.2f}, design effect up to {max(deffs):.1f}"
-        if iccs
-        else "residual ICCs not estimable"
-    )
-    optimistic = bool(deffs) and max(deffs) > OPTIMISTIC_DESIGN_EFFECT and bool(constant)
-    if optimistic:
-        verdict = f"has optimistic p-values here ({worst})."
-    elif deffs:
-        verdict = f"is close to it here only ({worst})."
-    else:  # e.g. one unit per cell: the factors are confounded with the units
-        verdict = f"cannot be checked against it here ({worst}): do not read its p-values as the unit-level result."
-    what = (
-        f"the linear mixed model (random intercept per {link})"
-        if method == "mixed model"
-        else f"the ANCOVA of {noun[:-1]} means (fewer than {MIN_UNITS_MIXED} {noun} for a mixed model)"
-    )
-    read = (
-        f"Read {what}: {', '.join(constant) or 'the factors'} are set per {noun[:-1]}, so the {n_units} {noun}, "
-        f"not the {len(students)} students, are the independent replications, and paper 1's student-level ANCOVA, "
-        f"which counts every student as independent, " + verdict
-    )
-    if constant:
-        notes = [
-            f"{', '.join(constant)} constant within every {noun[:-1]}: these are {noun[:-1]}-level factors; "
-            f"students are not independent replications of them",
-            *notes,
-        ]
     return Design(
         link=link,
         factors=list(factors),
+        levels=levels,
         cells=cells,
-        n_units=n_units,
+        n_units=int(students[unit].nunique()),
         n_students=len(students),
         students_per_unit={"min": float(sizes.min()), "median": float(sizes.median()), "max": float(sizes.max())},
-        icc=icc,
-        constant_factors=constant,
-        method=method,
-        notes=notes,
-        read=read,
+        notes=[*levels.notes, *notes],
     )
 
 
-def run_unit_analyses(
+def run_outcome_analyses(
     students: pd.DataFrame, outcomes: list[str], design: Design, ss_type: int = 2
-) -> dict[str, UnitAnalysis]:
-    """The unit-level analysis of each outcome with its ICC and the optimism flag: the mixed model when the
-    outcome has values in at least ``MIN_UNITS_MIXED`` units (an outcome measured in fewer units than the
-    design has gets the ANCOVA of unit means), else the ANCOVA of unit means."""
-    factors, link = list(design.factors), design.link
-    out = {}
-    for dv in outcomes:
-        measured = students.dropna(subset=[dv, PRETEST, *factors])[link].nunique()
-        method = "mixed model" if measured >= MIN_UNITS_MIXED else "unit-means ANCOVA"
-        if method == "mixed model":
-            result = mixed_model(students, dv, factors, [PRETEST], link)
-        else:
-            result = ancova(unit_means(students, dv, factors, [PRETEST], link), dv, factors, [PRETEST], ss_type)
-        residual_icc = icc_oneway(students, dv, link, cells=factors)  # the clustering the factors leave
-        optimistic = bool(
-            set(factors) <= set(design.constant_factors)
-            and pd.notna(residual_icc.design_effect)
-            and residual_icc.design_effect > OPTIMISTIC_DESIGN_EFFECT
-        )
-        out[dv] = UnitAnalysis(dv, method, result, design.icc[dv], residual_icc, optimistic)
-    return out
+) -> dict[str, OutcomeAnalysis]:
+    """The analysis to read of each outcome (`tasks.analyse.reading.analyse_outcome`), Holm across them."""
+    analyses = {dv: analyse_outcome(students, dv, design.factors, [PRETEST], design.levels, ss_type) for dv in outcomes}
+    holm(analyses, design.factors)
+    return analyses
+
+
+def detected_link(outcomes: str | Path) -> str:
+    """The id column that joins the outcomes file to the store: session_id when it has one, else teacher_id."""
+    columns = set(read_table(outcomes, dtype=str).columns.str.strip())
+    return "session_id" if "session_id" in columns or "teacher_id" not in columns else "teacher_id"
 
 
 def analyse_store(
     store: Store,
     outcomes: str | Path,
     report_dir: str | Path | None = None,
-    link: str = "session_id",
+    link: str | None = None,
     ss_type: int = 2,
     thresholds: dict[str, float] | None = None,
     factors: str = "auto",
@@ -349,7 +283,10 @@ def analyse_store(
         store: the LessonLens store.
         outcomes: student outcomes file (schema: `tasks.analyse.outcomes`); its link ids must be in the store.
         report_dir: where to write; default ``<store>/reports/<run id>``.
-        link: ``session_id`` or ``teacher_id``: which unit the students belong to.
+        link: None (default): students join the store by ``session_id`` when the outcomes file has it (else
+            ``teacher_id``) and the unit of analysis is detected; ``session_id`` or ``teacher_id``: join by it
+            and analyse at that level (an override, which the design states when it departs from the
+            detected unit).
         ss_type: 2 or 3.
         thresholds: overrides of `tasks.analyse.warehouse.THRESHOLDS`.
         factors: auto | facial | body | both (module docstring).
@@ -363,13 +300,16 @@ def analyse_store(
         raise ValueError(f"ss_type must be 2 or 3, got {ss_type!r}")
     values = warehouse.resolve_thresholds(thresholds)
     con = warehouse.connect(store, values)
+    override, link = link, link or detected_link(outcomes)
     units = analysis_table(con, link)
     joined = join_outcomes(units, outcomes, link)
     chosen, students, notes = choose_factors(units, joined, link, factors)
     dvs = outcome_columns(joined)
-    design = describe_design(students, link, chosen, dvs, notes + outcome_notes(students, dvs, link))
-    results = run_ancovas(students, dvs, ss_type, chosen)
-    unit_results = run_unit_analyses(students, dvs, design, ss_type)
+    students, chain, level_notes = store_levels(con, students, link)
+    levels = detect_levels(students, list(chosen), chain, override)
+    design = describe_design(students, link, chosen, levels, level_notes + notes + outcome_notes(students, dvs, link))
+    analyses = run_outcome_analyses(students, dvs, design, ss_type)
+    results = {dv: analysis.student_level for dv, analysis in analyses.items()}
     staged = not report_dir and store.is_remote  # written on local disk, then uploaded into the store
     folder = Path(report_dir) if report_dir else store.reports_dir() / new_run_id()
     if staged:
@@ -377,9 +317,10 @@ def analyse_store(
     facts = {
         "store": store.url,
         "outcomes": str(Path(outcomes).resolve()),
-        "unit": f"{link} ({len(units)} in the store, {students[link].nunique()} with students)",
+        "unit": f"{design.unit} ({design.n_units} with students; students joined by {link})",
         "students": str(len(students)),
-        "design": f"{' × '.join(chosen)}, covariate pretest, type {ss_type} sums of squares, sum-to-zero contrasts",
+        "design": f"{' × '.join(chosen)}, covariate pretest, sum-to-zero contrasts; the analysis to read per outcome "
+        f"below; paper 1's student-level ANCOVA with type {ss_type} sums of squares",
         "body measure": ", ".join(sorted(set(units["body_measure"].dropna()))) if "body_measure" in units else "-",
         "thresholds": ", ".join(f"{k}={v:g}" for k, v in values.items()),
     }
@@ -391,10 +332,10 @@ def analyse_store(
         windows=expression_timeline(con),
         au_means=au_means(con),
         design=design,
-        unit_results=unit_results,
+        outcomes=analyses,
     )
     path = write_report(folder, inputs)
-    parameters = {"outcomes": facts["outcomes"], "link": link, "ss_type": ss_type, "thresholds": thresholds or {},
+    parameters = {"outcomes": facts["outcomes"], "link": override, "ss_type": ss_type, "thresholds": thresholds or {},
                   "factors": factors}  # fmt: skip
     (folder / PARAMETERS_FILE).write_text(json.dumps(parameters, indent=2))
     if staged:
@@ -404,7 +345,7 @@ def analyse_store(
     elif store.reports_dir() in path.resolve().parents:  # erasing a video it may show removes it
         store.write_report_index(folder, con.execute("select video_id from videos").df()["video_id"])
         store.apply_permissions(folder)
-    return Analysis(path, units, students, results, to_markdown(inputs, []), design, unit_results)
+    return Analysis(path, units, students, results, to_markdown(inputs, []), design, analyses)
 
 
 def latest_parameters(store: Store) -> dict | None:

@@ -4,15 +4,16 @@
 
 - ``report.html``: self-contained (CSS inline, plots as base64 PNG), so it opens offline and can be mailed;
 - ``report.md`` with the plots beside it as PNG files;
-- ``ancova.csv`` (every outcome's table at full precision), ``adjusted_means.csv`` and ``units.csv`` (the
-  analysis table: one row per session or teacher with its groups), ``unit_level.csv`` (the unit-level
-  analysis of every outcome) and ``design.json`` (units per cell, students per unit, ICCs, notes).
+- ``ancova.csv`` (every outcome's student-level table at full precision), ``adjusted_means.csv`` (from the
+  model each outcome's analysis reads), ``units.csv`` (the analysis table: one row per session or teacher
+  with its groups), ``read.csv`` (the analysis to read of every outcome: df, F, p, Holm p, effect sizes and
+  intervals) and ``design.json`` (levels, unit, units per cell, students per unit, notes).
 
-The report opens with the design (units, ICCs, factors constant within units, what was left out and why)
-and one sentence saying which analysis to read. The ANCOVA tables follow paper 1, §4, Tables 6-8: effect,
-df, mean square, F, p, partial eta squared, one block per outcome, with the covariate first; they are
-labelled as the paper's student-level analysis, and the unit-level analysis (mixed model or ANCOVA of
-unit means, `tasks.analyse.analysis`) follows each.
+The report opens with the design (grouping levels, the unit of analysis, units per cell, what was left out
+and why) and each outcome's clustering. Per outcome: one sentence saying which analysis to read and why,
+its table, its adjusted means with 95 % intervals and their plot (labelled with the model), the assumption
+checks and a Q-Q plot of its unit-level residuals; then paper 1's student-level ANCOVA (§4, Tables 6-8:
+effect, df, mean square, F, p, partial eta squared, covariate first), labelled as the paper's analysis.
 """
 
 import base64
@@ -30,7 +31,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from tasks.analyse.stats import RESIDUAL, AncovaResult, MixedResult
+from tasks.analyse.stats import RESIDUAL, AncovaResult
 
 PAPER_COLUMNS = ["Effect", "df", "Mean Square", "F", "p", "ηp²"]
 EFFECT_LABELS = {
@@ -65,7 +66,8 @@ class ReportInputs:
         windows: expression windows of the primary faces: ``video``, ``start_time``, ``end_time``, ``label``.
         au_means: mean AU intensity per video: ``video`` and one ``AUxx_r`` column per action unit.
         design: `tasks.analyse.analysis.Design` (None: not shown).
-        unit_results: `tasks.analyse.analysis.UnitAnalysis` per outcome (None: not shown).
+        outcomes: `tasks.analyse.reading.OutcomeAnalysis` per outcome: the analysis to read (None: only the
+            student-level ANCOVA is shown, and plotted).
     """
 
     title: str
@@ -75,7 +77,7 @@ class ReportInputs:
     windows: pd.DataFrame
     au_means: pd.DataFrame
     design: object | None = None
-    unit_results: Mapping[str, object] | None = None
+    outcomes: Mapping[str, object] | None = None
 
 
 def effect_label(source: str) -> str:
@@ -157,77 +159,113 @@ def _residual_df(table: pd.DataFrame) -> float:
 STUDENT_LEVEL_LABEL = "Paper 1's analysis: student-level ANCOVA (every student counted as independent)"
 
 
-def unit_level_table(unit) -> pd.DataFrame:
-    """The unit-level analysis as text: Wald tests of the mixed model, or the unit-means ANCOVA table."""
-    result = unit.result
-    if isinstance(result, MixedResult):
-        table = result.table
-        return pd.DataFrame(
-            {
-                "Effect": [effect_label(s) for s in table["source"]],
-                "df": [_number(v, 0) for v in table["df"]],
-                "Wald χ²": [_number(v, 2) for v in table["chi2"]],
-                "p": [format_p(v) for v in table["p"]],
-            }
-        )
-    return formatted_paper_table(result)
+def _interval(value: float, low: float, high: float, digits: int) -> str:
+    return "" if pd.isna(value) else f"{value:.{digits}f} [{_number(low, digits)}, {_number(high, digits)}]"
 
 
-def unit_level_label(unit) -> str:
-    result = unit.result
-    if isinstance(result, MixedResult):
-        return (
-            f"Unit-level analysis: linear mixed model, random intercept per {result.group} (REML; "
-            f"{result.n_groups} units, {result.n_used} students; unit variance {result.group_var:.3g}, residual "
-            f"{result.scale:.3g}{'' if result.converged else '; NOT CONVERGED'})"
-        )
-    return (
-        f"Unit-level analysis: ANCOVA of unit means ({result.n_used} units; covariate: the unit's mean pre-test; "
-        f"type {result.ss_type} SS)"
-    )
-
-
-def optimism_sentence(unit) -> str:
-    icc, residual = unit.icc, unit.residual_icc
-    base = (
-        f"ICC within units {_number(icc.icc, 3) or 'n/a'}; left by the factors (units nested in cells) "
-        f"{_number(residual.icc, 3) or 'n/a'}, design effect {_number(residual.design_effect, 2) or 'n/a'}"
-    )
-    if unit.optimistic:
-        return f"{base}: the student-level p-values above are optimistic (students are not independent)."
-    return f"{base}."
-
-
-def design_lines(design) -> list[str]:
-    """The design as lines of text (facts, notes), for Markdown and HTML."""
-    spu = design.students_per_unit
-    lines = [
-        f"Units: {design.n_units} ({design.link}), {design.n_students} students; students per unit "
-        f"min {spu['min']:g}, median {spu['median']:g}, max {spu['max']:g}",
-        f"Factors: {', '.join(design.factors)}; unit-level analysis: {design.method}",
-    ]
-    lines += [f"Warning: {note}" for note in design.notes]
-    return lines
-
-
-def icc_table(design) -> pd.DataFrame:
+def read_table(analysis) -> pd.DataFrame:
+    """The analysis to read as text: df (numerator, denominator), F, p, Holm p, ηp² and the difference
+    between the two levels of a 1-df term, each with its 95 % interval."""
+    t = analysis.table
     return pd.DataFrame(
         {
-            "Outcome": list(design.icc),
-            "ICC": [_number(r.icc, 3) for r in design.icc.values()],
-            "n0 (students per unit)": [_number(r.n0, 1) for r in design.icc.values()],
-            "Design effect": [_number(r.design_effect, 2) for r in design.icc.values()],
+            "Effect": [effect_label(s) for s in t["source"]],
+            "df": [
+                f"{a:.0f}, {b:.1f}" if pd.notna(b) else f"{a:.0f}" for a, b in zip(t["df"], t["df_den"], strict=True)
+            ],
+            "F": [_number(v, 2) for v in t["F"]],
+            "p": [format_p(v) for v in t["p"]],
+            "Holm p": [format_p(v) for v in t["p_holm"]],
+            "ηp² [95% CI]": [_interval(*r, 3) for r in t[["eta_p2", "eta_p2_low", "eta_p2_high"]].to_numpy()],
+            "Difference [95% CI]": [
+                _interval(*r, 2) for r in t[["difference", "difference_low", "difference_high"]].to_numpy()
+            ],
         }
     )
 
 
-def unit_level_csv(unit_results: Mapping[str, object]) -> pd.DataFrame:
-    frames = []
-    for dv, unit in unit_results.items():
-        table = unit.result.table.rename(columns={"chi2": "wald_chi2"})
-        frames.append(table.assign(outcome=dv, method=unit.method, effect=table["source"].map(effect_label)))
+def model_label(analysis) -> str:
+    """Which model the analysis to read is, in words."""
+    model, unit = analysis.model, analysis.unit.removesuffix("_id")
+    if analysis.method == "mixed model":
+        fit = model.fit
+        return (
+            f"linear mixed model, random intercept per {unit} (REML, Satterthwaite df; {fit.n_units} {unit}s, "
+            f"{fit.n} students; {unit} variance {fit.group_var:.3g}, residual {fit.scale:.3g}"
+            f"{'' if fit.converged else '; NOT CONVERGED'})"
+        )
+    return f"ANCOVA of {unit} means ({model.n_used} {unit}s; covariate: the {unit}'s mean pre-test)"
+
+
+def read_means(analysis) -> pd.DataFrame:
+    """Adjusted means of the analysis to read, with 95 % intervals and the units at each level."""
+    m = analysis.means
+    return pd.DataFrame(
+        {
+            "Factor": [effect_label(f) for f in m["factor"]],
+            "Level": m["level"].astype(str),
+            "Adjusted mean [95% CI]": [_interval(*r, 2) for r in m[["mean", "ci_low", "ci_high"]].to_numpy()],
+            "SE": [_number(v, 2) for v in m["se"]],
+            f"{analysis.unit.removesuffix('_id')}s": m["n"].astype(str),
+        }
+    )
+
+
+def _test_text(check: dict | None, name: str) -> str:
+    if not check or check.get("p") is None:
+        return f"{name}: not testable" + (f" ({check['reason']})" if check and check.get("reason") else "")
+    return f"{name}: W = {check['W']:.3f}, p = {format_p(check['p'])}"
+
+
+def assumptions_sentence(analysis) -> str:
+    """Slopes, spread, normality and convergence of the analysis to read, in one line."""
+    a = analysis.assumptions
+    if a["slopes"]:
+        slopes = "; ".join(
+            f"{r['source']}: F({_number(r['df'], 0)}, {_number(r.get('df_den', np.nan), 1) or '?'}) = "
+            f"{_number(r['F'], 2)}, p = {format_p(r['p']) or 'n/a'}"
+            for r in a["slopes"]
+        )
+    else:
+        slopes = f"not testable ({a['slopes_reason']})"
+    parts = [f"homogeneity of regression slopes — {slopes}", _test_text(a["spread"], "Brown-Forsythe (spread by cell)"),
+             _test_text(a["normality"], "Shapiro-Wilk (normality)")]  # fmt: skip
+    if a["converged"] is not None:
+        parts.append("converged" if a["converged"] else "NOT CONVERGED")
+    return f"Assumptions at the level analysed ({a['level']}): " + "; ".join(parts) + "."
+
+
+def clustering_table(outcomes: Mapping[str, object]) -> pd.DataFrame:
+    """Per outcome: the method, its units, and the clustering left after the pre-test and the factors."""
+    rows = []
+    for dv, a in outcomes.items():
+        c = {k: np.nan if v is None else v for k, v in a.clustering.items()}
+        rows.append({"Outcome": dv, "Analysis to read": a.method, "Units": f"{a.n_units} {a.unit}",
+                     "ICC given pre-test": _number(c["icc"], 3), "Design effect": _number(c["design_effect"], 2),
+                     "p (unit variance = 0)": format_p(c["unit_variance_p"]),
+                     "Student-level p optimistic": "yes" if c["optimistic"] is True else "no"})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def design_lines(design) -> list[str]:
+    """The design as lines of text (levels, unit, facts, notes), for Markdown and HTML."""
+    spu, levels = design.students_per_unit, design.levels
+    chain = " in ".join(f"{level} ({levels.counts[level]})" for level in levels.levels)
+    lines = [
+        f"Grouping levels (lowest first): students ({design.n_students}) in {chain}",
+        f"Unit of analysis: {design.unit} ({design.n_units}; students per unit min {spu['min']:g}, "
+        f"median {spu['median']:g}, max {spu['max']:g}); factors: {', '.join(design.factors)}",
+    ]
+    lines += [f"Note: {note}" for note in design.notes]
+    return lines
+
+
+def read_csv(outcomes: Mapping[str, object]) -> pd.DataFrame:
+    """Every outcome's analysis to read at full precision, with ``outcome``, ``method`` and the effect names."""
+    frames = [a.table.assign(outcome=dv, method=a.method, unit=a.unit) for dv, a in outcomes.items()]
     table = pd.concat(frames, ignore_index=True)
-    return table[["outcome", "method", "effect", *table.columns.drop(["outcome", "method", "effect"])]]
+    table.insert(3, "effect", table["source"].map(effect_label))
+    return table[["outcome", "method", "unit", "effect", *table.columns.drop(["outcome", "method", "unit", "effect"])]]
 
 
 # plots ----------------------------------------------------------------------------------------------
@@ -240,22 +278,47 @@ def png_bytes(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def adjusted_means_figure(result: AncovaResult) -> Figure:
-    """One panel per factor: adjusted mean of each level with ±1 SE error bars."""
-    means = result.adjusted_means
+def adjusted_means_figure(means: pd.DataFrame, dv: str, label: str) -> Figure:
+    """One panel per factor: adjusted mean of each level with its 95 % interval (``ci_low``, ``ci_high``) or,
+    for the student-level ANCOVA, ±1 SE; ``label`` names the model in the axis title."""
     factors = list(dict.fromkeys(means["factor"]))
-    figure = Figure(figsize=(2.6 * len(factors) + 0.6, 2.8))
+    interval = "ci_low" in means
+    figure = Figure(figsize=(2.6 * len(factors) + 0.6, 3.0))
     axes = figure.subplots(1, len(factors), sharey=True, squeeze=False)[0]
     for ax, factor in zip(axes, factors, strict=True):
         rows = means[means["factor"] == factor]
         x = np.arange(len(rows))
-        ax.errorbar(x, rows["mean"], yerr=rows["se"], fmt="o", color="#2b5d8a", capsize=6, markersize=7, lw=1.5)
+        if interval:
+            yerr = np.vstack([rows["mean"] - rows["ci_low"], rows["ci_high"] - rows["mean"]])
+        else:
+            yerr = rows["se"]
+        ax.errorbar(x, rows["mean"], yerr=yerr, fmt="o", color="#2b5d8a", capsize=6, markersize=7, lw=1.5)
         ax.set_xticks(x, [f"{level}\n(n={n})" for level, n in zip(rows["level"], rows["n"], strict=True)])
         ax.set_xlim(-0.6, len(rows) - 0.4)
         ax.set_title(effect_label(factor), fontsize=10)
         ax.grid(axis="y", color="#e4e4e4")
         ax.spines[["top", "right"]].set_visible(False)
-    axes[0].set_ylabel(f"{result.dv}\n(adjusted mean ± SE)", fontsize=9)
+    axes[0].set_ylabel(f"{dv}\n(adjusted mean {'and 95% CI' if interval else '± SE'})", fontsize=9)
+    figure.suptitle(label, fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def qq_figure(residuals: np.ndarray, label: str) -> Figure:
+    """Normal Q-Q plot of standardised residuals (Blom plotting positions) with the identity line."""
+    from scipy import stats
+
+    values = np.sort((residuals - residuals.mean()) / residuals.std(ddof=1))
+    theoretical = stats.norm.ppf((np.arange(1, len(values) + 1) - 0.375) / (len(values) + 0.25))
+    figure = Figure(figsize=(3.2, 3.0))
+    ax = figure.subplots()
+    ax.plot(theoretical, values, "o", color="#2b5d8a", markersize=5)
+    edge = float(max(np.abs(theoretical).max(), np.abs(values).max())) + 0.2
+    ax.plot([-edge, edge], [-edge, edge], color="#9aa5b1", lw=1)
+    ax.set_xlabel("normal quantile", fontsize=9)
+    ax.set_ylabel("standardised residual", fontsize=9)
+    ax.set_title(label, fontsize=9)
+    ax.spines[["top", "right"]].set_visible(False)
     figure.tight_layout()
     return figure
 
@@ -313,11 +376,30 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "outcome"
 
 
+def has_qq(analysis) -> bool:
+    return len(analysis.residuals) >= 3 and np.ptp(analysis.residuals) > 0
+
+
+def short_label(analysis) -> str:
+    unit = analysis.unit.removesuffix("_id")
+    return (
+        f"mixed model, random intercept per {unit}" if analysis.method == "mixed model" else f"ANCOVA of {unit} means"
+    )
+
+
 def plots(inputs: ReportInputs) -> dict[str, bytes]:
-    """Every plot of the report as PNG bytes, by file name."""
-    images = {
-        f"adjusted_means_{_slug(dv)}.png": png_bytes(adjusted_means_figure(r)) for dv, r in inputs.results.items()
-    }
+    """Every plot of the report as PNG bytes, by file name: adjusted means from the model each outcome's
+    analysis reads (the student-level ANCOVA without one), its residuals' Q-Q plot, timeline, AU heatmap."""
+    images, outcomes = {}, inputs.outcomes or {}
+    for dv, result in inputs.results.items():
+        if dv in outcomes:
+            figure = adjusted_means_figure(outcomes[dv].means, dv, f"from the {short_label(outcomes[dv])}")
+        else:
+            figure = adjusted_means_figure(result.adjusted_means, dv, "from the student-level ANCOVA")
+        images[f"adjusted_means_{_slug(dv)}.png"] = png_bytes(figure)
+        if dv in outcomes and has_qq(outcomes[dv]):
+            label = f"{dv}: unit-level residuals\n({short_label(outcomes[dv])})"
+            images[f"qq_{_slug(dv)}.png"] = png_bytes(qq_figure(outcomes[dv].residuals, label))
     if len(inputs.windows):
         images["expression_timeline.png"] = png_bytes(timeline_figure(inputs.windows))
     if len(inputs.au_means):
@@ -332,10 +414,17 @@ def ancova_csv(results: Mapping[str, AncovaResult]) -> pd.DataFrame:
     return table[["outcome", "effect", *table.columns.drop(["outcome", "effect"])]]
 
 
-def means_csv(results: Mapping[str, AncovaResult]) -> pd.DataFrame:
-    """Every outcome's adjusted means at full precision, with an ``outcome`` column first."""
-    table = pd.concat([r.adjusted_means.assign(outcome=dv) for dv, r in results.items()], ignore_index=True)
-    return table[["outcome", *table.columns.drop("outcome")]]
+def means_csv(inputs: ReportInputs) -> pd.DataFrame:
+    """Every outcome's adjusted means at full precision, from the model its analysis reads (``model``)."""
+    outcomes = inputs.outcomes or {}
+    frames = [
+        outcomes[dv].means.assign(outcome=dv, model=short_label(outcomes[dv]))
+        if dv in outcomes
+        else r.adjusted_means.assign(outcome=dv, model="student-level ANCOVA")
+        for dv, r in inputs.results.items()
+    ]
+    table = pd.concat(frames, ignore_index=True)
+    return table[["outcome", "model", *table.columns.drop(["outcome", "model"])]]
 
 
 def write_report(folder: str | Path, inputs: ReportInputs) -> Path:
@@ -346,10 +435,10 @@ def write_report(folder: str | Path, inputs: ReportInputs) -> Path:
     for name, data in images.items():
         (folder / name).write_bytes(data)
     ancova_csv(inputs.results).to_csv(folder / "ancova.csv", index=False)
-    means_csv(inputs.results).to_csv(folder / "adjusted_means.csv", index=False)
+    means_csv(inputs).to_csv(folder / "adjusted_means.csv", index=False)
     inputs.units.to_csv(folder / "units.csv", index=False)
-    if inputs.unit_results:
-        unit_level_csv(inputs.unit_results).to_csv(folder / "unit_level.csv", index=False)
+    if inputs.outcomes:
+        read_csv(inputs.outcomes).to_csv(folder / "read.csv", index=False)
     if inputs.design is not None:
         (folder / "design.json").write_text(json.dumps(inputs.design.to_dict(), indent=2, default=str))
     (folder / "report.md").write_text(to_markdown(inputs, list(images)))
@@ -379,29 +468,96 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def clustering_sentence(analysis) -> str:
+    c = analysis.clustering
+    if c["icc"] is None:
+        return "Clustering left after the pre-test and the factors: not estimable here."
+    text = (
+        f"Clustering left after the pre-test and the factors: ICC {c['icc']:.3f}, design effect "
+        f"{c['design_effect']:.2f} (unit variance = 0: p = {format_p(c['unit_variance_p'])})"
+    )
+    if c["optimistic"]:
+        return text + ": paper 1's student-level p-values below are optimistic (students are not independent)."
+    return text + "."
+
+
+def outcome_blocks(inputs: ReportInputs, dv: str) -> list[tuple]:
+    """What the report shows of one outcome, in order, as (kind, ...) blocks that Markdown and HTML render:
+    ``("lead", text)``, ``("note", text)``, ``("table", frame)``, ``("image", file name, alt text)``."""
+    result, analysis = inputs.results[dv], (inputs.outcomes or {}).get(dv)
+    means_image = ("image", f"adjusted_means_{_slug(dv)}.png", f"adjusted means of {dv}")
+    student = [
+        ("note", f"n = {result.n_used} students ({result.n_dropped} dropped for missing values)"),
+        ("note", f"{STUDENT_LEVEL_LABEL} (type {result.ss_type} sums of squares):"),
+        ("table", formatted_paper_table(result)),
+        ("table", formatted_means(result)),
+        ("note", slopes_sentence(result)),
+    ]
+    if analysis is None:
+        return [*student, means_image]
+    return [
+        ("lead", analysis.sentence),
+        ("note", f"Analysis to read: {model_label(analysis)}; Holm p across outcomes and factor terms:"),
+        ("table", read_table(analysis)),
+        ("table", read_means(analysis)),
+        means_image,
+        ("note", assumptions_sentence(analysis)),
+        *([("image", f"qq_{_slug(dv)}.png", f"Q-Q plot of {dv}")] if has_qq(analysis) else []),
+        ("note", clustering_sentence(analysis)),
+        *student,
+    ]
+
+
+def design_blocks(design, outcomes: Mapping[str, object]) -> list[tuple]:
+    blocks = [("list", design_lines(design)), ("table", design.cells.astype(str))]
+    return blocks + ([("table", clustering_table(outcomes))] if outcomes else [])
+
+
 def to_markdown(inputs: ReportInputs, image_names: list[str]) -> str:
     """The report as Markdown; plots are linked as the PNG files written beside it."""
     parts = [f"# {inputs.title}", "", *(f"- **{k}**: {v}" for k, v in inputs.facts.items()), ""]
-    design, unit_results = inputs.design, inputs.unit_results or {}
-    if design is not None:
-        parts += ["## Design", "", f"**{design.read}**", "", *(f"- {line}" for line in design_lines(design)), ""]
-        parts += [markdown_table(design.cells.astype(str)), "", markdown_table(icc_table(design)), ""]
+    if inputs.design is not None:
+        parts += ["## Design", ""]
+        parts += _markdown_blocks(design_blocks(inputs.design, inputs.outcomes or {}))
     parts += ["## Groups", "", markdown_table(_units_view(inputs.units)), ""]
-    for dv, result in inputs.results.items():
-        image = f"adjusted_means_{_slug(dv)}.png"
-        parts += [f"## {dv}", "", f"n = {result.n_used} students ({result.n_dropped} dropped for missing values)"]
-        parts += ["", f"{STUDENT_LEVEL_LABEL}:"]
-        parts += ["", markdown_table(formatted_paper_table(result)), "", markdown_table(formatted_means(result))]
-        parts += ["", slopes_sentence(result), ""]
-        if dv in unit_results:
-            unit = unit_results[dv]
-            parts += [f"{unit_level_label(unit)}:", "", markdown_table(unit_level_table(unit)), ""]
-            parts += [optimism_sentence(unit), ""]
-        parts += [f"![adjusted means of {dv}]({image})", ""]
+    for dv in inputs.results:
+        parts += [f"## {dv}", "", *_markdown_blocks(outcome_blocks(inputs, dv))]
     for name, heading in (("expression_timeline.png", "Expression timeline"), ("au_heatmap.png", "AU heatmap")):
         if name in image_names:
             parts += [f"## {heading}", "", f"![{heading}]({name})", ""]
     return "\n".join(parts)
+
+
+def _markdown_blocks(blocks: list[tuple]) -> list[str]:
+    lines = []
+    for kind, *rest in blocks:
+        if kind == "lead":
+            lines += [f"**{rest[0]}**", ""]
+        elif kind == "note":
+            lines += [rest[0], ""]
+        elif kind == "list":
+            lines += [*(f"- {line}" for line in rest[0]), ""]
+        elif kind == "table":
+            lines += [markdown_table(rest[0]), ""]
+        else:
+            lines += [f"![{rest[1]}]({rest[0]})", ""]
+    return lines
+
+
+def _html_blocks(blocks: list[tuple], images: Mapping[str, bytes]) -> list[str]:
+    esc, out = html.escape, []
+    for kind, *rest in blocks:
+        if kind == "lead":
+            out.append(f'<p class="read"><strong>{esc(rest[0])}</strong></p>')
+        elif kind == "note":
+            out.append(f'<p class="note">{esc(rest[0])}</p>')
+        elif kind == "list":
+            out += ["<ul>", *(f"<li>{esc(line)}</li>" for line in rest[0]), "</ul>"]
+        elif kind == "table":
+            out.append(_html_table(rest[0], "ancova"))
+        else:
+            out.append(f"<figure>{_img(images[rest[0]], rest[1])}</figure>")
+    return out
 
 
 def _html_table(frame: pd.DataFrame, css: str = "") -> str:
@@ -418,35 +574,12 @@ def to_html(inputs: ReportInputs, images: Mapping[str, bytes]) -> str:
     esc = html.escape
     facts = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in inputs.facts.items())
     body = [f"<h1>{esc(inputs.title)}</h1>", f'<dl class="facts">{facts}</dl>']
-    design, unit_results = inputs.design, inputs.unit_results or {}
-    if design is not None:
-        body += ["<h2>Design</h2>", f'<p class="read"><strong>{esc(design.read)}</strong></p>', "<ul>"]
-        body += [f"<li>{esc(line)}</li>" for line in design_lines(design)] + ["</ul>"]
-        body += [_html_table(design.cells.astype(str), "units"), _html_table(icc_table(design), "ancova")]
+    if inputs.design is not None:
+        body += ["<h2>Design</h2>", *_html_blocks(design_blocks(inputs.design, inputs.outcomes or {}), images)]
     body += ["<h2>Groups</h2>", '<div class="scroll">', _html_table(_units_view(inputs.units), "units"), "</div>"]
-    for dv, result in inputs.results.items():
-        body += [
-            f'<section class="outcome"><h2>{esc(dv)}</h2>',
-            f'<p class="note">n = {result.n_used} students ({result.n_dropped} dropped for missing values); '
-            f"type {result.ss_type} sums of squares</p>",
-            '<div class="pair"><div>',
-            f'<p class="note">{esc(STUDENT_LEVEL_LABEL)}</p>',
-            _html_table(formatted_paper_table(result), "ancova"),
-            _html_table(formatted_means(result), "means"),
-            f'<p class="note">{esc(slopes_sentence(result))}</p>',
-            *(
-                [
-                    f'<p class="note">{esc(unit_level_label(unit_results[dv]))}</p>',
-                    _html_table(unit_level_table(unit_results[dv]), "ancova"),
-                    f'<p class="note">{esc(optimism_sentence(unit_results[dv]))}</p>',
-                ]
-                if dv in unit_results
-                else []
-            ),
-            "</div>",
-            f"<figure>{_img(images[f'adjusted_means_{_slug(dv)}.png'], f'adjusted means of {dv}')}</figure>",
-            "</div></section>",
-        ]
+    for dv in inputs.results:
+        body += [f'<section class="outcome"><h2>{esc(dv)}</h2>', *_html_blocks(outcome_blocks(inputs, dv), images),
+                 "</section>"]  # fmt: skip
     for name, heading, note in (
         ("expression_timeline.png", "Expression timeline", "Emotion label of each window of the primary face."),
         ("au_heatmap.png", "AU heatmap", "Mean action-unit intensity of the primary face per video."),
@@ -478,8 +611,6 @@ th { background: #f5f7fa; border-bottom: 2px solid #9aa5b1; }
 td:first-child, th:first-child { text-align: left; }
 table.units td, table.units th { text-align: left; }
 .scroll { overflow-x: auto; }
-.pair { display: flex; flex-wrap: wrap; gap: 12px 32px; align-items: flex-start; }
-.pair > div { flex: 0 1 470px; } .pair > figure { flex: 1 1 420px; }
 .note { color: #52606d; font-size: 0.85em; margin: 4px 0; }
 figure { margin: 8px 0; } img { max-width: 100%; height: auto; }
 """
