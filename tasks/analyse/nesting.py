@@ -67,7 +67,11 @@ def nested_order(data: pd.DataFrame, candidates: list[str]) -> tuple[list[str], 
         parents = data.dropna(subset=[chain[-1], column]).groupby(chain[-1])[column].nunique()
         if (parents > 1).any() or data[column].nunique() >= data[chain[-1]].nunique():
             crossing = parents[parents > 1]
-            example = f"{noun(chain[-1])} {crossing.index[0]!r} has {int(crossing.iloc[0])}" if len(crossing) else ""
+            example = (
+                f"{noun(chain[-1])} {crossing.index[0]!r} has {int(crossing.iloc[0])} {noun(column)}s"
+                if len(crossing)
+                else ""
+            )
             notes.append(f"{column} is not a grouping level above {chain[-1]} ({example or 'as many ids'}): not used")
             continue
         chain.append(column)

@@ -63,8 +63,13 @@ class OutcomeAnalysis:
     notes: list[str] = field(default_factory=list)
 
     def read_dict(self) -> dict:
+        """JSON-ready; each table row also carries its intervals as ``[low, high]`` pairs (``*_ci95``)."""
+        table = _records(self.table)
+        for row in table:
+            for name in ("eta_p2", "difference"):
+                row[f"{name}_ci95"] = [row[f"{name}_low"], row[f"{name}_high"]]
         return {"method": self.method, "unit": self.unit, "n_units": self.n_units, "sentence": self.sentence,
-                "table": _records(self.table), "adjusted_means": _records(self.means),
+                "table": table, "adjusted_means": _records(self.means),
                 "assumptions": self.assumptions, "clustering": self.clustering, "notes": list(self.notes)}  # fmt: skip
 
     def to_dict(self) -> dict:
