@@ -7,7 +7,8 @@ with ``var(a) + var(b) = icc`` (half each when sessions are nested) and ``var(e)
 students per unit (equal) or uniform 5..35 (unequal, mean 20).
 
 Per replicate, the design-aware analysis (`tasks.analyse.reading.analyse_outcome` on the levels that
-`tasks.analyse.nesting.detect_levels` finds) is run under the null (no effect: its 3 factor terms pooled,
+`tasks.analyse.nesting.detect_levels` finds; ``details=False``: the same tests, without the means, intervals
+and assumption checks the report adds) is run under the null (no effect: its 3 factor terms pooled,
 3 tests per replicate) and under an alternative (a facial effect ``delta = 2.5 sqrt(4 tau2 / k)``, tau2 the
 variance of a teacher's mean outcome, so the ANCOVA of teacher means has roughly 50-80 % power). Beside it,
 both unit-level methods whatever the rule picks (the ANCOVA of unit means; the mixed model with Satterthwaite
@@ -78,7 +79,7 @@ def tau2(design: dict) -> float:
 def one(data: pd.DataFrame, clusters: list[str]) -> dict:
     levels = detect_levels(data, FACTORS, clusters)
     keyed = data.assign(**unit_keys(data, clusters))
-    analysis = analyse_outcome(keyed, "y", FACTORS, ["pretest"], levels)
+    analysis = analyse_outcome(keyed, "y", FACTORS, ["pretest"], levels, details=False)  # the same tests
     read = dict(zip(analysis.table["source"], analysis.table["p"], strict=True))
     student = dict(zip(analysis.student_level.table["source"], analysis.student_level.table["p"], strict=True))
     unit = levels.unit
@@ -91,7 +92,7 @@ def one(data: pd.DataFrame, clusters: list[str]) -> dict:
         mixed = read
     else:
         try:
-            table = mixed_model(keyed, "y", FACTORS, ["pretest"], unit).table
+            table = mixed_model(keyed, "y", FACTORS, ["pretest"], unit, means=False).table
             mixed = dict(zip(table["source"], table["p"], strict=True))
         except ValueError:  # rank-deficient or no residual df
             mixed = dict.fromkeys(TERMS, np.nan)

@@ -30,6 +30,7 @@ from scipy import optimize, stats
 
 from tasks.analyse.stats import _check_finite, _check_inputs, _Design, _names, missing_message
 
+MEANS_COLUMNS = ["factor", "level", "mean", "se", "df", "ci_low", "ci_high", "n"]
 GRID = np.linspace(np.log(1e-6), np.log(1e4), 41)  # log(s2_u / s2): ICC from 1e-6 to 0.9999
 
 
@@ -249,13 +250,16 @@ class MixedResult:
         return pd.Series(residual).groupby(self.fit.codes).mean()
 
 
-def mixed_model(data: pd.DataFrame, dv: str, between: list[str], covariates: list[str], group: str) -> MixedResult:
+def mixed_model(
+    data: pd.DataFrame, dv: str, between: list[str], covariates: list[str], group: str, means: bool = True
+) -> MixedResult:
     """Fit ``dv ~ covariates + f1 * ... * fk + (1 | group)`` by REML (module docstring) and test every term.
 
     Terms are tested jointly (all their columns; type III, as each term's columns are tested given all others)
     with Satterthwaite df. Adjusted means: every covariate at its grand mean, equal weight over the levels
     of the other factors (as `tasks.analyse.stats.ancova`), with Satterthwaite df and 95 % t intervals; ``n`` counts
-    the units at the level. Missing values: listwise deletion over dv, factors, covariates and group.
+    the units at the level (``means=False``: none, for simulations). Missing values: listwise deletion over
+    dv, factors, covariates and group.
 
     Raises:
         ValueError: a missing or repeated column, no complete rows, a rank-deficient design (empty cell),
@@ -286,16 +290,16 @@ def mixed_model(data: pd.DataFrame, dv: str, between: list[str], covariates: lis
         rows.append({"source": name, **fit.test(lmat)})
     table = pd.DataFrame(rows, columns=["source", "df", "df_den", "F", "p"])
     n_units = {f: used.groupby(f)[group].nunique() for f in between}  # units at each level
-    return MixedResult(dv, between, covariates, group, table, _mixed_means(fit, design, n_units), fit, design,
+    adjusted = _mixed_means(fit, design, n_units) if means else pd.DataFrame(columns=MEANS_COLUMNS)
+    return MixedResult(dv, between, covariates, group, table, adjusted, fit, design,
                        len(used), int((~complete).sum()))  # fmt: skip
 
 
 def _mixed_means(fit: MixedFit, design: _Design, n_units: dict[str, pd.Series]) -> pd.DataFrame:
     import itertools
 
-    columns = ["factor", "level", "mean", "se", "df", "ci_low", "ci_high", "n"]
     if not design.between:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=MEANS_COLUMNS)
     grid = np.array(list(itertools.product(*(range(len(design.levels[f])) for f in design.between))))
     grid_codes = {f: grid[:, i] for i, f in enumerate(design.between)}
     blocks = design.factor_blocks(grid_codes)
@@ -306,4 +310,4 @@ def _mixed_means(fit: MixedFit, design: _Design, n_units: dict[str, pd.Series]) 
             est = fit.estimate(rows_x[grid_codes[f] == code].mean(axis=0))
             n = int(n_units[f].get(level, 0))
             records.append({"factor": f, "level": level, "mean": est["estimate"], **est, "n": n})
-    return pd.DataFrame(records)[columns]
+    return pd.DataFrame(records)[MEANS_COLUMNS]

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from tasks.analyse.mixed import MixedResult, mixed_model, reml_fit
+from tasks.analyse.mixed import MEANS_COLUMNS, MixedResult, mixed_model, reml_fit
 from tasks.analyse.nesting import Levels, noun
 from tasks.analyse.stats import RESIDUAL, AncovaResult, _Design, _error_term, _estimate, _Fit, _records, ancova, unit_means
 
@@ -41,7 +41,6 @@ MIN_UNITS_MIXED = 10
 OPTIMISTIC_DESIGN_EFFECT = 1.1
 READ_COLUMNS = ["source", "df", "df_den", "F", "p", "p_holm", "eta_p2", "eta_p2_low", "eta_p2_high",
                 "difference", "difference_low", "difference_high"]  # fmt: skip
-MEANS_COLUMNS = ["factor", "level", "mean", "se", "df", "ci_low", "ci_high", "n"]
 
 
 @dataclass(frozen=True)
@@ -77,28 +76,36 @@ class OutcomeAnalysis:
 
 
 def analyse_outcome(
-    data: pd.DataFrame, dv: str, factors: list[str], covariates: list[str], levels: Levels, ss_type: int = 2
+    data: pd.DataFrame,
+    dv: str,
+    factors: list[str],
+    covariates: list[str],
+    levels: Levels,
+    ss_type: int = 2,
+    details: bool = True,
 ) -> OutcomeAnalysis:
     """The design-aware analysis of one outcome (module docstring); ``data`` has one row per student with the
-    ``levels.levels`` columns keyed by `tasks.analyse.nesting.unit_keys`."""
+    ``levels.levels`` columns keyed by `tasks.analyse.nesting.unit_keys`. ``details=False`` (simulations)
+    computes the same tests and clustering and leaves out adjusted means, effect sizes, intervals and the
+    assumption checks (NaN or empty)."""
     student = ancova(data, dv, factors, covariates, ss_type)
     unit = levels.unit or levels.levels[0]
     used = data.dropna(subset=[dv, *factors, *covariates, unit])
     n_units = int(used[unit].nunique())
     mixed_ok = _full_rank(used, dv, factors, covariates)
     if levels.unit is None or (n_units >= MIN_UNITS_MIXED and mixed_ok):
-        model = mixed_model(used, dv, factors, covariates, unit)
-        table = _mixed_table(model)
+        model = mixed_model(used, dv, factors, covariates, unit, means=details)
+        table = _mixed_table(model, details)
         means = model.adjusted_means
         residuals = model.unit_residuals().to_numpy()
-        assumptions = _mixed_assumptions(model, used, unit)
+        assumptions = _mixed_assumptions(model, used, unit) if details else {}
         method = "mixed model"
         fit = model.fit
     else:
         means_frame = unit_means(used, dv, factors, covariates, unit)
         model = ancova(means_frame, dv, factors, covariates, ss_type)
-        table, means, residuals = _unit_means_table(means_frame, model)
-        assumptions = _unit_assumptions(model, means_frame, factors, residuals)
+        table, means, residuals = _unit_means_table(means_frame, model, details)
+        assumptions = _unit_assumptions(model, means_frame, factors, residuals) if details else {}
         method = "unit-means ANCOVA"
         fit = _icc_fit(used, dv, factors, covariates, unit) if mixed_ok else None
     clustering = _clustering(fit, used, unit, factors, levels)
@@ -149,17 +156,17 @@ def _two_level_weights(design: _Design, term: str, start: int) -> np.ndarray | N
     return weights
 
 
-def _effect_columns(row: dict) -> dict:
-    eta, low, high = eta_squared_interval(row["F"], row["df"], row["df_den"])
+def _effect_columns(row: dict, details: bool = True) -> dict:
+    eta, low, high = eta_squared_interval(row["F"], row["df"], row["df_den"]) if details else (np.nan,) * 3
     return {**row, "eta_p2": eta, "eta_p2_low": low, "eta_p2_high": high, "p_holm": np.nan}
 
 
-def _mixed_table(model: MixedResult) -> pd.DataFrame:
+def _mixed_table(model: MixedResult, details: bool) -> pd.DataFrame:
     rows, start = [], 1
     for source, record in zip(model.design.blocks, model.table.to_dict("records"), strict=True):
-        row = _effect_columns(record)
+        row = _effect_columns(record, details)
         weights = _two_level_weights(model.design, source, start)
-        if weights is not None:
+        if weights is not None and details:
             est = model.fit.estimate(weights)
             row |= {"difference": est["estimate"], "difference_low": est["ci_low"], "difference_high": est["ci_high"]}
         rows.append(row)
@@ -167,7 +174,9 @@ def _mixed_table(model: MixedResult) -> pd.DataFrame:
     return pd.DataFrame(rows).reindex(columns=READ_COLUMNS)
 
 
-def _unit_means_table(frame: pd.DataFrame, result: AncovaResult) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+def _unit_means_table(
+    frame: pd.DataFrame, result: AncovaResult, details: bool
+) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
     design = _Design(frame.dropna(subset=[result.dv, *result.between, *result.covariates]), result.dv,
                      result.between, result.covariates)  # fmt: skip
     fit = _Fit(design.matrix(), design.y)
@@ -176,9 +185,9 @@ def _unit_means_table(frame: pd.DataFrame, result: AncovaResult) -> tuple[pd.Dat
     rows, start = [], 1
     for record in result.table[result.table["source"] != RESIDUAL].to_dict("records"):
         row = _effect_columns({"source": record["source"], "df": record["df"], "df_den": df_den,
-                               "F": record["F"], "p": record["p"]})  # fmt: skip
+                               "F": record["F"], "p": record["p"]}, details)  # fmt: skip
         weights = _two_level_weights(design, record["source"], start)
-        if weights is not None and np.isfinite(error.ms):
+        if weights is not None and np.isfinite(error.ms) and details:
             value, se = _estimate(fit, weights, error)
             half = stats.t.ppf(0.975, error.df) * se
             row |= {"difference": value, "difference_low": value - half, "difference_high": value + half}
