@@ -253,7 +253,8 @@ def _analyse(args: argparse.Namespace) -> int:
 
 def _print_outcomes(outcomes: dict) -> None:
     """Per outcome: the sentence, the analysis to read with its adjusted means, then paper 1's ANCOVA."""
-    from tasks.analyse.report import assumptions_sentence, formatted_paper_table, model_label, read_means, read_table
+    from tasks.analyse.report import formatted_paper_table
+    from tasks.analyse.wording import assumptions_sentence, model_label, read_means, read_table
 
     for dv, analysis in outcomes.items():
         print(f"== {dv}: {analysis.sentence}")

@@ -32,8 +32,8 @@ import pandas as pd
 
 from tasks.analyse import warehouse
 from tasks.analyse.nesting import Levels, detect_levels, nested_order, noun
-from tasks.analyse.reading import OutcomeAnalysis, analyse_outcome, holm
 from tasks.analyse.outcomes import LINK_COLUMNS, PRETEST, STUDENT_ID, load_outcomes
+from tasks.analyse.reading import OutcomeAnalysis, analyse_outcome, holm
 from tasks.analyse.report import ReportInputs, to_markdown, write_report
 from tasks.analyse.stats import AncovaResult, read_table
 from tasks.store import Store

@@ -35,7 +35,17 @@ from scipy import optimize, stats
 
 from tasks.analyse.mixed import MEANS_COLUMNS, MixedResult, mixed_model, reml_fit
 from tasks.analyse.nesting import Levels, noun
-from tasks.analyse.stats import RESIDUAL, AncovaResult, _Design, _error_term, _estimate, _Fit, _records, ancova, unit_means
+from tasks.analyse.stats import (
+    RESIDUAL,
+    AncovaResult,
+    _Design,
+    _error_term,
+    _estimate,
+    _Fit,
+    _records,
+    ancova,
+    unit_means,
+)
 
 MIN_UNITS_MIXED = 10
 OPTIMISTIC_DESIGN_EFFECT = 1.1

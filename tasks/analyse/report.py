@@ -32,14 +32,22 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from tasks.analyse.stats import RESIDUAL, AncovaResult
+from tasks.analyse.wording import (
+    assumptions_sentence,
+    clustering_sentence,
+    clustering_table,
+    effect_label,
+    format_p,
+    has_qq,
+    model_label,
+    number,
+    read_csv,
+    read_means,
+    read_table,
+    short_label,
+)
 
 PAPER_COLUMNS = ["Effect", "df", "Mean Square", "F", "p", "ηp²"]
-EFFECT_LABELS = {
-    "pretest": "Pre-test score (covariate)",
-    "facial_group": "Facial expression",
-    "body_group": "Body expression",
-    RESIDUAL: "Error",
-}
 EMOTION_COLORS = {
     "happiness": "#f2b134",
     "surprise": "#8fd175",
@@ -80,11 +88,6 @@ class ReportInputs:
     outcomes: Mapping[str, object] | None = None
 
 
-def effect_label(source: str) -> str:
-    """Paper wording for an ANCOVA source: ``facial_group:body_group`` → ``Facial expression × Body expression``."""
-    return " × ".join(EFFECT_LABELS.get(part, part) for part in source.split(":"))
-
-
 def paper_table(result: AncovaResult) -> pd.DataFrame:
     """The ANCOVA table as in paper 1's Tables 6-8 (numbers unrounded; the error row last)."""
     table = result.table
@@ -100,28 +103,17 @@ def paper_table(result: AncovaResult) -> pd.DataFrame:
     )
 
 
-def format_p(p: float) -> str:
-    """p as the paper prints it: three decimals, ``<0.001`` below that, empty when NaN."""
-    if pd.isna(p):
-        return ""
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def _number(value: float, digits: int) -> str:
-    return "" if pd.isna(value) else f"{value:.{digits}f}"
-
-
 def formatted_paper_table(result: AncovaResult) -> pd.DataFrame:
     """`paper_table` as text: df whole, mean square and F with 2 decimals, p and ηp² with 3."""
     table = paper_table(result)
     return pd.DataFrame(
         {
             "Effect": table["Effect"],
-            "df": [_number(v, 0) for v in table["df"]],
-            "Mean Square": [_number(v, 2) for v in table["Mean Square"]],
-            "F": [_number(v, 2) for v in table["F"]],
+            "df": [number(v, 0) for v in table["df"]],
+            "Mean Square": [number(v, 2) for v in table["Mean Square"]],
+            "F": [number(v, 2) for v in table["F"]],
             "p": [format_p(v) for v in table["p"]],
-            "ηp²": [_number(v, 3) for v in table["ηp²"]],
+            "ηp²": [number(v, 3) for v in table["ηp²"]],
         }
     )
 
@@ -133,8 +125,8 @@ def formatted_means(result: AncovaResult) -> pd.DataFrame:
         {
             "Factor": [effect_label(f) for f in means["factor"]],
             "Level": means["level"].astype(str),
-            "Adjusted mean": [_number(v, 2) for v in means["mean"]],
-            "SE": [_number(v, 2) for v in means["se"]],
+            "Adjusted mean": [number(v, 2) for v in means["mean"]],
+            "SE": [number(v, 2) for v in means["se"]],
             "n": means["n"].astype(str),
         }
     )
@@ -144,8 +136,8 @@ def slopes_sentence(result: AncovaResult) -> str:
     """One line on the homogeneity-of-regression-slopes test (the ANCOVA's assumption)."""
     rows = result.slopes[result.slopes["source"] != RESIDUAL]
     parts = [
-        f"{row.source}: F({_number(row.df, 0)}, {_number(_residual_df(result.slopes), 0)}) = "
-        f"{_number(row.F, 2)}, p = {format_p(row.p) or 'n/a'}"
+        f"{row.source}: F({number(row.df, 0)}, {number(_residual_df(result.slopes), 0)}) = "
+        f"{number(row.F, 2)}, p = {format_p(row.p) or 'n/a'}"
         for row in rows.itertuples()
     ]
     return "Homogeneity of regression slopes — " + ("; ".join(parts) if parts else "not testable")
@@ -159,94 +151,6 @@ def _residual_df(table: pd.DataFrame) -> float:
 STUDENT_LEVEL_LABEL = "Paper 1's analysis: student-level ANCOVA (every student counted as independent)"
 
 
-def _interval(value: float, low: float, high: float, digits: int) -> str:
-    return "" if pd.isna(value) else f"{value:.{digits}f} [{_number(low, digits)}, {_number(high, digits)}]"
-
-
-def read_table(analysis) -> pd.DataFrame:
-    """The analysis to read as text: df (numerator, denominator), F, p, Holm p, ηp² and the difference
-    between the two levels of a 1-df term, each with its 95 % interval."""
-    t = analysis.table
-    return pd.DataFrame(
-        {
-            "Effect": [effect_label(s) for s in t["source"]],
-            "df": [
-                f"{a:.0f}, {b:.1f}" if pd.notna(b) else f"{a:.0f}" for a, b in zip(t["df"], t["df_den"], strict=True)
-            ],
-            "F": [_number(v, 2) for v in t["F"]],
-            "p": [format_p(v) for v in t["p"]],
-            "Holm p": [format_p(v) for v in t["p_holm"]],
-            "ηp² [95% CI]": [_interval(*r, 3) for r in t[["eta_p2", "eta_p2_low", "eta_p2_high"]].to_numpy()],
-            "Difference [95% CI]": [
-                _interval(*r, 2) for r in t[["difference", "difference_low", "difference_high"]].to_numpy()
-            ],
-        }
-    )
-
-
-def model_label(analysis) -> str:
-    """Which model the analysis to read is, in words."""
-    model, unit = analysis.model, analysis.unit.removesuffix("_id")
-    if analysis.method == "mixed model":
-        fit = model.fit
-        return (
-            f"linear mixed model, random intercept per {unit} (REML, Satterthwaite df; {fit.n_units} {unit}s, "
-            f"{fit.n} students; {unit} variance {fit.group_var:.3g}, residual {fit.scale:.3g}"
-            f"{'' if fit.converged else '; NOT CONVERGED'})"
-        )
-    return f"ANCOVA of {unit} means ({model.n_used} {unit}s; covariate: the {unit}'s mean pre-test)"
-
-
-def read_means(analysis) -> pd.DataFrame:
-    """Adjusted means of the analysis to read, with 95 % intervals and the units at each level."""
-    m = analysis.means
-    return pd.DataFrame(
-        {
-            "Factor": [effect_label(f) for f in m["factor"]],
-            "Level": m["level"].astype(str),
-            "Adjusted mean [95% CI]": [_interval(*r, 2) for r in m[["mean", "ci_low", "ci_high"]].to_numpy()],
-            "SE": [_number(v, 2) for v in m["se"]],
-            f"{analysis.unit.removesuffix('_id')}s": m["n"].astype(str),
-        }
-    )
-
-
-def _test_text(check: dict | None, name: str) -> str:
-    if not check or check.get("p") is None:
-        return f"{name}: not testable" + (f" ({check['reason']})" if check and check.get("reason") else "")
-    return f"{name}: W = {check['W']:.3f}, p = {format_p(check['p'])}"
-
-
-def assumptions_sentence(analysis) -> str:
-    """Slopes, spread, normality and convergence of the analysis to read, in one line."""
-    a = analysis.assumptions
-    if a["slopes"]:
-        slopes = "; ".join(
-            f"{r['source']}: F({_number(r['df'], 0)}, {_number(r.get('df_den', np.nan), 1) or '?'}) = "
-            f"{_number(r['F'], 2)}, p = {format_p(r['p']) or 'n/a'}"
-            for r in a["slopes"]
-        )
-    else:
-        slopes = f"not testable ({a['slopes_reason']})"
-    parts = [f"homogeneity of regression slopes — {slopes}", _test_text(a["spread"], "Brown-Forsythe (spread by cell)"),
-             _test_text(a["normality"], "Shapiro-Wilk (normality)")]  # fmt: skip
-    if a["converged"] is not None:
-        parts.append("converged" if a["converged"] else "NOT CONVERGED")
-    return f"Assumptions at the level analysed ({a['level']}): " + "; ".join(parts) + "."
-
-
-def clustering_table(outcomes: Mapping[str, object]) -> pd.DataFrame:
-    """Per outcome: the method, its units, and the clustering left after the pre-test and the factors."""
-    rows = []
-    for dv, a in outcomes.items():
-        c = {k: np.nan if v is None else v for k, v in a.clustering.items()}
-        rows.append({"Outcome": dv, "Analysis to read": a.method, "Units": f"{a.n_units} {a.unit}",
-                     "ICC given pre-test": _number(c["icc"], 3), "Design effect": _number(c["design_effect"], 2),
-                     "p (unit variance = 0)": format_p(c["unit_variance_p"]),
-                     "Student-level p optimistic": "yes" if c["optimistic"] is True else "no"})  # fmt: skip
-    return pd.DataFrame(rows)
-
-
 def design_lines(design) -> list[str]:
     """The design as lines of text (levels, unit, facts, notes), for Markdown and HTML."""
     spu, levels = design.students_per_unit, design.levels
@@ -258,14 +162,6 @@ def design_lines(design) -> list[str]:
     ]
     lines += [f"Note: {note}" for note in design.notes]
     return lines
-
-
-def read_csv(outcomes: Mapping[str, object]) -> pd.DataFrame:
-    """Every outcome's analysis to read at full precision, with ``outcome``, ``method`` and the effect names."""
-    frames = [a.table.assign(outcome=dv, method=a.method, unit=a.unit) for dv, a in outcomes.items()]
-    table = pd.concat(frames, ignore_index=True)
-    table.insert(3, "effect", table["source"].map(effect_label))
-    return table[["outcome", "method", "unit", "effect", *table.columns.drop(["outcome", "method", "unit", "effect"])]]
 
 
 # plots ----------------------------------------------------------------------------------------------
@@ -376,17 +272,6 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "outcome"
 
 
-def has_qq(analysis) -> bool:
-    return len(analysis.residuals) >= 3 and np.ptp(analysis.residuals) > 0
-
-
-def short_label(analysis) -> str:
-    unit = analysis.unit.removesuffix("_id")
-    return (
-        f"mixed model, random intercept per {unit}" if analysis.method == "mixed model" else f"ANCOVA of {unit} means"
-    )
-
-
 def plots(inputs: ReportInputs) -> dict[str, bytes]:
     """Every plot of the report as PNG bytes, by file name: adjusted means from the model each outcome's
     analysis reads (the student-level ANCOVA without one), its residuals' Q-Q plot, timeline, AU heatmap."""
@@ -453,7 +338,7 @@ def _units_view(units: pd.DataFrame) -> pd.DataFrame:
     for column in view.columns:
         if pd.api.types.is_float_dtype(view[column]):
             digits = 1 if column.endswith("_s") else 3
-            view[column] = [_number(v, digits) for v in view[column]]
+            view[column] = [number(v, digits) for v in view[column]]
     return view.fillna("").astype(str)
 
 
@@ -466,19 +351,6 @@ def markdown_table(frame: pd.DataFrame) -> str:
     lines = [cells(frame.columns), "|" + "---|" * len(frame.columns)]
     lines += [cells(row) for row in frame.itertuples(index=False)]
     return "\n".join(lines)
-
-
-def clustering_sentence(analysis) -> str:
-    c = analysis.clustering
-    if c["icc"] is None:
-        return "Clustering left after the pre-test and the factors: not estimable here."
-    text = (
-        f"Clustering left after the pre-test and the factors: ICC {c['icc']:.3f}, design effect "
-        f"{c['design_effect']:.2f} (unit variance = 0: p = {format_p(c['unit_variance_p'])})"
-    )
-    if c["optimistic"]:
-        return text + ": paper 1's student-level p-values below are optimistic (students are not independent)."
-    return text + "."
 
 
 def outcome_blocks(inputs: ReportInputs, dv: str) -> list[tuple]:
