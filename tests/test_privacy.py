@@ -206,7 +206,7 @@ def test_the_report_and_its_artifacts_never_carry_face_pixels(tmp_path, monkeypa
     folder = os.path.dirname(report)
     assert sorted(os.listdir(folder)) == sorted(
         ["report.html", "report.md", "ancova.csv", "adjusted_means.csv", "units.csv", "analysis.json",
-         "video_ids.json", "unit_level.csv", "design.json", *plots(inputs)]
+         "video_ids.json", "read.csv", "design.json", *plots(inputs)]
     )  # fmt: skip
     everything = b"".join(open(os.path.join(folder, n), "rb").read() for n in os.listdir(folder))
     everything += repr(artifacts).encode()
