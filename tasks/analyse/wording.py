@@ -50,7 +50,7 @@ def read_table(analysis) -> pd.DataFrame:
             "p": [format_p(v) for v in t["p"]],
             "Holm p": [format_p(v) for v in t["p_holm"]],
             "ηp² [95% CI]": [_interval(*r, 3) for r in t[["eta_p2", "eta_p2_low", "eta_p2_high"]].to_numpy()],
-            "Difference [95% CI]": [
+            "Difference, 1st − 2nd level [95% CI]": [
                 _interval(*r, 2) for r in t[["difference", "difference_low", "difference_high"]].to_numpy()
             ],
         }
