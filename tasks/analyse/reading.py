@@ -16,8 +16,8 @@ its nominal rate, while the unit-means ANCOVA is exact for equal unit sizes and 
 Effect sizes: partial eta squared ``F df1 / (F df1 + df2)`` (for the unit-means ANCOVA this is ``SS / (SS +
 SS_error)``) with a 95 % interval by inverting the noncentral F (Steiger 2004; ``lambda / (lambda + df1 + df2 +
 1)``), and for a 1-df term of two-level factors the difference between its levels, first minus second in
-level order (difference of differences for an interaction) in the outcome's units with a 95 % t interval. `holm` adds Holm-adjusted p across
-outcomes and factor terms (covariates are not hypotheses).
+level order (difference of differences for an interaction) in the outcome's units with a 95 % t interval.
+`holm` adds Holm-adjusted p across outcomes and factor terms (covariates are not hypotheses).
 
 Clustering left after the pre-test and the factors: the conditional ICC ``s2_u / (s2_u + s2)`` of the REML fit,
 the design effect ``1 + (n0 - 1) ICC`` (n0: the unbalanced mean unit size). The student-level p-values are
