@@ -116,3 +116,15 @@ def test_adjusted_means_come_with_intervals_from_the_mixed_model():
     half = row["ci_high"] - row["mean"]
     assert half == pytest.approx(row["se"] * __import__("scipy").stats.t.ppf(0.975, row["df"]), rel=1e-9)
     assert row["n"] == 4 and row["df"] < 10  # 4 units at the level; df near the between-unit df, not 48 students
+
+
+def test_at_the_boundary_the_df_are_the_residual_df_of_least_squares():
+    """Every unit has the same students' deviations around its cell mean, so the units do not differ beyond the
+    cells: REML puts the unit variance at 0, the model is least squares, and the df of every term are N - p
+    = 48 - 5 (as lmerTest in lme4's sd parametrization: at s_u = 0 the contrast variance depends on s2 only)."""
+    deviations = np.array([-1.3, -0.4, 0.2, 0.6, 0.9, 0.0])
+    rows = [{"unit": f"u{j}", "facial": ("pos", "neu")[j % 2], "body": ("exp", "still")[(j // 2) % 2],
+             "pretest": k, "y": (j % 2) + d} for j in range(8) for k, d in enumerate(deviations)]  # fmt: skip
+    result = mixed_model(pd.DataFrame(rows), "y", ["facial", "body"], ["pretest"], "unit")
+    assert result.fit.group_var == 0.0 and result.fit.unit_variance_p() == 1.0
+    np.testing.assert_allclose(result.table["df_den"], 43.0, rtol=1e-9)
