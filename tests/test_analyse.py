@@ -169,7 +169,8 @@ def test_ancova_command_with_clusters_reads_the_design_aware_analysis(tmp_path, 
     """12 teachers x 2 sessions x 8 students, both factors set per teacher, sessions labelled 1 and 2 within
     every teacher, two outcomes in one call: --cluster teacher_id session_id finds the teacher as the unit
     (the session labels repeat across teachers: keyed by their teacher); 12 >= 10 teachers: the mixed model
-    is read, its df near the between-teacher df (12 - 5 between-teacher parameters), not the 192 students."""
+    is read, its df near the between-teacher df (12 - 5 between-teacher parameters), not the 192 students, for
+    the clustered outcome."""
     rng = np.random.default_rng(8)
     rows = []
     for t in range(12):
@@ -197,7 +198,11 @@ def test_ancova_command_with_clusters_reads_the_design_aware_analysis(tmp_path, 
         assert list(rows_) == ["pretest", "facial", "body", "facial:body"]
         facial = rows_["facial"]
         assert {"df", "df_den", "F", "p", "p_holm", "eta_p2", "eta_p2_low", "eta_p2_high"} <= set(facial)
-        assert 5 < facial["df_den"] < 10 and facial["eta_p2_low"] <= facial["eta_p2"] <= facial["eta_p2_high"]
+        if dv == "y1":  # clustered: df near the between-teacher df
+            assert 5 < facial["df_den"] < 10 and read["clustering"]["icc"] > 0
+        else:  # y2 has no clustering: the teacher variance is estimated 0, and the test is least squares'
+            assert read["clustering"]["icc"] == 0 and facial["df_den"] == pytest.approx(192 - 5)
+        assert facial["eta_p2_low"] <= facial["eta_p2"] <= facial["eta_p2_high"]
         assert facial["difference_low"] < facial["difference"] < facial["difference_high"]
         assert student["n_used"] == 192 and [r["source"] for r in student["table"]][-1] == "Residual"
         holm += [(r["p"], r["p_holm"]) for s, r in rows_.items() if s != "pretest"]
