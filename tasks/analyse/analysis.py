@@ -204,16 +204,17 @@ def store_levels(
     con: duckdb.DuckDBPyConnection, students: pd.DataFrame, link: str
 ) -> tuple[pd.DataFrame, list[str], list[str]]:
     """The grouping levels of the students, outermost first: the link column, the other id column (from the
-    outcomes file, else the store's manifest: a session's teacher) and the manifest's course, each kept when
-    it nests (`tasks.analyse.nesting.nested_order`); returns the students with those columns and a note per
-    level left out."""
+    outcomes file; for sessions, else the store's manifest: the session's teacher) and the manifest's course,
+    each kept when it nests (`tasks.analyse.nesting.nested_order`); returns the students with those columns
+    and a note per level left out. The manifest is read upwards only (a session has one teacher, a teacher
+    many sessions)."""
     manifest = con.execute(
         "select session as session_id, teacher as teacher_id, course from teacher_videos where teacher is not null"
     ).df()
     frame, notes = students.copy(), []
     other = "teacher_id" if link == "session_id" else "session_id"
-    for column in (other, "course"):
-        if column in frame.columns or column == link:
+    for column in ("teacher_id", "course") if link == "session_id" else ("course",):
+        if column in frame.columns:
             continue
         pairs = manifest[[link, column]].dropna().drop_duplicates()
         single = pairs.groupby(link)[column].nunique() == 1
