@@ -40,7 +40,7 @@ BENCHMARKS = {
     "reprocess": (["reprocess.py"], ["reprocess.py", "--videos", "2", "--seconds", "30"]),
     "infer": (["infer.py"], ["infer.py", "--runs", "1"]),
     "remote_store": (["remote_store.py"], ["remote_store.py", "--videos", "1", "--seconds", "10", "--repeats", "1"]),
-    "analysis_fpr": (["analysis_fpr.py", "--reps", "100"], ["analysis_fpr.py", "--reps", "20", "--designs", "0:6"]),
+    "analysis_fpr": (["analysis_fpr.py", "--reps", "60"], ["analysis_fpr.py", "--reps", "20", "--designs", "0:6"]),
 }
 ORDER = [n for b in BENCHMARKS for n in ([b, "limit-profile"] if b == "limit" else [b])]  # limit.py writes two
 
