@@ -87,23 +87,67 @@ def _run(args: argparse.Namespace) -> int:
     return 1 if summary["failed"] else 0
 
 
-def _print_table(table, fmt: str) -> None:
-    frame = table.to_pandas()
-    if fmt == "csv":
-        sys.stdout.write(frame.to_csv(index=False))
-    elif fmt == "json":
-        sys.stdout.write(frame.to_json(orient="records", date_format="iso") + "\n")
-    else:
-        import pandas as pd
+TABLE_ROWS = 200  # rows the table format shows; the others are counted, never held
 
-        with pd.option_context("display.max_rows", 200, "display.max_columns", 50, "display.width", 200):
-            print(frame.to_string(index=False) if len(frame) else "(no rows)")
+
+def write_result(batches, fmt: str, out=None, max_rows: int = TABLE_ROWS) -> None:
+    """Write a result given as Arrow record batches to ``out`` (stdout) as it arrives: CSV (text cells that a
+    spreadsheet would run as formulas neutralised, ``tasks.store.csv_safe``) or one JSON array of records (one
+    a line), batch by batch; or a table of the first ``max_rows`` rows (control characters escaped) and a note of how
+    many rows were left out."""
+    import pandas as pd
+
+    from tasks.store import csv_safe, shown
+
+    out = out or sys.stdout
+    if fmt in ("csv", "json"):
+        started = False
+        for batch in batches:
+            frame = batch.to_pandas()
+            if fmt == "csv":
+                if not started or len(frame):
+                    out.write(csv_safe(frame).to_csv(index=False, header=not started))
+            elif len(frame):
+                records = frame.to_json(orient="records", date_format="iso", lines=True).rstrip("\n")
+                out.write(("[" if not started else ",\n") + records.replace("\n", ",\n"))
+            started = started or fmt == "csv" or len(frame) > 0
+        if fmt == "json":
+            out.write("]\n" if started else "[]\n")
+        return
+    shown_rows, left_out, parts = 0, 0, []
+    for batch in batches:
+        keep = batch.slice(0, max(0, max_rows - shown_rows))
+        parts.append(keep.to_pandas())
+        shown_rows += keep.num_rows
+        left_out += batch.num_rows - keep.num_rows
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    frame = frame.rename(columns=shown)
+    for i in range(frame.shape[1]):
+        if frame.iloc[:, i].dtype == object:
+            frame.isetitem(i, frame.iloc[:, i].map(lambda v: v if v is None else shown(v)))
+    with pd.option_context("display.max_rows", max_rows + 1, "display.max_columns", 50, "display.width", 200):
+        out.write((frame.to_string(index=False) if len(frame) else "(no rows)") + "\n")
+    if left_out:
+        out.write(f"({left_out} more rows not shown: use --format csv or json for all of them)\n")
+
+
+def _print_table(table, fmt: str) -> None:
+    write_result(table.to_batches(), fmt)
 
 
 def _query(args: argparse.Namespace) -> int:
-    from tasks.analyse.warehouse import run_query
+    import duckdb
 
-    _print_table(run_query(_store(args), args.sql), args.format)
+    from tasks.analyse.warehouse import open_query, query_batches, run_interruptible
+
+    if args.timeout is not None and not args.timeout > 0:
+        raise UsageError(f"parameter --timeout: must be a number of seconds > 0, got {args.timeout}")
+    con, statements = open_query(_store(args), args.sql, args.memory_limit)
+    try:
+        run_interruptible(con, lambda: write_result(query_batches(con, statements), args.format), args.timeout)
+    except duckdb.OutOfMemoryException as exc:
+        limit = con.execute("select current_setting('memory_limit')").fetchone()[0]
+        raise UsageError(f"parameter --memory-limit: the query needs more than {limit} ({exc})") from exc
     return 0
 
 
@@ -484,7 +528,21 @@ def build_parser() -> argparse.ArgumentParser:
     query = sub.add_parser("query", help="read-only SQL over the store's views")
     _add_store_option(query)
     query.add_argument("sql", help="views: videos, frames, body, failures, runs")
-    query.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    query.add_argument(
+        "--format",
+        choices=["table", "csv", "json"],
+        default="table",
+        help=f"table: the first {TABLE_ROWS} rows; csv, json: every row, streamed",
+    )
+    query.add_argument(
+        "--timeout", type=float, default=300, help="stop the query after this many seconds (default %(default)s)"
+    )
+    query.add_argument(
+        "--memory-limit",
+        default=None,
+        help="DuckDB memory limit, e.g. 2GB (default: a quarter of this machine's memory); a query that needs "
+        "more stops with an error",
+    )
     query.set_defaults(func=_query)
 
     status = sub.add_parser("status", help="what the store holds and how the last run went")
@@ -730,11 +788,23 @@ def _add_privacy_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+INTERRUPTED = 130  # exit code after Ctrl-C, as a shell reports a process ended by SIGINT
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        return _main(args)
+    except KeyboardInterrupt:  # Ctrl-C: one line, no traceback
+        print(f"lessonlens {args.command}: interrupted", file=sys.stderr)
+        return INTERRUPTED
+
+
+def _main(args: argparse.Namespace) -> int:
     import duckdb
 
-    from tasks.store import StoreBusy
+    from tasks.analyse.warehouse import QueryStopped
+    from tasks.store import StoreBusy, shown
 
     try:
         return args.func(args)
@@ -742,19 +812,22 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # or Python's exit flush fails on it again
         return 0
     except StoreBusy as exc:
-        print(f"lessonlens {args.command}: {exc}", file=sys.stderr)
+        print(f"lessonlens {args.command}: {shown(exc)}", file=sys.stderr)
         return 3
-    except (UsageError, FileNotFoundError, PermissionError, ValueError, duckdb.Error) as exc:
-        message = " ".join(str(exc).split())  # one line, whatever the error text holds
+    except (UsageError, FileNotFoundError, PermissionError, ValueError, QueryStopped, duckdb.Error) as exc:
+        message = shown(" ".join(str(exc).split()))  # one line, whatever the error text holds
         print(f"lessonlens {args.command}: error: {message}", file=sys.stderr)
         return 2
     except Exception as exc:  # a bug: say so in one line, keep the traceback in a file
         from tasks.extract.decode import first_line
 
-        log = Path(tempfile.gettempdir()) / f"lessonlens-crash-{datetime.now(UTC):%Y%m%dT%H%M%S}-{os.getpid()}.log"
-        log.write_text("".join(traceback.format_exception(exc)))
+        # owner only (0o600: it may hold paths), a new file of its own (mkstemp), never one someone made before
+        prefix = f"lessonlens-crash-{datetime.now(UTC):%Y%m%dT%H%M%S}-{os.getpid()}-"
+        fd, log = tempfile.mkstemp(prefix=prefix, suffix=".log")
+        with os.fdopen(fd, "w", errors="backslashreplace") as fh:
+            fh.write("".join(traceback.format_exception(exc)))
         print(
-            f"lessonlens {args.command}: unexpected error ({type(exc).__name__}: {first_line(exc)}); "
+            f"lessonlens {args.command}: unexpected error ({type(exc).__name__}: {shown(first_line(exc))}); "
             f"the traceback is in {log}",
             file=sys.stderr,
         )

@@ -35,8 +35,11 @@ name                            default  meaning
 
 import graphlib
 import math
+import os
 import re
-from collections.abc import Iterable, Mapping
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib.resources import files
 from importlib.resources.abc import Traversable
@@ -50,6 +53,8 @@ from tasks.store import BODY_SCHEMA, CATALOG_TABLES, FRAME_SCHEMA, Store, empty_
 SQL = files("sql")
 STAGING_VIEWS = ("videos", "frames", "body", "predictions")
 _SOURCE = re.compile(r"read_parquet\('\$\{store\}/([^']+)'")
+_GLOB_CHARACTER = re.compile(r"[][*?{}]")
+PIVOT_WORDS = frozenset({"pivot", "pivot_wider", "unpivot", "pivot_longer"})
 _HEADER = re.compile(r"^--\s*(grain|keys|depends):\s*(.*)$")
 
 
@@ -175,9 +180,42 @@ def needed_marts(names: Iterable[str]) -> set[str]:
     return needed
 
 
+def default_memory_limit() -> str:
+    """DuckDB's memory limit on our connections unless set: a quarter of the machine's memory (DuckDB's own
+    default, 80 %, lets one runaway statement take the machine)."""
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):  # no sysconf: a fixed bound
+        ram = 8 << 30
+    return f"{max(ram // 4 >> 20, 64)}MiB"
+
+
+def staging_sql(store: Store, text: str) -> str | None:
+    """A staging view's SQL over ``store``; None when one of its sources has no file yet.
+
+    A store path with a glob character (``lessons [2024]``, ``a*b``) cannot go into a ``read_parquet`` glob,
+    and DuckDB checks the pattern itself against the allowed directories (an escaped pattern is outside them):
+    the view then reads the list of the files found, each a literal path."""
+    literal = not _GLOB_CHARACTER.search(store.url)
+    lists = {}
+    for pattern in _SOURCE.findall(text):
+        if literal:
+            if not any(store.root.glob(pattern)):
+                return None
+            continue
+        found = sorted(p.relative_to(store.root).as_posix() for p in store.root.glob(pattern))
+        if not found:
+            return None
+        lists[pattern] = ", ".join(f"'{sql_literal(store.url)}/{sql_literal(name)}'" for name in found)
+    if literal:
+        return text.replace("${store}", sql_literal(store.url))
+    return _SOURCE.sub(lambda m: f"read_parquet([{lists[m.group(1)]}]", text)
+
+
 def connect(
-    store: Store, thresholds: Mapping[str, float] | None = None, marts: Iterable[str] | None = None
-) -> duckdb.DuckDBPyConnection:
+    store: Store, thresholds: Mapping[str, float] | None = None, marts: Iterable[str] | None = None,
+    memory_limit: str | None = None,
+) -> duckdb.DuckDBPyConnection:  # fmt: skip
     """An in-memory DuckDB connection with the staging views over ``store``, the threshold variables and
     every mart as a view (``marts``: only those and the marts they depend on), sandboxed by DuckDB itself (the
     connection of ``query``, the marts and ``analyse``):
@@ -188,7 +226,14 @@ def connect(
       downloaded or loaded), and its URL prefix is the only allowed directory: another bucket or prefix is
       refused by DuckDB like any other path;
     - extensions are never installed or loaded automatically (a URL cannot pull one in);
+    - no temporary directory (``temp_directory = ''``): DuckDB would otherwise add ``<cwd>/.tmp/`` to the
+      allowed directories, so the allowed list is exactly the store; nothing spills to disk, and
+    - ``memory_limit`` (default :func:`default_memory_limit`, a quarter of the machine's memory) stops a
+      runaway statement with an error;
     - ``lock_configuration=true`` once the views exist, so no statement can undo the above.
+
+    The store's path with glob characters never goes into the views' ``read_parquet`` globs
+    (:func:`staging_sql`): a store named ``lessons [2024]`` or ``a*b`` reads its own files.
 
     Writes inside the store are kept out by :func:`check_read_only`, which admits SELECT (with WITH) and
     plain EXPLAIN of a SELECT only.
@@ -201,12 +246,15 @@ def connect(
     # the marts scan ``frames`` several times in one query; each scan would parse every partition's footer again
     # (233 columns each: about half of a scan's time over 5,000 partitions, bench/marts.py)
     con.execute("set parquet_metadata_cache = true")
+    con.execute("set temp_directory = ''")
+    con.execute(f"set memory_limit = '{sql_literal(memory_limit or default_memory_limit())}'")
     con.execute(f"set allowed_directories = ['{sql_literal(store.url)}/']")
     con.execute("set enable_external_access = false")
     for path in sql_files("staging"):
         text = path.read_text()
-        if all(any(store.root.glob(g)) for g in _SOURCE.findall(text)):
-            con.execute(text.replace("${store}", sql_literal(store.url)))
+        view = staging_sql(store, text)
+        if view is not None:
+            con.execute(view)
         else:
             con.register(path.name.removesuffix(".sql"), _empty(path.name.removesuffix(".sql")))
     set_thresholds(con, thresholds)
@@ -261,7 +309,7 @@ def _words(sql: str) -> list[tuple[int, str]]:
 
 
 def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> list[str]:
-    """The statements of ``sql`` when every one is a SELECT or a plain EXPLAIN of a SELECT; QueryRefused
+    """The statements of ``sql`` when every one is a SELECT, a PIVOT or a plain EXPLAIN of a SELECT; QueryRefused
     naming the first other statement (COPY, ATTACH, SET, EXPLAIN ANALYZE of anything ...) otherwise."""
     statements = con.extract_statements(sql)
     if not statements:
@@ -275,19 +323,70 @@ def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> list[str]:
             inner = con.extract_statements(text[words[1][0] :])
             if len(inner) != 1 or inner[0].type != duckdb.StatementType.SELECT:
                 raise _refuse(text, "EXPLAIN is allowed of a SELECT only")
+        elif statement.type == duckdb.StatementType.MULTI and PIVOT_WORDS & {w for _, w in _words(text)}:
+            continue  # PIVOT without an IN list: DuckDB runs it as CREATE TYPE (of the pivot's values) + SELECT
         elif statement.type != duckdb.StatementType.SELECT:
             raise _refuse(text, f"this is a {statement.type.name.lower()} statement")
     return [s.query for s in statements]
 
 
-def run_query(store: Store, sql: str) -> pa.Table:
-    """Run read-only ``sql`` over the store's staging views and marts and return the last statement's rows.
+def open_query(store: Store, sql: str, memory_limit: str | None = None) -> tuple[duckdb.DuckDBPyConnection, list[str]]:
+    """A sandboxed connection over ``store`` (:func:`connect`, with only the marts the SQL names and those they
+    depend on) and the statements of read-only ``sql``, every one checked before any runs
+    (:func:`check_read_only`)."""
+    con = connect(store, marts={word.strip('"') for _, word in _words(sql)}, memory_limit=memory_limit)
+    return con, check_read_only(con, sql)
 
-    Every statement is checked before any runs (:func:`check_read_only`); each runs to completion. Only the
-    marts the SQL names (and those they depend on) are created.
-    """
-    con = connect(store, marts={word.strip('"') for _, word in _words(sql)})
-    statements = check_read_only(con, sql)
+
+def query_batches(
+    con: duckdb.DuckDBPyConnection, statements: list[str], batch_rows: int = 8192
+) -> Iterator[pa.RecordBatch]:
+    """Run ``statements`` (each to completion) and stream the last one's rows in batches of ``batch_rows``: a
+    result is never held whole."""
+    for statement in statements[:-1]:
+        con.execute(statement).fetchall()
+    yield from con.sql(statements[-1]).to_arrow_reader(batch_rows)
+
+
+class QueryStopped(RuntimeError):
+    """A statement stopped because it ran past its time limit."""
+
+
+def run_interruptible(con: duckdb.DuckDBPyConnection, work: Callable[[], None], timeout: float | None) -> None:
+    """Run ``work`` (statements on ``con``) in a thread while this one waits: Ctrl-C (KeyboardInterrupt, re-raised)
+    or ``timeout`` seconds (:class:`QueryStopped`) interrupt ``con`` within a fraction of a second. DuckDB holds
+    the thread that runs a statement until it ends, so a signal handler on that thread would wait for it."""
+    failure: list[BaseException] = []
+    done = threading.Event()  # not Thread.join: a join that Ctrl-C interrupted may return early after it
+
+    def target() -> None:
+        try:
+            work()
+        except BaseException as exc:  # re-raised in the caller's thread
+            failure.append(exc)
+        finally:
+            done.set()
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    threading.Thread(target=target, name="lessonlens-query", daemon=True).start()
+    try:
+        while not done.wait(0.05):
+            if deadline is not None and time.monotonic() > deadline:
+                con.interrupt()
+                done.wait()
+                raise QueryStopped(f"parameter --timeout: the query ran past {timeout:g} s and was stopped")
+    except KeyboardInterrupt:
+        con.interrupt()
+        done.wait()
+        raise
+    if failure:
+        raise failure[0]
+
+
+def run_query(store: Store, sql: str) -> pa.Table:
+    """Run read-only ``sql`` over the store's staging views and marts and return the last statement's rows
+    (whole: ``lessonlens query`` streams them with :func:`open_query` and :func:`query_batches`)."""
+    con, statements = open_query(store, sql)
     for statement in statements[:-1]:
         con.execute(statement).fetchall()
     return con.sql(statements[-1]).to_arrow_table()

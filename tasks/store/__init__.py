@@ -60,7 +60,8 @@ Steps hand each other one record, :class:`StepResult` (what one step did to one 
 Modules: ``core`` (the :class:`Store`: root, settings, permissions, partitions), ``schemas`` (Parquet schemas,
 catalog columns), ``files`` (locations, readers, atomic writes, modes), ``lease`` (the single-writer lock),
 ``catalog`` (catalog tables, fragments, :class:`StepResult`), ``predictions`` (prediction partitions,
-staleness), ``erasure`` (erasure, superseded results, crops' retention). The rest of the code imports from
+staleness), ``erasure`` (erasure, superseded results, crops' retention), ``text`` (file names, terminal
+output, CSV and Markdown cells made safe). The rest of the code imports from
 this package (``from tasks.store import Store``), never from its modules.
 
 May import: ``models`` (and third-party packages) only: no other stage of ``tasks``.
@@ -92,6 +93,7 @@ from tasks.store.schemas import (
     prediction_schema,
     table_from_columns,
 )
+from tasks.store.text import csv_safe, md_cell, path_text, shown
 
 __all__ = [
     "BODY_SCHEMA",
@@ -113,6 +115,10 @@ __all__ = [
     "read_metadata",
     "read_schema",
     "read_table",
+    "csv_safe",
+    "md_cell",
+    "path_text",
+    "shown",
     "remove_tree",
     "table_from_columns",
     "write_table_atomic",
