@@ -185,7 +185,8 @@ def _status_personal_data(store: Store) -> None:
 
 
 def _forget(args: argparse.Namespace) -> int:
-    from tasks.predict.privacy import check_video_id, forget, video_ids_for_path
+    from tasks.predict.privacy import check_video_id, forget, path_names, video_ids_for_path
+    from tasks.store import shown
 
     store = _store(args)
     if not store.root.is_dir():
@@ -195,6 +196,11 @@ def _forget(args: argparse.Namespace) -> int:
     store.ensure(group_readable=args.store_group_readable)
     with store.writer_lock("lessonlens forget"):
         ids = [check_video_id(args.video_id)] if args.video_id else video_ids_for_path(store, args.path)
+        if args.path and not args.undo and args.face_id is None:  # rows that name the file without its video
+            named = store.forget_paths(path_names(args.path))
+            if any(named.values()):
+                print(f"{shown(args.path)}: removed failures rows {named['failures_rows']}, "
+                      f"runs' corpus {named['runs_corpus']}")  # fmt: skip
         for done in forget(store, ids, args.face_id, args.undo):
             what = done["video_id"] + ("" if args.face_id is None else f" face track {args.face_id}")
             if args.undo:

@@ -3,16 +3,20 @@
 Dask worker processes report their Prefect task runs to the API named by ``PREFECT_API_URL`` in
 their environment; without it each worker would start its own temporary server (slow, and its runs
 would be invisible). ``prefect_api()`` therefore starts Prefect's local temporary API in this
-process when no server is configured and exports its URL before any worker starts.
+process when no server is configured and exports its URL before any worker starts. That temporary API keeps its
+database (run names, parameters, logs, artifacts, which name files and videos) in a private temporary folder
+removed when the API stops: nothing of a run persists in ``$PREFECT_HOME/prefect.db``.
 """
 
 import logging
 import math
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
+from pathlib import Path
 
 import flows  # noqa: F401  (offline Prefect defaults)
 from tasks.store import StepResult, Store
@@ -32,19 +36,25 @@ def prefect_api() -> Iterator[str]:
         yield configured
         return
     from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL, temporary_settings
 
-    server = SubprocessASGIServer()
-    server.start()
-    STARTED["prefect_api"] += 1
-    os.environ["PREFECT_API_URL"] = server.api_url
-    try:
-        yield server.api_url
-    finally:
-        from prefect.logging.handlers import APILogWorker
+    # its database (flow and task run names, parameters, logs, artifacts: file names and video ids) lives in a
+    # private folder removed with the server, never in $PREFECT_HOME/prefect.db
+    with tempfile.TemporaryDirectory(prefix="lessonlens-prefect-api-") as folder:
+        database = f"sqlite+aiosqlite:///{Path(folder) / 'prefect.db'}"
+        server = SubprocessASGIServer()
+        with temporary_settings(updates={PREFECT_API_DATABASE_CONNECTION_URL: database}):
+            server.start()
+        STARTED["prefect_api"] += 1
+        os.environ["PREFECT_API_URL"] = server.api_url
+        try:
+            yield server.api_url
+        finally:
+            from prefect.logging.handlers import APILogWorker
 
-        APILogWorker.drain_all(timeout=5)  # send the last run logs before the API goes away
-        os.environ.pop("PREFECT_API_URL", None)
-        server.stop()
+            APILogWorker.drain_all(timeout=5)  # send the last run logs before the API goes away
+            os.environ.pop("PREFECT_API_URL", None)
+            server.stop()
 
 
 def task_runner(dask_address: str | None = None, workers: int | None = None):

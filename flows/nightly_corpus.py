@@ -23,7 +23,7 @@ from models.rules import TASK_CLASSES
 from tasks.extract.discover import MANIFEST_COLUMNS, VideoRef, discover
 from tasks.extract.video import ExtractParams, extract_chunk, extract_video
 from tasks.predict.privacy import DEFAULT_CROPS_RETENTION_DAYS
-from tasks.store import StepResult, Store, location
+from tasks.store import StepResult, Store, location, path_text, shown
 
 
 @task(name="discover")
@@ -132,7 +132,7 @@ def refresh_rows(catalog: pd.DataFrame, refs: list[VideoRef]) -> pd.DataFrame:
     """Catalog rows of skipped videos with their current path and manifest metadata."""
     by_id = {r.video_id: r for r in refs}
     rows = catalog[catalog["video_id"].isin(by_id)].copy()
-    rows["path"] = rows["video_id"].map(lambda v: by_id[v].path)
+    rows["path"] = rows["video_id"].map(lambda v: path_text(by_id[v].path))
     for column in MANIFEST_COLUMNS:
         rows[column] = rows["video_id"].map(lambda v, c=column: by_id[v].meta.get(c))
     return rows
@@ -370,7 +370,7 @@ def _extract_corpus(
     known = [r for r in refs if r.video_id in known_bad]
     logger.info(
         "%d videos in %s: %d already extracted, %d failed before (not retried), %d to extract (fps=%s, backend=%s)",
-        len(refs), corpus, len(skipped), len(known), len(todo), params.fps, params.face_backend,
+        len(refs), shown(corpus), len(skipped), len(known), len(todo), params.fps, params.face_backend,
     )  # fmt: skip
     if n_erased:
         logger.info("%d files skipped: their videos were erased (lessonlens forget)", n_erased)
@@ -380,7 +380,7 @@ def _extract_corpus(
     unread = [StepResult(None, path, "extract").fail("discover", "unreadable", message) for path, message in unreadable]
     failures: list[dict] = st.record_failures(unread, run_id)  # read again by every run until readable
     for result in unread:
-        logger.error("%s: not analysed: %s", result.path, result.message)
+        logger.error("%s: not analysed: %s", shown(result.path), shown(result.message))
     clock = time.perf_counter()
     report_progress(0, len(todo), 0)
     futures = {extract_video_task.submit(ref, plan[ref.video_id], st): ref for ref in todo}
@@ -394,7 +394,7 @@ def _extract_corpus(
             )
         st.record_video(result, meta[ref.video_id], plan[ref.video_id].to_json(), run_id)
         failures += st.record_failures([result], run_id)  # a failed video, or warnings of an extracted one
-        prefix = f"[{n_done}/{len(todo)}] {ref.path}"
+        prefix = f"[{n_done}/{len(todo)}] {shown(ref.path)}"
         if result.status == "ok":
             counts["extracted"] += 1
             counts["frames"] += result.counts["sampled_frames"]
@@ -405,7 +405,7 @@ def _extract_corpus(
             )  # fmt: skip
         else:
             counts["failed"] += 1
-            logger.error("%s failed at %s (%s): %s", prefix, result.stage, result.reason, result.message)
+            logger.error("%s failed at %s (%s): %s", prefix, result.stage, result.reason, shown(result.message))
         report_progress(n_done, len(todo), counts["frames"])
         rate = counts["frames"] / max(time.perf_counter() - clock, 1e-9)
         logger.info("progress: %d/%d videos, %d frames, %.1f frames/s", n_done, len(todo), counts["frames"], rate)

@@ -11,12 +11,20 @@ copy (:func:`local_video`): streamed to their scratch folder, checked against th
 kept while its chunks run on that worker and removed when the scratch space, bounded by
 ``LESSONLENS_SCRATCH_BYTES`` (default 20 GB), needs room, or when the worker ends.
 
+Any file name the OS allows is handled: a name that is not UTF-8 is kept as Python's ``surrogateescape`` text
+to open the file (decoders read it through a link named by its id, :func:`local_video`) and written with
+``\\xNN`` escapes wherever it is recorded (``tasks.store.path_text``). Every entry named like a video that is not
+a readable regular file (a directory, a FIFO, a dangling or looping link, no permission) is returned as
+unreadable with the reason, never skipped in silence.
+
 ``manifest.csv`` at the corpus root (optional) adds metadata per video: a ``path`` column (relative
 to the corpus root) and any of ``course, session, teacher, role, lesson_type``.
 """
 
+import errno
 import hashlib
 import os
+import stat
 import tempfile
 import threading
 from collections import OrderedDict
@@ -28,7 +36,7 @@ from pathlib import Path
 import pandas as pd
 
 from tasks.extract.decode import VideoError
-from tasks.store import is_remote, location
+from tasks.store import is_remote, location, path_text
 
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts"}
@@ -71,13 +79,32 @@ def list_objects(corpus) -> list[tuple[object, int, int, str]]:
 
 
 def list_videos(corpus: Path) -> list[Path]:
-    """Video files under ``corpus`` (recursively, by extension), sorted; hidden files are skipped."""
+    """Entries under ``corpus`` (recursively) named like a video, sorted; hidden ones are skipped. Not only
+    regular files: a directory, a FIFO or a dangling or looping link named ``*.mp4`` is listed too, so that
+    :func:`discover` names it instead of skipping it silently."""
     corpus = Path(corpus)
     if not corpus.exists():
         raise FileNotFoundError(f"corpus {corpus} does not exist")
     if corpus.is_file():
         return [corpus]
-    return sorted(p for p in corpus.rglob("*") if is_video(str(p.relative_to(corpus))) and p.is_file())
+    return sorted(p for p in corpus.rglob("*") if is_video(str(p.relative_to(corpus))))
+
+
+def not_a_video_file(path: Path) -> str | None:
+    """Why the entry at ``path`` cannot be read as a video file (a message naming it), or None for a regular
+    file. Never opens it (a FIFO would block)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:  # removed since listed, a broken mount, a dangling or looping link
+        what = "a dangling symbolic link" if path.is_symlink() and exc.errno == errno.ENOENT else None
+        what = what or ("a symbolic link loop" if exc.errno == errno.ELOOP else None)
+        return f"{path_text(path)}: cannot read the file ({what or exc.strerror or exc})"
+    if stat.S_ISREG(mode):
+        return None
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))  # fmt: skip
+    kind = next((name for test, name in kinds if test(mode)), "not a regular file")
+    return f"{path_text(path)}: cannot read the file (named like a video, but {kind})"
 
 
 def content_id(path: Path, copy_to: Path | None = None) -> str:
@@ -137,21 +164,20 @@ def discover(
     else:
         found = []
         for path in list_videos(corpus):
-            try:
-                st = path.stat()
-            except OSError as exc:  # removed since listed, or a broken mount
-                unreadable.append((str(path), f"{path}: cannot read the file ({exc.strerror or exc})"))
+            if (why := not_a_video_file(path)) is not None:
+                unreadable.append((str(path.absolute()), why))
                 continue
+            st = path.stat()
             found.append((path, str(path.resolve()), st.st_size, st.st_mtime_ns, None))
     refs, rows = [], []
     for path, name, size, mtime_ns, version in found:
         try:
-            video_id = cache.get((name, size, version or mtime_ns)) or content_id(path)
+            video_id = cache.get((path_text(name), size, version or mtime_ns)) or content_id(path)
         except OSError as exc:  # no read permission, an I/O error, an object removed since the listing
-            unreadable.append((name, f"{name}: cannot read the file ({exc.strerror or exc})"))
+            unreadable.append((name, f"{path_text(name)}: cannot read the file ({exc.strerror or exc})"))
             continue
         refs.append(VideoRef(video_id, name, size, mtime_ns, manifest.get(name, {})))
-        rows.append((name, size, mtime_ns, video_id, version))
+        rows.append((path_text(name), size, mtime_ns, video_id, version))
     files = pd.DataFrame(rows, columns=["path", "size_bytes", "mtime_ns", "video_id", "version"])
     return refs, files, unreadable
 
@@ -183,7 +209,14 @@ def local_video(path: str, video_id: str, storage_options: dict | None = None) -
     while the copies stay under ``LESSONLENS_SCRATCH_BYTES``; the oldest unused ones are removed to make room."""
     source = location(path, storage_options, what="corpus")
     if not is_remote(source):
-        yield path
+        if path_text(path) == path:
+            yield path
+            return
+        # a name that is not UTF-8: the decoders take UTF-8 paths, so they read it through a link named by its id
+        with tempfile.TemporaryDirectory(dir=scratch_folder()) as folder:
+            alias = Path(folder) / f"{video_id}{Path(path_text(path)).suffix}"
+            os.symlink(os.fsencode(path), alias)
+            yield str(alias)
         return
     limit = int(os.environ.get("LESSONLENS_SCRATCH_BYTES", SCRATCH_BYTES))
     with _SCRATCH_LOCK:

@@ -26,7 +26,7 @@ from pathlib import Path
 from models.rules import BODY_TASKS, TASK_CLASSES
 from tasks.extract.discover import content_id
 from tasks.extract.video import ExtractParams
-from tasks.store import Store
+from tasks.store import Store, path_text
 
 DEFAULT_CROPS_RETENTION_DAYS = 30  # crops are a cache for reprocessing after a model promotion (see README)
 CROP_ROLES = frozenset({"", "teacher"})  # manifest roles whose videos keep crops by default ("" = unset)
@@ -52,17 +52,28 @@ def check_video_id(video_id: str) -> str:
     return video_id
 
 
+def path_names(path: str | Path) -> set[str]:
+    """The names the catalog may record for ``path``: resolved (a video's) and as given, made absolute (an
+    unreadable entry's, such as a dangling link), as the catalog writes them (``tasks.store.path_text``)."""
+    given = Path(path).expanduser()
+    return {path_text(str(given.resolve())), path_text(str(given.absolute()))}
+
+
 def video_ids_for_path(store: Store, path: str | Path) -> list[str]:
     """The video ids a path stands for: those the catalog (videos, files, failures) records for it, and the
-    content hash of the file when it exists. ValueError naming ``--path`` when there is none."""
-    resolved = str(Path(path).expanduser().resolve())
-    ids = set()
+    content hash of the file when it exists. Empty when only rows without a video id name it (an unreadable
+    file's failures); ValueError naming ``--path`` when nothing does."""
+    names = path_names(path)
+    ids, named = set(), False
     for table in ("videos", "files", "failures"):
         rows = store.read_catalog(table)
-        ids |= set(rows.loc[rows["path"] == resolved, "video_id"].dropna())
-    if Path(resolved).is_file():
-        ids.add(content_id(Path(resolved)))
-    if not ids:
+        hit = rows["path"].isin(names)
+        named = named or bool(hit.any())
+        ids |= set(rows.loc[hit, "video_id"].dropna())
+    resolved = Path(path).expanduser().resolve()
+    if resolved.is_file():
+        ids.add(content_id(resolved))
+    if not ids and not named:
         raise ValueError(f"parameter --path: {path} is not a file and the store has no video with that path")
     return sorted(ids)
 

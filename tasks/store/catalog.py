@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from tasks.store.files import read_frame, write_table_atomic
 from tasks.store.schemas import CATALOG_KEYS, CATALOG_TABLES, concat, conform, empty_frame
+from tasks.store.text import path_text
 
 
 @dataclass
@@ -150,7 +151,7 @@ class CatalogMixin:
         """The catalog row of one extracted (or failed) video, replacing its earlier row."""
         row = {
             "video_id": result.video_id,
-            "path": result.path,
+            "path": path_text(result.path),
             **meta,
             **result.counts,
             **(result.info.get("probe") or {}),
@@ -166,10 +167,18 @@ class CatalogMixin:
         """Append a ``failures`` row per failed result and per warning (``info["warnings"]``: stage, reason,
         message; e.g. ``partly_undecodable`` of a video extracted without some time range); returns the rows."""
         rows = [
-            {"run_id": run_id, "video_id": r.video_id, "path": r.path, **problem, "failed_at": datetime.now(UTC)}
+            {
+                "run_id": run_id,
+                "video_id": r.video_id,
+                "path": path_text(r.path),
+                **problem,
+                "failed_at": datetime.now(UTC),
+            }  # fmt: skip
             for r in results
             for problem in (
-                [{"stage": r.stage, "reason": r.reason, "message": r.message}] if r.status == "failed" else []
+                [{"stage": r.stage, "reason": r.reason, "message": r.message and path_text(r.message)}]
+                if r.status == "failed"
+                else []
             )
             + list(r.info.get("warnings") or [])
         ]
@@ -184,7 +193,7 @@ class CatalogMixin:
         run = {
             "run_id": run_id,
             "flow_run_id": flow_run_id,
-            "corpus": corpus,
+            "corpus": corpus and path_text(corpus),
             "started_at": started_at,
             "finished_at": datetime.now(UTC),
             "params": params_json,

@@ -128,17 +128,43 @@ class ErasureMixin:
     def forget_video(self, video_id: str) -> dict[str, int]:
         """Remove everything derived from ``video_id`` and record the erasure (call under the writer lock).
 
-        Removed: its results (:meth:`remove_results`), its ``files`` and ``failures`` rows, and the report
-        folders that may show it. The erasure is recorded first, so an interrupted call leaves the video erased
+        Removed: its results (:meth:`remove_results`), its ``files`` and ``failures`` rows, every ``failures`` row
+        and ``runs`` corpus naming one of its paths (:meth:`forget_paths`), and the report folders that may show
+        it. The erasure is recorded first, so an interrupted call leaves the video erased
         for later runs, and calling again finishes the removal. Idempotent: returns what this call removed.
         """
+        paths = {p for table in ("videos", "files", "failures") for p in self._paths_of(table, video_id)}
         removed = {"erasure_recorded": int(self.record_erasure(video_id, "video")), **self.remove_results(video_id)}
         for table in ("files", "failures"):
             removed[f"{table}_rows"] = self._drop_catalog_rows(table, video_id)
+        for key, count in self.forget_paths(paths).items():
+            removed[key] = removed.get(key, 0) + count
         reports = self.report_folders_showing(video_id)
         for folder in reports:
             remove_tree(folder)
         removed["reports"] = len(reports)
+        return removed
+
+    def _paths_of(self, table: str, video_id: str) -> set[str]:
+        rows = self.read_catalog(table)
+        return set(rows.loc[rows["video_id"] == video_id, "path"].dropna())
+
+    def forget_paths(self, paths: set[str]) -> dict[str, int]:
+        """Remove the file names ``paths`` from the catalog rows that name a file without its video: ``failures``
+        rows naming them (an unreadable file's row has no video id), and ``runs`` whose corpus was one of them
+        (a run over a single file), whose corpus becomes null. Returns how many of each."""
+        removed = {"failures_rows": 0, "runs_corpus": 0}
+        failures = self.read_catalog("failures")
+        hit = failures["path"].isin(paths).fillna(False)
+        if hit.any():
+            self.write_catalog("failures", failures[~hit])
+            removed["failures_rows"] = int(hit.sum())
+        runs = self.read_catalog("runs")
+        hit = runs["corpus"].isin(paths).fillna(False)
+        if hit.any():
+            runs.loc[hit, "corpus"] = None
+            self.write_catalog("runs", runs)
+            removed["runs_corpus"] = int(hit.sum())
         return removed
 
     def face_ids(self, video_id: str) -> list[int]:
