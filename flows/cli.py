@@ -123,7 +123,7 @@ def write_result(batches, fmt: str, out=None, max_rows: int = TABLE_ROWS) -> Non
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     frame = frame.rename(columns=shown)
     for i in range(frame.shape[1]):
-        if frame.iloc[:, i].dtype == object:
+        if pd.api.types.is_object_dtype(frame.iloc[:, i]) or pd.api.types.is_string_dtype(frame.iloc[:, i]):
             frame.isetitem(i, frame.iloc[:, i].map(lambda v: v if v is None else shown(v)))
     with pd.option_context("display.max_rows", max_rows + 1, "display.max_columns", 50, "display.width", 200):
         out.write((frame.to_string(index=False) if len(frame) else "(no rows)") + "\n")

@@ -25,6 +25,7 @@ import hashlib
 import json
 import math
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,7 @@ from models.registry import list_versions, models_root, promote, promoted
 from models.rules import EMOTIONS
 from models.train import classification_metrics, save_metrics
 from tasks.extract.discover import VIDEO_EXTENSIONS, content_id
-from tasks.store import Store, remove_tree
+from tasks.store import Store, csv_safe, remove_tree
 
 TASK = "emotion"
 CLASSES: tuple[str, ...] = EMOTIONS
@@ -142,7 +143,29 @@ def read_label_manifest(path: str | Path, classes: Sequence[str] = CLASSES) -> l
         items.append(LabelledItem(number, source, label, start, end))
     if not items:
         raise ValueError(f"{manifest}: no rows (expected path,label[,start,end])")
+    _check_clips(manifest, items)
     return items
+
+
+def _check_clips(manifest: Path, items: Sequence[LabelledItem]) -> None:
+    """Refuse a clip (file and segment) listed twice with different labels, naming both rows; warn of paths
+    outside the manifest's folder (absolute, ``..``, or a link out of it): a manifest from elsewhere then
+    reads files you may not have meant to score, and its clips and their names land in ``--out``."""
+    first: dict[tuple, LabelledItem] = {}
+    for item in items:
+        seen = first.setdefault((item.source, item.start, item.end), item)
+        if seen.label != item.label:
+            raise ValueError(
+                f"{manifest}: row {item.row} column label: the clip of row {seen.row} again ({item.source}), "
+                f"labelled {item.label} here and {seen.label} in row {seen.row}"
+            )
+    folder = manifest.parent.resolve()
+    outside = [item.row for item in items if not item.source.is_relative_to(folder)]
+    if outside:
+        warnings.warn(
+            f"{manifest}: {', '.join(f'row {r}' for r in outside)}: files outside the manifest's folder {folder}",
+            stacklevel=3,
+        )
 
 
 # corpus -----------------------------------------------------------------------------------------------
@@ -453,8 +476,8 @@ def write_evaluation(out: str | Path, result: dict, clips: pd.DataFrame, windows
     confusion.csv, confusion.png) and the self-contained ``report.html``; returns the HTML path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    clips.to_csv(out / "clips.csv", index=False)
-    windows.to_csv(out / "windows.csv", index=False)
+    csv_safe(clips).to_csv(out / "clips.csv", index=False)  # paths and labels from the manifest
+    csv_safe(windows).to_csv(out / "windows.csv", index=False)
     for level in ("clip", "window"):
         if result[level] is not None:
             save_metrics(result[level], out / level)

@@ -46,6 +46,7 @@ from tasks.analyse.wording import (
     read_table,
     short_label,
 )
+from tasks.store import csv_safe, md_cell
 
 PAPER_COLUMNS = ["Effect", "df", "Mean Square", "F", "p", "ηp²"]
 EMOTION_COLORS = {
@@ -319,11 +320,12 @@ def write_report(folder: str | Path, inputs: ReportInputs) -> Path:
     images = plots(inputs)
     for name, data in images.items():
         (folder / name).write_bytes(data)
-    ancova_csv(inputs.results).to_csv(folder / "ancova.csv", index=False)
-    means_csv(inputs).to_csv(folder / "adjusted_means.csv", index=False)
-    inputs.units.to_csv(folder / "units.csv", index=False)
+    # text cells that a spreadsheet would run as a formula (outcome names, session and teacher ids) made inert
+    csv_safe(ancova_csv(inputs.results)).to_csv(folder / "ancova.csv", index=False)
+    csv_safe(means_csv(inputs)).to_csv(folder / "adjusted_means.csv", index=False)
+    csv_safe(inputs.units).to_csv(folder / "units.csv", index=False)
     if inputs.outcomes:
-        read_csv(inputs.outcomes).to_csv(folder / "read.csv", index=False)
+        csv_safe(read_csv(inputs.outcomes)).to_csv(folder / "read.csv", index=False)
     if inputs.design is not None:
         (folder / "design.json").write_text(json.dumps(inputs.design.to_dict(), indent=2, default=str))
     (folder / "report.md").write_text(to_markdown(inputs, list(images)))
@@ -343,10 +345,10 @@ def _units_view(units: pd.DataFrame) -> pd.DataFrame:
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
-    """A GitHub-flavoured Markdown table of ``frame`` (cells as text, pipes escaped)."""
+    """A GitHub-flavoured Markdown table of ``frame`` (cells as text: HTML, pipes and newlines escaped)."""
 
     def cells(values) -> str:
-        return "| " + " | ".join(str(v).replace("|", "\\|") for v in values) + " |"
+        return "| " + " | ".join(md_cell(v) for v in values) + " |"
 
     lines = [cells(frame.columns), "|" + "---|" * len(frame.columns)]
     lines += [cells(row) for row in frame.itertuples(index=False)]
@@ -387,13 +389,14 @@ def design_blocks(design, outcomes: Mapping[str, object]) -> list[tuple]:
 
 def to_markdown(inputs: ReportInputs, image_names: list[str]) -> str:
     """The report as Markdown; plots are linked as the PNG files written beside it."""
-    parts = [f"# {inputs.title}", "", *(f"- **{k}**: {v}" for k, v in inputs.facts.items()), ""]
+    parts = [f"# {md_cell(inputs.title)}", "", *(f"- **{md_cell(k)}**: {md_cell(v)}" for k, v in inputs.facts.items())]
+    parts += [""]
     if inputs.design is not None:
         parts += ["## Design", ""]
         parts += _markdown_blocks(design_blocks(inputs.design, inputs.outcomes or {}))
     parts += ["## Groups", "", markdown_table(_units_view(inputs.units)), ""]
     for dv in inputs.results:
-        parts += [f"## {dv}", "", *_markdown_blocks(outcome_blocks(inputs, dv))]
+        parts += [f"## {md_cell(dv)}", "", *_markdown_blocks(outcome_blocks(inputs, dv))]
     for name, heading in (("expression_timeline.png", "Expression timeline"), ("au_heatmap.png", "AU heatmap")):
         if name in image_names:
             parts += [f"## {heading}", "", f"![{heading}]({name})", ""]
@@ -412,7 +415,7 @@ def _markdown_blocks(blocks: list[tuple]) -> list[str]:
         elif kind == "table":
             lines += [markdown_table(rest[0]), ""]
         else:
-            lines += [f"![{rest[1]}]({rest[0]})", ""]
+            lines += [f"![{md_cell(rest[1])}]({rest[0]})", ""]
     return lines
 
 

@@ -54,7 +54,7 @@ def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.rename(columns=lambda c: csv_cell(str(c)))
     for i in range(out.shape[1]):
         values = out.iloc[:, i]
-        if values.dtype == object or isinstance(values.dtype, pd.StringDtype):
+        if pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values):
             out.isetitem(i, values.map(csv_cell))
     return out
 
