@@ -305,9 +305,10 @@ def _print_outcomes(outcomes: dict) -> None:
     """Per outcome: the sentence, the analysis to read with its adjusted means, then paper 1's ANCOVA."""
     from tasks.analyse.report import formatted_paper_table
     from tasks.analyse.wording import assumptions_sentence, model_label, read_means, read_table
+    from tasks.store import shown
 
     for dv, analysis in outcomes.items():
-        print(f"== {dv}: {analysis.sentence}")
+        print(f"== {shown(dv)}: {analysis.sentence}")
         print(f"-- analysis to read: {model_label(analysis)}")
         print(read_table(analysis).to_string(index=False))
         print(read_means(analysis).to_string(index=False))

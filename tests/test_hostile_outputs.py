@@ -102,3 +102,18 @@ def test_evaluate_refuses_a_clip_listed_twice_with_conflicting_labels(tmp_path):
     manifest = _manifest(tmp_path, ["a.mp4,happiness,0,2", "a.mp4,sadness,2,4", "./a.mp4,anger,0,2"])
     with pytest.raises(ValueError, match=r"row 4 .*row 2|row 2 .*row 4"):
         ev.read_label_manifest(manifest)
+
+
+def test_a_crash_log_is_readable_by_its_owner_only_and_the_error_line_is_one_safe_line(tmp_path, monkeypatch, capsys):
+    import flows.cli
+
+    def broken(args):
+        raise RuntimeError(f"{tmp_path}/lesson\x1b[2J\nof teacher x.mp4")
+
+    monkeypatch.setattr(flows.cli, "_status", broken)
+    assert main(["status", "--store", str(tmp_path)]) == 4
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "\x1b" not in err
+    log = flows.cli.Path(err.split("traceback is in ")[1].strip())
+    assert log.stat().st_mode & 0o777 == 0o600
+    log.unlink()
