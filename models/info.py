@@ -18,6 +18,8 @@ Conventions
 Inputs come from the model module's ``example_inputs(config, batch_size=1) -> tuple[Tensor, ...]`` when
 it defines one; otherwise one clip ``(1, num_frames, in_channels, image_size, image_size)`` is built from
 the config's fields of those names. A model whose module does not exist yet is skipped with a warning.
+The pretrained nets read from registry packages (:data:`PRETRAINED`, variant ``pretrained``) take one face
+image, so their "clip" is one face.
 """
 
 import inspect
@@ -25,6 +27,7 @@ import statistics
 import time
 import warnings
 from dataclasses import fields, replace
+from importlib import import_module
 
 import torch
 from torch import Tensor, nn
@@ -110,34 +113,61 @@ def measure(name: str, variant: str = "paper", *, latency: bool = True, runs: in
     if variant not in module.VARIANTS:
         raise ValueError(f"unknown variant {variant!r} of {name}; valid variants: {', '.join(module.VARIANTS)}")
     config = replace(module.VARIANTS[variant], **overrides)
-    inputs = example_inputs(name, config)
-    model = _build(module, config, "meta")
+    return _row(name, variant, lambda device: _build(module, config, device), example_inputs(name, config),
+                latency, runs)  # fmt: skip
+
+
+# pretrained nets read from weights shipped in registry packages (not trained here, so not in the factory):
+# name -> (module, class); the module defines ``Config`` and ``example_inputs(config, batch_size)``
+PRETRAINED = {"face_expression": ("models.faceapi", "FaceExpressionNet")}
+PRETRAINED_VARIANT = "pretrained"
+
+
+def measure_pretrained(name: str, *, latency: bool = True, runs: int = 5) -> dict:
+    """The info row of pretrained net ``name`` (:data:`PRETRAINED`), built with random weights: size, cost and
+    speed do not depend on the weights, so no weight file is needed."""
+    if name not in PRETRAINED:
+        raise ValueError(f"unknown pretrained net {name!r}; valid: {', '.join(PRETRAINED)}")
+    module_name, cls = PRETRAINED[name]
+    module = import_module(module_name)
+    config = module.Config()
+
+    def build(device: str) -> nn.Module:
+        with torch.device(device):
+            return getattr(module, cls)(config).eval()
+
+    return _row(name, PRETRAINED_VARIANT, build, tuple(module.example_inputs(config, batch_size=1)), latency, runs)
+
+
+def _row(name: str, variant: str, build, inputs: tuple[Tensor, ...], latency: bool, runs: int) -> dict:
+    model = build("meta")
     try:
         gflops = count_gflops(model, tuple(t.to("meta") for t in inputs))
     except (NotImplementedError, RuntimeError):  # an operation without a meta kernel, or data-dependent
-        model = _build(module, config, "cpu")
+        model = build("cpu")
         gflops = count_gflops(model, inputs)
-    row = {
+    return {
         "model": name,
         "variant": variant,
         "params": sum(p.numel() for p in model.parameters()),
         "gflops": gflops,
         "input": " + ".join("x".join(str(d) for d in t.shape) for t in inputs),
-        "latency_ms": None,
+        "latency_ms": measure_latency_ms(build("cpu"), inputs, runs) if latency else None,
     }
-    if latency:
-        row["latency_ms"] = measure_latency_ms(_build(module, config, "cpu"), inputs, runs)
-    return row
 
 
 def collect(models: list[str] | None = None, latency: bool = True) -> list[dict]:
-    """Info rows (keys ``COLUMNS``) for every variant of every model in ``models`` (default: all).
+    """Info rows (keys ``COLUMNS``) for every variant of every model in ``models`` (default: all, then the
+    pretrained nets of :data:`PRETRAINED`; a pretrained net's name may be listed too).
 
     Models whose module is not written yet are skipped with a ``UserWarning``; unknown names raise
     ``ValueError`` listing the valid ones.
     """
     rows = []
-    for name in models if models is not None else available_models():
+    for name in models if models is not None else [*available_models(), *PRETRAINED]:
+        if name in PRETRAINED:
+            rows.append(measure_pretrained(name, latency=latency))
+            continue
         try:
             variants = available_variants(name)
         except ModuleNotFoundError as err:

@@ -64,3 +64,12 @@ def test_point_inputs_are_faked_for_teacher_models(name, points):
     assert x.shape == (1, config.num_frames, 3, config.image_size, config.image_size)
     assert pts.shape == (1, config.num_frames, points, 2)
     assert (pts > 0).all() and (pts < config.image_size).all()
+
+
+def test_pretrained_nets_have_rows_without_weights():
+    """The pretrained expression net is measured like the papers' models (random weights: no files needed)."""
+    (row,) = info.collect(["face_expression"], latency=False)
+    assert row["variant"] == "pretrained" and row["input"] == "1x3x112x112"
+    assert 300_000 < row["params"] < 350_000 and 0.01 < row["gflops"] < 0.2
+    with pytest.raises(ValueError, match="valid: face_expression"):
+        info.measure_pretrained("nope")
