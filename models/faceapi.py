@@ -244,7 +244,8 @@ class ConvScale(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int, padding: str):
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel, stride, padding=kernel // 2 if padding == "same" else 0)
+        pad = kernel // 2 if padding == "same" else 0
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel, stride, padding=pad)
         self.scale = nn.Parameter(torch.ones(out_channels))
         self.shift = nn.Parameter(torch.zeros(out_channels))
 
