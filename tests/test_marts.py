@@ -241,7 +241,7 @@ def test_video_summary_measures_match_the_generated_data(lesson_store):
         assert video["happiness_share"] == pytest.approx(spec.happiness_share)
         assert video["gesture_rate"] == pytest.approx(spec.gestures_per_min)
         assert video["dominant_expression"] == ("happiness" if spec.happiness_share >= 0.5 else "neutral")
-        assert video["primary_face_id"] == 0
+        assert video["primary_person_id"] == 0
         assert video["face_visible_s"] == pytest.approx(SECONDS * 4 / 5)
         assert video["expression_s"] == pytest.approx(SECONDS)
     au = summary.loc["v00", [f"{a}_r" for a in AU_NAMES]].to_numpy(float)

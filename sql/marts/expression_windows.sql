@@ -1,5 +1,7 @@
 -- grain: one row per video × face track × window of the emotion predictions (one model per video)
 -- keys: video_id, face_id, window_index
+-- person_id: the person of the track (the track itself for predictions written before person_id);
+-- is_primary_face: the window is of the video's primary person (primary_faces).
 -- depends: predictions, videos, primary_faces
 -- Model: per video, trained models come before the AU-rule baseline (model_name containing
 -- 'rule baseline'), then the greatest model_version (text order); only that model's windows are kept.
@@ -36,13 +38,16 @@ final as (
     select
         emotion_predictions.video_id,
         emotion_predictions.face_id,
+        coalesce(emotion_predictions.person_id, emotion_predictions.face_id) as person_id,
         emotion_predictions.window_index,
         emotion_predictions.start_time,
         emotion_predictions.end_time,
         emotion_predictions.end_time - emotion_predictions.start_time as duration_s,
         emotion_predictions.n_frames,
         emotion_predictions.n_owned,
-        coalesce(emotion_predictions.face_id = primary_tracks.face_id, false) as is_primary_face,
+        coalesce(
+            coalesce(emotion_predictions.person_id, emotion_predictions.face_id) = primary_tracks.person_id, false
+        ) as is_primary_face,
         emotion_predictions.model_name,
         emotion_predictions.model_version,
         emotion_predictions.label,

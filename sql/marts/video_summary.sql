@@ -10,7 +10,7 @@
 -- primary track's frames. Predictions written before windows carried n_owned leave these null until
 -- `lessonlens run` recomputes them. dominant_expression has the largest share (ties: alphabetical), ranked
 -- on frame counts: a float sum's last bits depend on DuckDB's thread order, which made equal shares
--- tie-break at random. Mean AU intensities (AUxx_r) are over the primary face's frames (primary_faces).
+-- tie-break at random. Mean AU intensities (AUxx_r) are over the primary person's face frames (primary_faces).
 -- face_visible_s = frames_with_face / sampled_frames × duration_s.
 -- Gestures: the person with the most body samples (see wrist_motion for the definition);
 -- body_s is the time covered by samples with a wrist speed, gesture_rate = gestures per minute of body_s,
@@ -136,7 +136,7 @@ final as (
         lesson_videos.body_rows,
         lesson_videos.frames_with_face / nullif(lesson_videos.sampled_frames, 0) * lesson_videos.duration_s
             as face_visible_s,
-        primary_tracks.face_id as primary_face_id,
+        primary_tracks.person_id as primary_person_id,
         expression_seconds.expression_frames * expression_seconds.sample_s as expression_s,
         expression_seconds.expression_frames / nullif(primary_tracks.n_frames, 0) as expression_coverage,
         expression_seconds.anger_frames * expression_seconds.sample_s as anger_s,
@@ -167,7 +167,7 @@ final as (
             when model_gestures.gesture_samples > 0 then 'gesture model ' || model_gestures.gesture_model
             else 'wrist-speed rule'
         end as body_measure,
-        primary_tracks.* exclude (video_id, face_id, n_frames)
+        primary_tracks.* exclude (video_id, person_id, n_frames)
     from lesson_videos
     left join primary_tracks
         on lesson_videos.video_id = primary_tracks.video_id

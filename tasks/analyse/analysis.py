@@ -396,5 +396,6 @@ def expression_timeline(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 def au_means(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Mean AU intensity of each video's primary face: ``video`` (path) and the ``AUxx_r`` columns."""
     return con.execute(
-        "select path as video, columns('^AU\\d+_r$') from video_summary where primary_face_id is not null order by path"
+        "select path as video, columns('^AU\\d+_r$') from video_summary where primary_person_id is not null "
+        "order by path"
     ).df()

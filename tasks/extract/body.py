@@ -5,9 +5,18 @@ The embedded ``"mediapipe"`` backend runs MediaPipe Pose (BlazePose GHUM, Bazare
 ``model_complexity=1`` ("full") model ships inside the wheel; complexities 0 and 2 are downloaded on
 first use, so they are not offered. The legacy Pose solution follows ONE person (the most prominent).
 
-It runs in MediaPipe's tracking mode (``static_image_mode=False``): the person detector runs only when
-the landmark model loses the person, otherwise the previous frame's keypoints give the region to look
-at. :meth:`MediaPipeBodyBackend.reset` restarts the graph, so each chunk starts with a detection.
+Every body in view. MediaPipe's Tasks ``PoseLandmarker`` (several poses per image) needs a
+``pose_landmarker.task`` bundle that no installed wheel ships (the legacy models inside mediapipe's wheel lack
+the metadata the Tasks API demands: "it requires specifying NormalizationOptions metadata"), so
+:meth:`MediaPipeBodyBackend.detect_people` runs the one-person model once per face, on the region where
+that face's body can be (:func:`body_region`: 4 face widths wide, from 1 face height above the face to 6
+below, clipped to the frame), in static mode (each region is another person), and maps the keypoints back to
+the frame. Each body is then that face's: ``body.person_id`` is the face's person
+(``tasks.extract.video``). A frame without a face gets the whole-frame pass (:meth:`detect`).
+
+Whole-frame passes run in MediaPipe's tracking mode (``static_image_mode=False``): the person detector runs
+only when the landmark model loses the person, otherwise the previous frame's keypoints give the region to
+look at. :meth:`MediaPipeBodyBackend.reset` restarts the graph, so each chunk starts with a detection.
 ``smooth_landmarks`` is off: sampled body frames are far apart, and smoothing would mix them. Measured
 on this 2-core machine (shared, so expect +-30 %), 1 frame/s of ``pyfeat_WolfgangLanger_Pexels.mp4``
 (640 x 360) and of ``metaloom_pexels-kindel-media-8164110.mp4`` (1920 x 1080): 32 and 41 ms per frame in
@@ -50,6 +59,8 @@ class BodyBackend(Protocol):
 
     def detect(self, frame: np.ndarray) -> list[Body]: ...
 
+    def detect_people(self, frame: np.ndarray, face_boxes: list[np.ndarray]) -> list[Body | None]: ...
+
 
 _UPPER_BODY = list(range(17))
 
@@ -61,25 +72,54 @@ class MediaPipeBodyBackend:
 
     def __init__(self, min_detection_confidence: float = 0.5) -> None:
         mp = import_mediapipe()
-        self._pose = mp.solutions.pose.Pose(
-            static_image_mode=False,
-            model_complexity=1,
-            smooth_landmarks=False,
-            enable_segmentation=False,
-            min_detection_confidence=min_detection_confidence,
+        self._pose, self._still = (
+            mp.solutions.pose.Pose(
+                static_image_mode=static,
+                model_complexity=1,
+                smooth_landmarks=False,
+                enable_segmentation=False,
+                min_detection_confidence=min_detection_confidence,
+            )
+            for static in (False, True)
         )
 
     def reset(self) -> None:
         self._pose.reset()
 
     def detect(self, frame: np.ndarray) -> list[Body]:
+        """The most prominent person of the whole frame (tracking mode)."""
         check_frame(frame)
-        found = self._pose.process(frame).pose_landmarks
-        if found is None:
-            return []
-        height, width = frame.shape[:2]
-        keypoints = np.array([(p.x * width, p.y * height, p.visibility) for p in found.landmark], dtype=np.float32)
-        return [Body(keypoints=keypoints, score=float(keypoints[_UPPER_BODY, 2].mean()))]
+        return _bodies(self._pose, frame, 0, 0)
+
+    def detect_people(self, frame: np.ndarray, face_boxes: list[np.ndarray]) -> list[Body | None]:
+        """For each face box (x1, y1, x2, y2), the body in its :func:`body_region`, or None."""
+        check_frame(frame)
+        out = []
+        for box in face_boxes:
+            x1, y1, x2, y2 = body_region(box, frame.shape)
+            found = _bodies(self._still, np.ascontiguousarray(frame[y1:y2, x1:x2]), x1, y1)
+            out.append(found[0] if found else None)
+        return out
+
+
+def body_region(face_box: np.ndarray, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """Where the body of a face (x1, y1, x2, y2 pixels) can be in a frame of ``shape``: 4 face widths wide,
+    from 1 face height above the face to 6 below, clipped."""
+    x1, y1, x2, y2 = (float(v) for v in face_box)
+    w, h, cx = x2 - x1, y2 - y1, (x1 + x2) / 2
+    height, width = shape[:2]
+    return (int(max(cx - 2 * w, 0)), int(max(y1 - h, 0)), int(min(cx + 2 * w, width)), int(min(y2 + 6 * h, height)))
+
+
+def _bodies(pose, pixels: np.ndarray, dx: int, dy: int) -> list[Body]:
+    found = pose.process(pixels).pose_landmarks
+    if found is None:
+        return []
+    height, width = pixels.shape[:2]
+    keypoints = np.array(
+        [(p.x * width + dx, p.y * height + dy, p.visibility) for p in found.landmark], dtype=np.float32
+    )
+    return [Body(keypoints=keypoints, score=float(keypoints[_UPPER_BODY, 2].mean()))]
 
 
 BODY_BACKENDS: dict[str, Callable[..., BodyBackend]] = {"mediapipe": MediaPipeBodyBackend}

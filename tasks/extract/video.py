@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from models.faceapi import recognition_chip
 from models.layout import BLENDSHAPE_NAMES, KEYPOINT_NAMES, N_LANDMARKS
 from tasks.extract.body import load_body_backend
 from tasks.extract.crops import append_crop, crop_columns
@@ -44,6 +45,8 @@ from tasks.extract.decode import (
 )
 from tasks.extract.discover import VideoRef, local_video
 from tasks.extract.faces import load_face_backend
+from tasks.extract.gallery import detect_grid, grid_metadata, layout_of, tile_of, video_grid
+from tasks.extract.identity import DESCRIPTOR_SIZE, DescriptorSampler, assign_person_ids, face_quality, link_bodies
 from tasks.store import (
     BODY_SCHEMA,
     CROP_SCHEMA,
@@ -59,8 +62,8 @@ from tasks.store import (
     write_table_atomic,
 )
 
-CATALOG_COUNTS = ("sampled_frames", "face_rows", "face_tracks", "frames_with_face", "body_rows")
-EXTRACTOR_VERSION = "4"  # bump when what the rows mean changes (detector, landmarks, tracking, AUs): stores re-extract
+CATALOG_COUNTS = ("sampled_frames", "face_rows", "face_tracks", "persons", "frames_with_face", "body_rows")
+EXTRACTOR_VERSION = "5"  # bump when what the rows mean changes (detector, landmarks, tracking, AUs): stores re-extract
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,8 @@ class ExtractParams:
         au_model_dir: a user-supplied AU model directory; None uses the geometric AUs.
         keep_crops: also store aligned 112×112 face crops (``crops`` table) so that predictions can be
             recomputed after retraining without decoding the video again.
+        descriptor_seconds: face descriptors for ``person_id`` on one frame per this many seconds of each
+            chunk (``tasks.extract.identity``); 0 turns them off (each track is then its own person).
     """
 
     fps: float = 5.0
@@ -85,6 +90,7 @@ class ExtractParams:
     body_fps: float = 1.0
     au_model_dir: str | None = None
     keep_crops: bool = True
+    descriptor_seconds: float = 3.0
     version: str = field(default=EXTRACTOR_VERSION)
 
     def __post_init__(self):
@@ -94,12 +100,19 @@ class ExtractParams:
             raise ValueError(f"body_fps must be between 0 and fps ({self.fps}), got {self.body_fps}")
         if self.chunk_seconds < 1:
             raise ValueError(f"chunk_seconds must be >= 1, got {self.chunk_seconds}")
+        if self.descriptor_seconds < 0:
+            raise ValueError(f"descriptor_seconds must be >= 0, got {self.descriptor_seconds}")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
     def key(self) -> str:
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
+
+    @property
+    def descriptor_every(self) -> int:
+        """Face descriptors on one frame per this many face samples (0: never)."""
+        return 0 if self.descriptor_seconds == 0 else max(1, round(self.fps * self.descriptor_seconds))
 
     @property
     def body_every(self) -> int:
@@ -200,8 +213,11 @@ def pooled(kind: str, name: str, options: tuple[tuple[str, str], ...]) -> Iterat
 
 
 FACE_FRAGMENT_COLUMNS = [
-    f.name for f in FRAME_SCHEMA if f.name not in {"face_id", "success"} and not f.name.startswith("AU")
+    f.name
+    for f in FRAME_SCHEMA
+    if f.name not in {"face_id", "person_id", "tile", "success"} and not f.name.startswith("AU")
 ]
+DESCRIPTOR_TYPE = pa.list_(pa.float32(), DESCRIPTOR_SIZE)  # the faces fragment's ``descriptor`` column
 
 
 # An open decord reader keeps decoding ahead in its own thread (0.15-0.3 CPU-seconds a second while idle, measured
@@ -239,6 +255,8 @@ def extract_chunk(job: ChunkJob) -> ChunkResult:
     crops = crop_columns()  # row i of the crops fragment is row i of the faces fragment
     stamps = dict(zip(job.chunk.frames, job.chunk.timestamps, strict=True))
     body_every = job.params.body_every
+    sampler = DescriptorSampler(job.params.descriptor_every) if job.params.descriptor_every else None
+    grid = None
     decoded = ChunkDecode()  # decord, or PyAV where decord fails; frames neither decodes are skipped
     with (
         local_video(job.path, job.video_id, dict(job.storage_options)) as path,
@@ -249,21 +267,33 @@ def extract_chunk(job: ChunkJob) -> ChunkResult:
         frames = decode_chunk(path, reader, job.chunk, decoded)
         del reader  # the generator holds it: it is closed as soon as the chunk's last frame is decoded
         for i, (frame, pixels) in enumerate(read_ahead(frames, READ_AHEAD_BYTES)):
-            for index, face in enumerate(face_backend.detect(pixels)):
+            if i == 0:
+                grid = detect_grid(pixels)
+            found = face_backend.detect(pixels)
+            if sampler and found:
+                first = len(faces["frame"])
+                chips = [recognition_chip(pixels, face.landmarks) for face in found]
+                qualities = [face_quality(pixels, face.landmarks, face.pose) for face in found]
+                sampler.offer(i, list(range(first, first + len(found))), chips, qualities)
+            for index, face in enumerate(found):
                 _append_face(faces, frame, stamps[frame], face)
                 if job.params.keep_crops:
                     append_crop(crops, frame, stamps[frame], index, face, pixels)
             if body_every and i % body_every == 0:
-                for person, body in enumerate(body_backend.detect(pixels)):
-                    _append_body(bodies, frame, stamps[frame], person, body)
+                people = body_backend.detect_people(pixels, [f.bbox for f in found]) if found else []
+                for body in [b for b in people if b is not None] or body_backend.detect(pixels):
+                    _append_body(bodies, frame, stamps[frame], -1, body)  # person: set by finalize_video
     n_decoded = len(job.chunk.frames) - len(decoded.missing)
-    sampled = {b"sampled_frames": str(n_decoded).encode(), **decoded.metadata()}
+    sampled = {b"sampled_frames": str(n_decoded).encode(), b"grid": grid_metadata(grid), **decoded.metadata()}
     if body_every:
         write_table_atomic(table_from_columns(bodies, BODY_SCHEMA), job.body_path)
     if job.params.keep_crops:
         write_table_atomic(table_from_columns(crops, CROP_SCHEMA), job.crops_path)
-    face_schema = pa.schema([FRAME_SCHEMA.field(n) for n in FACE_FRAGMENT_COLUMNS], metadata=sampled)
-    write_table_atomic(table_from_columns(faces, face_schema), job.faces_path)
+    n_faces = len(faces["frame"])
+    descriptors = sampler.descriptors(n_faces) if sampler else np.full((n_faces, DESCRIPTOR_SIZE), np.nan, np.float32)
+    faces["descriptor"] = pa.FixedSizeListArray.from_arrays(descriptors.reshape(-1), DESCRIPTOR_SIZE)
+    fields = [FRAME_SCHEMA.field(n) for n in FACE_FRAGMENT_COLUMNS] + [pa.field("descriptor", DESCRIPTOR_TYPE)]
+    write_table_atomic(table_from_columns(faces, pa.schema(fields, metadata=sampled)), job.faces_path)
     return ChunkResult(
         job.chunk.index,
         n_decoded,
@@ -368,18 +398,37 @@ def finalize_video(
     frames, order = _frames_table(jobs, params, result)
     if params.body_every:
         body = pa.concat_tables([read_table(job.body_path) for job in jobs]).sort_by("frame")
+        body = body.set_column(
+            body.schema.get_field_index("person_id"), "person_id", pa.array(_body_persons(body, frames), pa.int32())
+        )
         result.counts["body_rows"] = body.num_rows
         write_table_atomic(body, store.partition("body", video_id))
     else:
         store.partition("body", video_id).unlink(missing_ok=True)
     if params.keep_crops:
         crops = pa.concat_tables([read_table(job.crops_path) for job in jobs]).take(order)
-        crops = crops.append_column("face_id", frames["face_id"])
+        crops = crops.append_column("face_id", frames["face_id"]).append_column("person_id", frames["person_id"])
         write_table_atomic(crops, store.partition("crops", video_id))
     else:
         store.partition("crops", video_id).unlink(missing_ok=True)
     write_table_atomic(frames, store.partition("frames", video_id))
     remove_tree(store.work_dir(video_id))
+
+
+def _body_persons(body: pa.Table, frames: pa.Table) -> np.ndarray:
+    """The person of each body row: whose face box holds the body's nose in the same frame (-1: nobody's)."""
+    x, y, w, h = (frames[f"bbox_{k}"].to_numpy() for k in "xywh")
+    boxes = np.stack([x, y, x + w, y + h], axis=1)
+    nose = np.stack([body["nose_x"].to_numpy(), body["nose_y"].to_numpy()], axis=1)
+    return link_bodies(
+        body["frame"].to_numpy(), nose, frames["frame"].to_numpy(), boxes, frames["person_id"].to_numpy()
+    )
+
+
+def _descriptors(column: pa.ChunkedArray) -> np.ndarray:
+    """(N, 128) float32 from the fragments' ``descriptor`` column (NaN rows: no descriptor)."""
+    flat = pc.list_flatten(column).to_numpy(zero_copy_only=False)
+    return flat.astype(np.float32).reshape(len(column), DESCRIPTOR_SIZE)
 
 
 def _frames_table(jobs: list[ChunkJob], params: ExtractParams, result: StepResult) -> tuple[pa.Table, pa.Array]:
@@ -388,18 +437,27 @@ def _frames_table(jobs: list[ChunkJob], params: ExtractParams, result: StepResul
     from tasks.extract.tracking import assign_face_ids
 
     fragments = [read_table(job.faces_path) for job in jobs]
-    result.counts["sampled_frames"] = sum(int((t.schema.metadata or {})[b"sampled_frames"]) for t in fragments)
+    metadata = [t.schema.metadata or {} for t in fragments]
+    result.counts["sampled_frames"] = sum(int(m[b"sampled_frames"]) for m in metadata)
     faces = pa.concat_tables([t.replace_schema_metadata(None) for t in fragments])
     order = pc.sort_indices(faces, [("frame", "ascending"), ("bbox_x", "ascending")])
     faces = faces.take(order)
+    descriptors = _descriptors(faces["descriptor"])
+    faces = faces.drop_columns(["descriptor"])
     columns = {name: faces[name].to_numpy() for name in faces.column_names}
     xy = [np.stack([columns[f"{axis}_{i}"] for i in range(N_LANDMARKS)], axis=1) for axis in ("x", "y")]
     landmarks = np.stack(xy, axis=2).astype(np.float32)  # (N, 68, 2)
     x, y, w, h = (columns[f"bbox_{k}"] for k in "xywh")
     bboxes = np.stack([x, y, x + w, y + h], axis=1)  # (N, 4)
     pose = np.stack([columns["pose_Rx"], columns["pose_Ry"], columns["pose_Rz"]], axis=1)  # (N, 3)
-    face_id = assign_face_ids(columns["frame"], bboxes, landmarks) if len(x) else np.zeros(0, np.int32)
-    columns["face_id"] = face_id
+    grid = video_grid([m.get(b"grid") for m in metadata])
+    columns["tile"] = tile_of(grid, bboxes)
+    tracks = assign_face_ids(columns["frame"], bboxes, landmarks) if len(x) else np.zeros(0, np.int32)
+    face_id, person_id = assign_person_ids(
+        columns["frame"], tracks, bboxes, landmarks, descriptors, columns["tile"] if grid else None
+    )
+    columns["face_id"], columns["person_id"] = face_id, person_id
+    result.info["layout"] = layout_of(grid, columns["frame"], person_id)
     columns["success"] = np.ones(len(face_id), dtype=bool)
     if len(face_id):
         shapes = np.stack([columns[f"bs_{name}"] for name in BLENDSHAPE_NAMES[1:]], axis=1).astype(np.float32)
@@ -408,6 +466,7 @@ def _frames_table(jobs: list[ChunkJob], params: ExtractParams, result: StepResul
     else:
         columns.update({f.name: [] for f in FRAME_SCHEMA if f.name.startswith("AU")})
     result.counts["face_tracks"] = int(len(np.unique(face_id)))
+    result.counts["persons"] = int(len(np.unique(person_id)))
     result.counts["frames_with_face"] = int(len(np.unique(columns["frame"])))
     result.counts["face_rows"] = len(face_id)
     return table_from_columns(columns, FRAME_SCHEMA), order

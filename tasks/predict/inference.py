@@ -70,7 +70,7 @@ from models.rules import BODY_TASKS, TASK_CLASSES, check_task
 from tasks.extract.crops import CROP_SIZE, align_face, alignment_matrix, transform_points
 from tasks.extract.decode import VideoError, decode_frames, open_video
 from tasks.extract.discover import local_video
-from tasks.store import StepResult, Store, parquet_file, prediction_schema, read_table
+from tasks.store import StepResult, Store, parquet_file, prediction_schema, read_schema, read_table
 
 if TYPE_CHECKING:  # torch only where a registry model runs: the rule baseline and the stale checks need none
     import torch
@@ -156,9 +156,11 @@ def load_video_windows(
     store: Store, video_id: str, columns: list[str], window: int, stride: int, table: str = "frames"
 ) -> VideoWindows:
     """The video's ``table`` rows (``body``: ``person_id`` read as ``face_id``) and their windows."""
-    key = "person_id" if table == "body" else "face_id"
-    read = read_table(store.partition(table, video_id), columns=[key if c == "face_id" else c for c in columns])
+    key, path = "person_id" if table == "body" else "face_id", store.partition(table, video_id)
+    persons = ["person_id"] if table == "frames" and "person_id" in read_schema(path).names else []
+    read = read_table(path, columns=[key if c == "face_id" else c for c in columns] + persons)
     cols = {("face_id" if name == key else name): read[name].to_numpy() for name in read.column_names}
+    cols["person_id"] = cols["person_id" if persons else "face_id"]  # a body's person; a track before persons
     windows = plan_windows(cols["face_id"], cols["frame"], cols["timestamp"], window, stride)
     crops = store.partition("crops", video_id)
     return VideoWindows(video_id, cols, windows, crops if crops.is_file() else None)
@@ -500,6 +502,7 @@ def predictions_table(task: str, video: VideoWindows, probs: np.ndarray, model_n
     top = np.nan_to_num(probs, nan=-1.0).argmax(axis=1) if len(probs) else np.array([], dtype=int)
     columns = {
         "face_id": [w.face_id for w in video.windows],
+        "person_id": [int(video.columns["person_id"][w.rows[0]]) for w in video.windows],
         "window_index": [w.index for w in video.windows],
         "start_time": [w.start_time for w in video.windows],
         "end_time": [w.end_time for w in video.windows],

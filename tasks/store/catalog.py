@@ -156,6 +156,7 @@ class CatalogMixin:
             **result.counts,
             **(result.info.get("probe") or {}),
             "decoder": result.info.get("decoder"),
+            "layout": result.info.get("layout"),
             "status": result.status,
             "params": params_json,
             "run_id": run_id,

@@ -19,7 +19,9 @@ FRAME_SCHEMA = pa.schema(
     [
         ("frame", pa.int32()),  # index of the decoded frame in the video (display order)
         ("timestamp", pa.float64()),  # presentation time of that frame, seconds
-        ("face_id", pa.int32()),  # stable per person within one video
+        ("face_id", pa.int32()),  # face track: one person, cut where the person changes (tasks.extract.identity)
+        ("person_id", pa.int32()),  # the person of the track: tracks linked by face descriptors and time
+        ("tile", pa.int8()),  # gallery tile (row-major) of the face; -1 when the video is not a gallery
         ("confidence", pa.float32()),  # detector score
         ("success", pa.bool_()),  # OpenFace: landmarks fitted
         ("bbox_x", pa.float32()),
@@ -74,6 +76,7 @@ def prediction_schema(task: str) -> pa.Schema:
     return pa.schema(
         [
             ("face_id", pa.int32()),  # face track; body person_id for gesture
+            ("person_id", pa.int32()),  # the person of the track (frames.person_id); body person_id for gesture
             ("window_index", pa.int32()),  # index of the window within its face track
             ("start_time", pa.float64()),  # timestamp of the window's first sample, seconds
             ("end_time", pa.float64()),  # timestamp of the window's last sample, seconds
@@ -99,6 +102,8 @@ VIDEO_COLUMNS = {
     "sampled_frames": "Int64",
     "face_rows": "Int64",
     "face_tracks": "Int32",
+    "persons": "Int32",  # distinct person_id
+    "layout": "string",  # single | room (several people in view at once) | gallery (a video call's tiles)
     "frames_with_face": "Int64",
     "body_rows": "Int64",
     "decoder": "string",  # decord | pyav | decord+pyav (some chunks needed the PyAV fallback)

@@ -1,0 +1,127 @@
+"""Identity dev benchmark: person ids and purity on generated galleries, a leave/re-enter clip and a room clip,
+and the descriptor distances the linking thresholds rest on.
+
+    # 1. write the dev corpus (tasks.synthetic.people) and its ground truth (<corpus>/<clip>.truth.json)
+    PYTHONPATH=. python bench/identity.py make /tmp/iddev/corpus
+    # 2. `lessonlens run` the corpus (the nightly-corpus flow itself), then per clip: face tracks, person ids,
+    #    purity, layout; writes bench/out/identity.json
+    PYTHONPATH=. python bench/identity.py score /tmp/iddev/corpus /tmp/iddev/store
+    # 3. descriptor distances between faces of the same person and of different people (1 frame/s of each clip)
+    PYTHONPATH=. python bench/identity.py distances /tmp/iddev/corpus
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+MEDIA = Path("/work/shared/media")
+GALLERIES = {  # file: people, columns x rows
+    "gallery_a.mp4": (["wolfgang", "kindel", "cremad", "hanks"], (2, 2)),
+    "gallery_b.mp4": (["selfie", "hanks", "wolfgang", "cremad", "kindel"], (3, 2)),
+}
+
+
+def make(corpus: Path) -> None:
+    from tasks.synthetic.people import write_gallery, write_reentry, write_room
+
+    corpus.mkdir(parents=True, exist_ok=True)
+    for name, (people, grid) in GALLERIES.items():
+        write_gallery(corpus / name, people, MEDIA, grid=grid).save(corpus / f"{name}.truth.json")
+    write_reentry(corpus / "reentry.mp4", "wolfgang", MEDIA).save(corpus / "reentry.mp4.truth.json")
+    write_room(corpus / "room.mp4", ("wolfgang", "hanks"), MEDIA).save(corpus / "room.mp4.truth.json")
+    print(f"dev corpus in {corpus}")
+
+
+def load_truth(path: Path):
+    from tasks.synthetic.people import Placement, Truth
+
+    raw = json.loads(Path(path).read_text())
+    return Truth(raw["path"], raw["fps"], raw["seconds"], tuple(Placement(**p) for p in raw["placements"]))
+
+
+def score(corpus: Path, store: Path) -> dict:
+    from tasks.analyse.warehouse import connect
+    from tasks.store import Store
+    from tasks.synthetic.people import purity
+
+    run = [sys.executable, "-m", "flows.cli", "run", str(corpus), "--store", str(store)]
+    subprocess.run(run, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out = {}
+    with connect(Store(store)) as con:
+        for truth_file in sorted(corpus.glob("*.truth.json")):
+            truth = load_truth(truth_file)
+            name = Path(truth.path).name
+            rows = con.sql(
+                "select f.timestamp, f.bbox_x + f.bbox_w / 2 as cx, f.bbox_y + f.bbox_h / 2 as cy, f.person_id, "
+                "f.face_id, v.layout from frames f join videos v using (video_id) "
+                f"where v.path like '%/{name}' order by f.frame"
+            ).df()
+            value, ids, on_people = purity(truth, rows.timestamp, rows.cx, rows.cy, rows.person_id)
+            out[name] = {"people": len(truth.people()), "person_ids": ids, "purity": round(value, 4),
+                         "face_tracks": int(rows.face_id.nunique()), "rows": on_people,
+                         "layout": rows.layout.iloc[0] if len(rows) else None}  # fmt: skip
+            print(name, out[name])
+    Path("bench/out").mkdir(parents=True, exist_ok=True)
+    Path("bench/out/identity.json").write_text(json.dumps(out, indent=1))
+    return out
+
+
+def distances(corpus: Path) -> dict:
+    from models.faceapi import recognition_chip
+    from tasks.extract.decode import decode_frames, frame_times, open_video
+    from tasks.extract.faces import load_face_backend
+    from tasks.extract.identity import describe, face_quality
+    from tasks.synthetic.people import true_person
+
+    backend = load_face_backend("mediapipe")
+    names, descriptors = [], []
+    for truth_file in sorted(corpus.glob("*.truth.json")):
+        truth = load_truth(truth_file)
+        who = true_person(truth)
+        reader = open_video(truth.path)
+        times = frame_times(reader)
+        picks = tuple(int(np.argmin(np.abs(times - t))) for t in np.arange(0.25, truth.seconds, 1.0))
+        backend.reset()
+        for index, pixels in decode_frames(reader, picks):
+            for face in backend.detect(pixels):
+                centre = (face.bbox[:2] + face.bbox[2:]) / 2
+                person = who(float(times[index]), *map(float, centre))
+                if person and face_quality(pixels, face.landmarks, face.pose) > 0:
+                    names.append(person)
+                    descriptors.append(describe([recognition_chip(pixels, face.landmarks)])[0])
+    d = np.linalg.norm(np.array(descriptors)[:, None] - np.array(descriptors)[None], axis=2)
+    same = np.array(names)[:, None] == np.array(names)[None]
+    upper = np.triu(np.ones_like(same), 1)
+    within, between = d[same & upper], d[~same & upper]
+    out = {"faces": len(names), "people": sorted(set(names)), "pairs_same": int(within.size),
+           "pairs_different": int(between.size),
+           "same_min_p99_max": [round(float(v), 3) for v in (within.min(), np.percentile(within, 99), within.max())],
+           "different_min_p1_max": [round(float(v), 3) for v in (between.min(), np.percentile(between, 1),
+                                                                 between.max())]}  # fmt: skip
+    print(json.dumps(out, indent=1))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("make").add_argument("corpus", type=Path)
+    scoring = sub.add_parser("score")
+    scoring.add_argument("corpus", type=Path)
+    scoring.add_argument("store", type=Path)
+    sub.add_parser("distances").add_argument("corpus", type=Path)
+    args = parser.parse_args()
+    if args.command == "make":
+        make(args.corpus)
+    elif args.command == "score":
+        score(args.corpus, args.store)
+    else:
+        distances(args.corpus)
+
+
+if __name__ == "__main__":
+    main()
