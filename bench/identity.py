@@ -32,7 +32,7 @@ def make(corpus: Path) -> None:
     for name, (people, grid) in GALLERIES.items():
         write_gallery(corpus / name, people, MEDIA, grid=grid).save(corpus / f"{name}.truth.json")
     write_reentry(corpus / "reentry.mp4", "wolfgang", MEDIA).save(corpus / "reentry.mp4.truth.json")
-    write_room(corpus / "room.mp4", ("wolfgang", "hanks"), MEDIA).save(corpus / "room.mp4.truth.json")
+    write_room(corpus / "room.mp4", ("wolfgang", "kindel"), MEDIA).save(corpus / "room.mp4.truth.json")
     print(f"dev corpus in {corpus}")
 
 

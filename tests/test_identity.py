@@ -65,7 +65,7 @@ def test_two_people_in_a_room_each_body_carries_its_person(media_dir, tmp_path):
     from tasks.store import read_table
     from tasks.synthetic.people import true_person
 
-    truth = write_room(tmp_path / "room.mp4", ("wolfgang", "hanks"), media_dir)
+    truth = write_room(tmp_path / "room.mp4", ("wolfgang", "kindel"), media_dir)
     result, frames, _ = _extract(tmp_path / "room.mp4", tmp_path, keep_crops=False, body_fps=1)
     value, ids, _ = _score(truth, frames)
     assert ids == 2 and value >= 0.95

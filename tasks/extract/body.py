@@ -92,13 +92,16 @@ class MediaPipeBodyBackend:
         return _bodies(self._pose, frame, 0, 0)
 
     def detect_people(self, frame: np.ndarray, face_boxes: list[np.ndarray]) -> list[Body | None]:
-        """For each face box (x1, y1, x2, y2), the body in its :func:`body_region`, or None."""
+        """For each face box (x1, y1, x2, y2), the body in its :func:`body_region` whose nose lies in the box,
+        or None (none found, or the region's most prominent body is a neighbour's)."""
         check_frame(frame)
         out = []
         for box in face_boxes:
             x1, y1, x2, y2 = body_region(box, frame.shape)
             found = _bodies(self._still, np.ascontiguousarray(frame[y1:y2, x1:x2]), x1, y1)
-            out.append(found[0] if found else None)
+            nose = found[0].keypoints[0, :2] if found else None
+            inside = nose is not None and box[0] <= nose[0] <= box[2] and box[1] <= nose[1] <= box[3]
+            out.append(found[0] if inside else None)
         return out
 
 

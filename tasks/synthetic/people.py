@@ -182,9 +182,11 @@ def write_reentry(path: Path, person: str, media: Path, size: tuple[int, int] = 
 def write_room(
     path: Path, people: tuple[str, str], media: Path, size: tuple[int, int] = (960, 540), fps: float = 15.0
 ) -> Truth:
-    """Two people side by side in one scene (their clips touch: no gap), for 8 s."""
-    half = size[0] // 2
-    layers = [(people[0], (0, 0, half, size[1]), 0.0, 8.0), (people[1], (half, 0, size[0], size[1]), 0.0, 8.0)]
+    """Two people side by side in one scene, head and shoulders in view, for 8 s."""
+    width, height = size
+    left = (width // 16, height // 5, width * 7 // 16, height * 17 // 20)
+    right = (width * 9 // 16, height // 5, width * 15 // 16, height * 17 // 20)
+    layers = [(people[0], left, 0.0, 8.0), (people[1], right, 0.0, 8.0)]
     return _scene(path, layers, media, 8.0, fps, size)
 
 
