@@ -8,12 +8,18 @@ and the descriptor distances the linking thresholds rest on.
     PYTHONPATH=. python bench/identity.py score /tmp/iddev/corpus /tmp/iddev/store
     # 3. descriptor distances between faces of the same person and of different people (1 frame/s of each clip)
     PYTHONPATH=. python bench/identity.py distances /tmp/iddev/corpus
+    # 4. cost: analysed frames/s of one process extracting a single-face video (the Wolfgang clip played
+    #    forwards and backwards, 5 fps, crops, body at 1 fps), alternating: the baseline tree's code (today's
+    #    defaults), this tree's defaults (descriptors, body per face), this tree without descriptors; and the
+    #    descriptor's own time per face. Writes bench/out/identity_cost.json
+    PYTHONPATH=. python bench/identity.py cost --baseline-tree /work/main [--seconds 60] [--rounds 2]
 """
 
 import argparse
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +112,66 @@ def distances(corpus: Path) -> dict:
     return out
 
 
+RATE = """
+import json, sys, tempfile, time
+from pathlib import Path
+from tasks.extract.discover import VideoRef
+from tasks.extract.video import ExtractParams, extract_chunk, extract_video
+from tasks.store import Store
+video, options = Path(sys.argv[1]), json.loads(sys.argv[2])
+with tempfile.TemporaryDirectory() as tmp:
+    store = Store(Path(tmp)).ensure()
+    ref = VideoRef("bench", str(video), video.stat().st_size, 0, {})
+    start = time.perf_counter()
+    result = extract_video(ref, ExtractParams(**options), store, lambda jobs: list(map(extract_chunk, jobs)))
+    print(json.dumps({"frames": result.counts["sampled_frames"], "seconds": time.perf_counter() - start}))
+"""
+
+
+def cost(baseline: Path, seconds: float, rounds: int) -> dict:
+    import os
+    import tempfile
+
+    from extract import ping_pong  # bench/extract.py
+
+    from models.faceapi import recognition_chip
+    from tasks.extract.decode import decode_frames, open_video
+    from tasks.extract.faces import load_face_backend
+    from tasks.extract.identity import describe
+
+    here = Path(__file__).resolve().parents[1]
+    runs = {"baseline": (baseline, {}), "descriptors": (here, {}), "no_descriptors": (here, {"descriptor_seconds": 0})}
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    with tempfile.TemporaryDirectory() as tmp:
+        video = ping_pong(MEDIA / "pyfeat_WolfgangLanger_Pexels.mp4", Path(tmp) / "single.mp4", seconds)
+        for _ in range(rounds):
+            for name, (tree, options) in runs.items():
+                env = {**os.environ, "PYTHONPATH": str(tree)}
+                done = subprocess.run([sys.executable, "-c", RATE, str(video), json.dumps(options)], env=env,
+                                      cwd=tree, check=True, capture_output=True, text=True)  # fmt: skip
+                measured = json.loads(done.stdout.strip().splitlines()[-1])
+                rates[name].append(measured["frames"] / measured["seconds"])
+                print(name, round(rates[name][-1], 2), "frames/s", flush=True)
+        reader = open_video(video)
+        _, pixels = next(iter(decode_frames(reader, (10,))))
+        face = load_face_backend("mediapipe").detect(pixels)[0]
+        chips = [recognition_chip(pixels, face.landmarks)] * 8
+        describe(chips)
+        start = time.perf_counter()
+        for _ in range(3):
+            describe(chips)
+        per_face_ms = (time.perf_counter() - start) / 24 * 1000
+    out = {"frames_per_s": {k: [round(v, 2) for v in r] for k, r in rates.items()},
+           "ratio_descriptors_to_baseline": round(float(np.mean(rates["descriptors"]) / np.mean(rates["baseline"])), 3),
+           "ratio_no_descriptors_to_baseline": round(float(np.mean(rates["no_descriptors"])
+                                                           / np.mean(rates["baseline"])), 3),
+           "descriptor_ms_per_face": round(per_face_ms, 1), "load_average": os.getloadavg()}  # fmt: skip
+    print(json.dumps(out, indent=1))
+    Path("bench/out").mkdir(parents=True, exist_ok=True)
+    Path("bench/out/identity_cost.json").write_text(json.dumps(out, indent=1))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -114,13 +180,19 @@ def main() -> None:
     scoring.add_argument("corpus", type=Path)
     scoring.add_argument("store", type=Path)
     sub.add_parser("distances").add_argument("corpus", type=Path)
+    costs = sub.add_parser("cost")
+    costs.add_argument("--baseline-tree", type=Path, required=True, help="a checkout of the code to compare with")
+    costs.add_argument("--seconds", type=float, default=60.0)
+    costs.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     if args.command == "make":
         make(args.corpus)
     elif args.command == "score":
         score(args.corpus, args.store)
-    else:
+    elif args.command == "distances":
         distances(args.corpus)
+    else:
+        cost(args.baseline_tree, args.seconds, args.rounds)
 
 
 if __name__ == "__main__":

@@ -175,3 +175,25 @@ def test_video_grid_needs_half_the_chunks_and_layouts():
     assert layout_of(grid, np.array([0]), np.array([0])) == "gallery"
     assert layout_of(None, np.array([0, 0, 1, 2]), np.array([0, 1, 0, 0])) == "room"
     assert layout_of(None, np.array([0, 1, 2]), np.array([0, 0, 0])) == "single"
+
+
+def test_the_primary_person_counts_all_of_their_tracks(tmp_path):
+    """A person seen in two tracks (150 rows) outweighs someone else's single longer track (120 rows)."""
+    import pyarrow as pa
+
+    from tasks.analyse import warehouse
+    from tasks.store import read_table, write_table_atomic
+    from tests.test_marts import design, write_lesson_store
+
+    store = write_lesson_store(tmp_path / "store", design()[:1])
+    path = store.partition("frames", "v00")
+    frames = read_table(path).slice(0, 270)
+    tracks = np.r_[np.zeros(100), np.ones(120), np.full(50, 2)].astype(np.int32)
+    persons = np.r_[np.zeros(100), np.ones(120), np.zeros(50)].astype(np.int32)
+    frames = frames.set_column(frames.schema.get_field_index("face_id"), "face_id", pa.array(tracks))
+    frames = frames.set_column(frames.schema.get_field_index("person_id"), "person_id", pa.array(persons))
+    write_table_atomic(frames, path)
+    with warehouse.connect(store) as con:
+        primary = con.sql("select person_id, n_frames from primary_faces where video_id = 'v00'").fetchall()
+        summary = con.sql("select primary_person_id from video_summary where video_id = 'v00'").fetchall()
+    assert primary == [(0, 150)] and summary == [(0,)]

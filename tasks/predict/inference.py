@@ -540,16 +540,9 @@ def infer_videos(
     predictor = load_predictor(store, task, device, batch_windows)
     if predictor is None:
         logger.info("%s: no promoted model and no rule baseline: %d videos skipped", task, len(set(video_ids)))
+        none = {"task": task, "model_name": None, "model_version": None}
         return [
-            StepResult(
-                v,
-                "",
-                "infer",
-                status="skipped",
-                reason="no_model",
-                counts={"windows": 0, "faces": 0},
-                info={"task": task, "model_name": None, "model_version": None},
-            )  # fmt: skip
+            StepResult(v, "", "infer", "skipped", reason="no_model", counts={"windows": 0, "faces": 0}, info=dict(none))
             for v in dict.fromkeys(video_ids)
         ]
     source = source_table(task)
