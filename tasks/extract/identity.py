@@ -18,8 +18,10 @@ Linking (:func:`assign_person_ids`), after :func:`tasks.extract.tracking.assign_
    The pieces are the ``face_id`` tracks of ``frames``: each is one person.
 2. Tracks are merged into persons greedily, closest mean descriptors first, while the distance is below
    :data:`LINK_DISTANCE`; two groups that share a sampled frame are never merged (one person is never
-   twice in a frame). A track without a descriptor (shorter than a window, or never frontal) is its own
-   person.
+   twice in a frame). A track of :data:`MIN_TRACK_ROWS` samples or more that no window described (shorter
+   than a window, or never the window's best frame) gets a descriptor from its largest usable face when the
+   video is finalised (:func:`undescribed_tracks`: that frame alone is decoded again); a track still without
+   one (never frontal, or one or two samples) is its own person.
 
 Thresholds measured on the dev material of ``tasks.synthetic.people`` (``bench/identity.py``): see
 :data:`LINK_DISTANCE`.
@@ -45,6 +47,7 @@ MAX_TURN = 0.6  # rad (34°) of yaw or pitch beyond which a face gets no descrip
 # leave its mean by more than that.
 LINK_DISTANCE = 0.5
 SPLIT_DISTANCE = 0.55
+MIN_TRACK_ROWS = 3  # a track this long without a descriptor gets one from its best face (undescribed_tracks)
 
 
 def face_quality(pixels: np.ndarray, landmarks: np.ndarray, pose: np.ndarray) -> float:
@@ -116,6 +119,24 @@ def describe(chips: list[np.ndarray]) -> np.ndarray:
             return net(faceapi.prepare(chips, faceapi.RECOGNITION_SIZE)).numpy().astype(np.float32)
     finally:
         torch.set_num_threads(threads)
+
+
+def undescribed_tracks(
+    face_id: np.ndarray, landmarks: np.ndarray, pose: np.ndarray, descriptors: np.ndarray
+) -> list[int]:
+    """For each track of at least :data:`MIN_TRACK_ROWS` rows that no window gave a descriptor (a track shorter
+    than a window, or whose faces were never the window's best), its largest usable face's row (height at
+    least :data:`MIN_FACE_PX`, yaw and pitch within :data:`MAX_TURN`); tracks without one are left out."""
+    height = landmarks[:, :, 1].max(axis=1) - landmarks[:, :, 1].min(axis=1)
+    usable = (height >= MIN_FACE_PX) & (np.abs(pose[:, 0]) <= MAX_TURN) & (np.abs(pose[:, 1]) <= MAX_TURN)
+    rows = []
+    for track in np.unique(face_id):
+        mine = np.flatnonzero(face_id == track)
+        if len(mine) < MIN_TRACK_ROWS or not np.isnan(descriptors[mine, 0]).all() or not usable[mine].any():
+            continue
+        candidates = mine[usable[mine]]
+        rows.append(int(candidates[np.argmax(height[candidates])]))
+    return rows
 
 
 def assign_person_ids(

@@ -36,6 +36,7 @@ from tasks.extract.decode import (
     Probe,
     VideoError,
     decode_chunk,
+    decode_frames,
     frame_times,
     open_video,
     plan_chunks,
@@ -46,7 +47,15 @@ from tasks.extract.decode import (
 from tasks.extract.discover import VideoRef, local_video
 from tasks.extract.faces import load_face_backend
 from tasks.extract.gallery import detect_grid, grid_metadata, layout_of, tile_of, video_grid
-from tasks.extract.identity import DESCRIPTOR_SIZE, DescriptorSampler, assign_person_ids, face_quality, link_bodies
+from tasks.extract.identity import (
+    DESCRIPTOR_SIZE,
+    DescriptorSampler,
+    assign_person_ids,
+    describe,
+    face_quality,
+    link_bodies,
+    undescribed_tracks,
+)
 from tasks.store import (
     BODY_SCHEMA,
     CROP_SCHEMA,
@@ -425,6 +434,20 @@ def _body_persons(body: pa.Table, frames: pa.Table) -> np.ndarray:
     )
 
 
+def _describe_rows(job: ChunkJob, rows: list[int], columns: dict, landmarks: np.ndarray, out: np.ndarray) -> None:
+    """Descriptors of the faces at ``rows`` (of the sorted face table) into ``out``, from their frames decoded
+    again (a few frames: one per track that no chunk window described)."""
+    if not rows:
+        return
+    frames = sorted({int(columns["frame"][r]) for r in rows})
+    try:
+        with local_video(job.path, job.video_id, dict(job.storage_options)) as path:
+            pixels = dict(decode_frames(open_video(path), tuple(frames)))
+    except VideoError:  # frames only the PyAV fallback decoded: those tracks stay without a descriptor
+        return
+    out[rows] = describe([recognition_chip(pixels[int(columns["frame"][r])], landmarks[r]) for r in rows])
+
+
 def _descriptors(column: pa.ChunkedArray) -> np.ndarray:
     """(N, 128) float32 from the fragments' ``descriptor`` column (NaN rows: no descriptor)."""
     flat = pc.list_flatten(column).to_numpy(zero_copy_only=False)
@@ -453,6 +476,10 @@ def _frames_table(jobs: list[ChunkJob], params: ExtractParams, result: StepResul
     grid = video_grid([m.get(b"grid") for m in metadata])
     columns["tile"] = tile_of(grid, bboxes)
     tracks = assign_face_ids(columns["frame"], bboxes, landmarks) if len(x) else np.zeros(0, np.int32)
+    if params.descriptor_every:
+        _describe_rows(
+            jobs[0], undescribed_tracks(tracks, landmarks, pose, descriptors), columns, landmarks, descriptors
+        )
     face_id, person_id = assign_person_ids(
         columns["frame"], tracks, bboxes, landmarks, descriptors, columns["tile"] if grid else None
     )
