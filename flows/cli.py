@@ -40,7 +40,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         params = extract_params(
             args.fps, args.chunk_seconds, args.face_backend, args.face_model_dir, args.body_fps, args.au_model_dir,
-            not args.no_crops,
+            not args.no_crops, args.descriptor_seconds,
         )  # fmt: skip
     except ValueError as exc:
         raise UsageError(f"parameters: {exc}") from exc
@@ -66,6 +66,7 @@ def _run(args: argparse.Namespace) -> int:
                 body_fps=args.body_fps,
                 chunk_seconds=args.chunk_seconds,
                 keep_crops=not args.no_crops,
+                descriptor_seconds=args.descriptor_seconds,
                 retry_failed=args.retry_failed,
                 dask_address=args.dask_address,
                 workers=args.workers,
@@ -747,6 +748,13 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=ExtractParams.body_fps,
         help="body keypoint rate, 0 = off (default %(default)s)",
+    )
+    parser.add_argument(
+        "--descriptor-seconds",
+        type=float,
+        default=ExtractParams.descriptor_seconds,
+        help="face descriptors (to link a video's face tracks into persons) on one frame per this many seconds; "
+        "0 = none, each track is its own person (default %(default)s)",
     )
     parser.add_argument(
         "--chunk-seconds", type=int, default=ExtractParams.chunk_seconds, help="seconds of video per Dask task"

@@ -185,14 +185,14 @@ def run_if_nothing_to_do(
 
 def extract_params(
     fps: float, chunk_seconds: int, face_backend: str, face_model_dir: str | None, body_fps: float,
-    au_model_dir: str | None, keep_crops: bool,
+    au_model_dir: str | None, keep_crops: bool, descriptor_seconds: float = ExtractParams.descriptor_seconds,
 ) -> ExtractParams:  # fmt: skip
     """The extraction parameters of a run (the flow and the CLI's no-work check build them here, alike);
     ValueError naming the bad one."""
     options = (("model_dir", str(Path(face_model_dir).resolve())),) if face_model_dir else ()
     return ExtractParams(
         fps=fps, chunk_seconds=chunk_seconds, face_backend=face_backend, face_options=options, body_fps=body_fps,
-        au_model_dir=au_model_dir, keep_crops=keep_crops,
+        au_model_dir=au_model_dir, keep_crops=keep_crops, descriptor_seconds=descriptor_seconds,
     )  # fmt: skip
 
 
@@ -281,6 +281,7 @@ def nightly_corpus(
     chunk_seconds: int = ExtractParams.chunk_seconds,
     au_model_dir: str | None = ExtractParams.au_model_dir,
     keep_crops: bool = ExtractParams.keep_crops,
+    descriptor_seconds: float = ExtractParams.descriptor_seconds,
     retry_failed: bool = False,
     dask_address: str | None = None,
     workers: int | None = None,
@@ -321,7 +322,9 @@ def nightly_corpus(
         store_group_readable, storage_options,
     )  # fmt: skip
     try:
-        params = extract_params(fps, chunk_seconds, face_backend, face_model_dir, body_fps, au_model_dir, keep_crops)
+        params = extract_params(
+            fps, chunk_seconds, face_backend, face_model_dir, body_fps, au_model_dir, keep_crops, descriptor_seconds
+        )
         runner = task_runner(dask_address, workers)
     except ValueError as exc:
         raise ValueError(f"parameters: {exc}") from exc

@@ -41,6 +41,7 @@ ROWS = [
     (["run", "{corpus}", "--store", "{store}", "--fps", "0"], 2, ["fps"]),
     (["run", "{corpus}", "--store", "{store}", "--body-fps", "9"], 2, ["body_fps"]),
     (["run", "{corpus}", "--store", "{store}", "--chunk-seconds", "0"], 2, ["chunk_seconds"]),
+    (["run", "{corpus}", "--store", "{store}", "--descriptor-seconds", "-1"], 2, ["descriptor_seconds"]),
     (["run", "{corpus}", "--store", "{store}", "--workers", "0"], 2, ["workers"]),
     (["run", "{corpus}", "--store", "{store}", "--workers", "2", "--dask-address", "tcp://x:1"], 2, ["workers"]),
     (["run", "{corpus}", "--store", "{tmp}/not-a-dir/store"], 2, ["store"]),
