@@ -192,18 +192,20 @@ def _forget(args: argparse.Namespace) -> int:
     store = _store(args)
     if not store.root.is_dir():
         raise UsageError(f"parameter --store: {args.store} is not a store")
-    if args.face_id is not None and args.face_id < 0:
-        raise UsageError(f"parameter --face-id: must be >= 0, got {args.face_id}")
+    for name, value in (("--face-id", args.face_id), ("--person-id", args.person_id)):
+        if value is not None and value < 0:
+            raise UsageError(f"parameter {name}: must be >= 0, got {value}")
     store.ensure(group_readable=args.store_group_readable)
     with store.writer_lock("lessonlens forget"):
         ids = [check_video_id(args.video_id)] if args.video_id else video_ids_for_path(store, args.path)
-        if args.path and not args.undo and args.face_id is None:  # rows that name the file without its video
+        if args.path and not args.undo and args.face_id is None and args.person_id is None:  # rows naming the file
             named = store.forget_paths(path_names(args.path))
             if any(named.values()):
                 print(f"{shown(args.path)}: removed failures rows {named['failures_rows']}, "
                       f"runs' corpus {named['runs_corpus']}")  # fmt: skip
-        for done in forget(store, ids, args.face_id, args.undo):
+        for done in forget(store, ids, args.face_id, args.undo, args.person_id):
             what = done["video_id"] + ("" if args.face_id is None else f" face track {args.face_id}")
+            what += "" if args.person_id is None else f" person {args.person_id}"
             if args.undo:
                 state = "erasure undone: later runs may extract it again" if done["undone"] else "was not erased"
                 print(f"{what}: {state}")
@@ -580,6 +582,9 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--video-id", help="the video's id (videos table)")
     which.add_argument("--path", help="the video file (its content hash, and the paths the catalog records)")
     forget.add_argument("--face-id", type=int, default=None, help="erase only this face track of the video")
+    forget.add_argument(
+        "--person-id", type=int, default=None, help="erase only this person of the video (tracks and body)"
+    )
     forget.add_argument("--undo", action="store_true", help="let later runs extract it again (restores nothing)")
     forget.add_argument("--store-group-readable", action=argparse.BooleanOptionalAction, default=None)
     forget.set_defaults(func=_forget)

@@ -197,3 +197,32 @@ def test_the_primary_person_counts_all_of_their_tracks(tmp_path):
         primary = con.sql("select person_id, n_frames from primary_faces where video_id = 'v00'").fetchall()
         summary = con.sql("select primary_person_id from video_summary where video_id = 'v00'").fetchall()
     assert primary == [(0, 150)] and summary == [(0,)]
+
+
+def test_forgetting_a_person_erases_all_their_tracks_and_their_body(tmp_path):
+    import pyarrow as pa
+
+    from tasks.predict.privacy import forget
+    from tasks.store import read_table, write_table_atomic
+    from tests.test_marts import design, write_lesson_store
+
+    store = write_lesson_store(tmp_path / "store", design()[:1])
+    path = store.partition("frames", "v00")
+    frames = read_table(path).slice(0, 270)
+    tracks = np.r_[np.zeros(100), np.ones(120), np.full(50, 2)].astype(np.int32)
+    persons = np.r_[np.zeros(100), np.ones(120), np.zeros(50)].astype(np.int32)
+    frames = frames.set_column(frames.schema.get_field_index("face_id"), "face_id", pa.array(tracks))
+    frames = frames.set_column(frames.schema.get_field_index("person_id"), "person_id", pa.array(persons))
+    write_table_atomic(frames, path)
+    body = read_table(store.partition("body", "v00"))
+    assert set(body["person_id"].to_pylist()) == {0} and body.num_rows > 0  # the generated body is person 0's
+    with pytest.raises(ValueError, match="has no person 7 .its persons: 0, 1"):
+        forget(store, ["v00"], person_id=7)
+    with pytest.raises(ValueError, match="--person-id"):
+        forget(store, ["v00"], face_id=1, person_id=0)
+    (done,) = forget(store, ["v00"], person_id=0)
+    assert done["scope"] == "person" and done["frames_rows"] == 150 and done["body_rows"] == body.num_rows
+    left = read_table(path)
+    assert set(left["face_id"].to_pylist()) == {1} and set(left["person_id"].to_pylist()) == {1}
+    assert read_table(store.partition("body", "v00")).num_rows == 0
+    assert store.erased_face_tracks() == {"v00": {0, 2}}

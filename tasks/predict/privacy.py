@@ -78,12 +78,20 @@ def video_ids_for_path(store: Store, path: str | Path) -> list[str]:
     return sorted(ids)
 
 
-def forget(store: Store, video_ids: list[str], face_id: int | None = None, undo: bool = False) -> list[dict]:
-    """Erase (or with ``undo`` un-erase) each video, or one face track of one video; call under the writer
-    lock. Returns one summary per video: ``video_id``, ``scope``, and what was removed (counts)."""
+def forget(
+    store: Store, video_ids: list[str], face_id: int | None = None, undo: bool = False, person_id: int | None = None
+) -> list[dict]:
+    """Erase (or with ``undo`` un-erase) each video, one face track of one video, or one person of one video
+    (all their face tracks and their body); call under the writer lock. Returns one summary per video:
+    ``video_id``, ``scope``, and what was removed (counts)."""
     scope = "video" if face_id is None else "face_track"
     if face_id is not None and len(video_ids) != 1:
         raise ValueError(f"parameter --face-id: needs exactly one video, the path stands for {len(video_ids)}")
+    if person_id is not None:
+        if face_id is not None or undo or len(video_ids) != 1:
+            raise ValueError("parameter --person-id: needs exactly one video, without --face-id or --undo "
+                             "(a person's erasure is recorded per face track: undo each with --face-id)")  # fmt: skip
+        return [{"video_id": video_ids[0], "scope": "person", **store.forget_person(video_ids[0], person_id)}]
     out = []
     for video_id in video_ids:
         if undo:

@@ -16,7 +16,14 @@ import pandas as pd
 from upath import UPath
 
 from models.rules import BODY_TASKS
-from tasks.store.files import filter_face, read_table, remove_empty_folder, remove_tree, write_bytes_atomic
+from tasks.store.files import (
+    filter_face,
+    parquet_file,
+    read_table,
+    remove_empty_folder,
+    remove_tree,
+    write_bytes_atomic,
+)
 from tasks.store.schemas import REPORT_INDEX
 
 
@@ -174,6 +181,30 @@ class ErasureMixin:
             return []
         return sorted({int(v) for v in read_table(path, columns=["face_id"])["face_id"].to_pylist()})
 
+    def forget_person(self, video_id: str, person_id: int) -> dict[str, int]:
+        """Remove one person (``frames.person_id``): each of their face tracks as :meth:`forget_face` does
+        (each recorded as a face-track erasure), their body rows and the gesture predictions of their body.
+        Call under the writer lock. Raises ValueError when the video has no such person."""
+        path = self.partition("frames", video_id)
+        frames = read_table(path, columns=["face_id", "person_id"]).to_pandas() if path.is_file() else None
+        if frames is None or person_id not in set(frames["person_id"]):
+            persons = [] if frames is None else sorted(set(frames["person_id"].dropna().astype(int)))
+            raise ValueError(
+                f"parameter person_id: video {video_id} has no person {person_id} "
+                f"(its persons: {', '.join(map(str, persons)) or 'none'})"
+            )
+        removed: dict[str, int] = {}
+        for face_id in sorted(set(frames.loc[frames["person_id"] == person_id, "face_id"].astype(int))):
+            for key, count in self.forget_face(video_id, face_id).items():
+                removed[key] = removed.get(key, 0) + count
+        removed["body_rows"] = filter_face(self.partition("body", video_id), person_id, column="person_id")
+        removed["predictions_rows"] += sum(  # body tasks' windows are per body person (their face_id)
+            filter_face(path, person_id)
+            for path in self.root.glob(f"predictions/task=*/model_version=*/video_id={video_id}/part-0.parquet")
+            if path.parts[-4].removeprefix("task=") in BODY_TASKS
+        )
+        return removed
+
     def forget_face(self, video_id: str, face_id: int) -> dict[str, int]:
         """Remove one face track's rows (frames, crops, predictions of every face task and version) and record the
         erasure; the other faces' rows stay. Body keypoints and gesture predictions are not linked to face tracks
@@ -200,11 +231,14 @@ class ErasureMixin:
             if path.parts[-4].removeprefix("task=") not in BODY_TASKS
         )
         if removed["frames_rows"]:
-            frames = read_table(frames_path, columns=["frame", "face_id"])
+            persons = ["person_id"] if "person_id" in parquet_file(frames_path).schema_arrow.names else []
+            frames = read_table(frames_path, columns=["frame", "face_id", *persons])
             videos = self.read_catalog("videos")
             at = videos["video_id"] == video_id
             videos.loc[at, "face_rows"] = frames.num_rows
             videos.loc[at, "face_tracks"] = len(set(frames["face_id"].to_pylist()))
+            if persons:
+                videos.loc[at, "persons"] = len(set(frames["person_id"].to_pylist()))
             videos.loc[at, "frames_with_face"] = len(set(frames["frame"].to_pylist()))
             self.write_catalog("videos", videos)
         removed["work"] = int(remove_tree(self.work_dir(video_id)))

@@ -185,14 +185,14 @@ def write_table_atomic(table: pa.Table, path: Path) -> None:
     atomic_write(path, write)
 
 
-def filter_face(path: Path, face_id: int, keep_times: bool = False) -> int:
-    """Rewrite the Parquet file at ``path`` (if any) without the rows of ``face_id``; returns how many were
-    removed. The schema and its metadata are kept; ``keep_times`` keeps the file's access and modification
-    times (the crops' age counts from their extraction)."""
+def filter_face(path: Path, face_id: int, keep_times: bool = False, column: str = "face_id") -> int:
+    """Rewrite the Parquet file at ``path`` (if any) without the rows whose ``column`` is ``face_id``; returns
+    how many were removed. The schema and its metadata are kept; ``keep_times`` keeps the file's access and
+    modification times (the crops' age counts from their extraction)."""
     if not path.is_file():
         return 0
     table = parquet_file(path).read()
-    keep = pc.not_equal(table["face_id"], pa.scalar(face_id, table.schema.field("face_id").type))
+    keep = pc.not_equal(table[column], pa.scalar(face_id, table.schema.field(column).type))
     kept = table.filter(keep)
     if kept.num_rows == table.num_rows:
         return 0
