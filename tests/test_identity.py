@@ -177,15 +177,15 @@ def test_video_grid_needs_half_the_chunks_and_layouts():
     assert layout_of(None, np.array([0, 1, 2]), np.array([0, 0, 0])) == "single"
 
 
-def test_the_primary_person_counts_all_of_their_tracks(tmp_path):
-    """A person seen in two tracks (150 rows) outweighs someone else's single longer track (120 rows)."""
+def _two_person_store(root):
+    """A generated lesson store (tests.test_marts) whose video v00 has tracks 0 (100 rows) and 2 (50 rows) of
+    person 0 and track 1 (120 rows) of person 1; its body rows are person 0's."""
     import pyarrow as pa
 
-    from tasks.analyse import warehouse
     from tasks.store import read_table, write_table_atomic
     from tests.test_marts import design, write_lesson_store
 
-    store = write_lesson_store(tmp_path / "store", design()[:1])
+    store = write_lesson_store(root, design()[:1])
     path = store.partition("frames", "v00")
     frames = read_table(path).slice(0, 270)
     tracks = np.r_[np.zeros(100), np.ones(120), np.full(50, 2)].astype(np.int32)
@@ -193,6 +193,14 @@ def test_the_primary_person_counts_all_of_their_tracks(tmp_path):
     frames = frames.set_column(frames.schema.get_field_index("face_id"), "face_id", pa.array(tracks))
     frames = frames.set_column(frames.schema.get_field_index("person_id"), "person_id", pa.array(persons))
     write_table_atomic(frames, path)
+    return store
+
+
+def test_the_primary_person_counts_all_of_their_tracks(tmp_path):
+    """A person seen in two tracks (150 rows) outweighs someone else's single longer track (120 rows)."""
+    from tasks.analyse import warehouse
+
+    store = _two_person_store(tmp_path / "store")
     with warehouse.connect(store) as con:
         primary = con.sql("select person_id, n_frames from primary_faces where video_id = 'v00'").fetchall()
         summary = con.sql("select primary_person_id from video_summary where video_id = 'v00'").fetchall()
@@ -200,20 +208,11 @@ def test_the_primary_person_counts_all_of_their_tracks(tmp_path):
 
 
 def test_forgetting_a_person_erases_all_their_tracks_and_their_body(tmp_path):
-    import pyarrow as pa
-
     from tasks.predict.privacy import forget
-    from tasks.store import read_table, write_table_atomic
-    from tests.test_marts import design, write_lesson_store
+    from tasks.store import read_table
 
-    store = write_lesson_store(tmp_path / "store", design()[:1])
+    store = _two_person_store(tmp_path / "store")
     path = store.partition("frames", "v00")
-    frames = read_table(path).slice(0, 270)
-    tracks = np.r_[np.zeros(100), np.ones(120), np.full(50, 2)].astype(np.int32)
-    persons = np.r_[np.zeros(100), np.ones(120), np.zeros(50)].astype(np.int32)
-    frames = frames.set_column(frames.schema.get_field_index("face_id"), "face_id", pa.array(tracks))
-    frames = frames.set_column(frames.schema.get_field_index("person_id"), "person_id", pa.array(persons))
-    write_table_atomic(frames, path)
     body = read_table(store.partition("body", "v00"))
     assert set(body["person_id"].to_pylist()) == {0} and body.num_rows > 0  # the generated body is person 0's
     with pytest.raises(ValueError, match="has no person 7 .its persons: 0, 1"):
