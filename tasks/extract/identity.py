@@ -1,6 +1,6 @@
 """Persons: one ``person_id`` per person over the face tracks of one video, from face descriptors and time.
 
-Descriptors. face-api.js's 128-d face-recognition net (:class:`models.faceapi.FaceRecognitionNet`, a port of
+Descriptors. face-api.js's 128-d face-recognition net (:class:`models.face_recognition.FaceRecognitionNet`, a port of
 dlib's ResNet metric net: two faces of one person lie closer than about 0.6) runs on a few good faces, not on
 every face: in each window of :attr:`ExtractParams.descriptor_every` sampled frames of a chunk,
 :class:`DescriptorSampler` keeps the frame with the most usable faces (landmark box at least
@@ -69,7 +69,7 @@ class DescriptorSampler:
     """Picks, per window of ``every`` sampled frames of a chunk, the frame whose faces get descriptors.
 
     ``offer(sample, rows, chips, qualities)`` is called once per decoded frame with the fragment row of each
-    of its faces, their recognition chips (:func:`models.faceapi.recognition_chip`) and :func:`face_quality`;
+    of its faces, their recognition chips (:func:`models.face_recognition.recognition_chip`) and :func:`face_quality`;
     ``descriptors(n_rows)`` runs the net on the kept chips and returns an (n_rows, 128) float32 array, NaN
     for rows without a descriptor.
     """
@@ -105,18 +105,18 @@ def describe(chips: list[np.ndarray]) -> np.ndarray:
     workers are single-threaded processes); the net is loaded once per process."""
     import torch
 
-    from models import faceapi
+    from models import face_recognition, faceapi
 
     global _NET
     with _NET_LOCK:
         if _NET is None:
-            _NET = faceapi.load_recognition_net()
+            _NET = face_recognition.load_recognition_net()
         net = _NET
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         with torch.inference_mode():
-            return net(faceapi.prepare(chips, faceapi.RECOGNITION_SIZE)).numpy().astype(np.float32)
+            return net(faceapi.prepare(chips, face_recognition.RECOGNITION_SIZE)).numpy().astype(np.float32)
     finally:
         torch.set_num_threads(threads)
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from test_faceapi import FIXTURE, fixture_faces
 
-from models import faceapi
+from models import face_recognition, faceapi
 
 
 def test_descriptor_parity_with_face_api_js():
@@ -17,9 +17,9 @@ def test_descriptor_parity_with_face_api_js():
     expected = json.loads((FIXTURE / "expected_recognition.json").read_text())
     faces = fixture_faces()
     assert [n for n, _ in faces] == [f["name"] for f in expected["faces"]] and len(faces) >= 8
-    net = faceapi.load_recognition_net()
+    net = face_recognition.load_recognition_net()
     with torch.inference_mode():
-        ours = net(faceapi.prepare([f for _, f in faces], faceapi.RECOGNITION_SIZE)).numpy()
+        ours = net(faceapi.prepare([f for _, f in faces], face_recognition.RECOGNITION_SIZE)).numpy()
     reference = np.array([f["descriptor"] for f in expected["faces"]])
     assert ours.shape == (len(faces), 128)
     assert np.abs(ours - reference).max() <= 1e-4
@@ -32,13 +32,13 @@ def test_descriptor_parity_with_face_api_js():
 
 def test_missing_weights_say_how_to_get_them(tmp_path):
     with pytest.raises(faceapi.WeightsMissing, match="make setup"):
-        faceapi.load_recognition_net(tmp_path)
+        face_recognition.load_recognition_net(tmp_path)
 
 
 def test_recognition_chip_is_the_landmark_box_enlarged_and_clipped():
     image = np.arange(100 * 200 * 3, dtype=np.uint32).reshape(100, 200, 3).astype(np.uint8)
     landmarks = np.array([[50.0, 20.0], [150.0, 70.0]])
-    chip = faceapi.recognition_chip(image, landmarks)
+    chip = face_recognition.recognition_chip(image, landmarks)
     assert chip.shape == (60, 120, 3)  # 100 × 50 px box, 10 % more on each side
     np.testing.assert_array_equal(chip, image[15:75, 40:160])
-    assert faceapi.recognition_chip(image, landmarks - 45).shape == (30, 115, 3)  # clipped at the top-left
+    assert face_recognition.recognition_chip(image, landmarks - 45).shape == (30, 115, 3)  # clipped at the top-left
