@@ -168,9 +168,8 @@ def test_ancova_command_prints_the_table_in_every_format(tmp_path, capsys):
 def test_ancova_command_with_clusters_reads_the_design_aware_analysis(tmp_path, capsys):
     """12 teachers x 2 sessions x 8 students, both factors set per teacher, sessions labelled 1 and 2 within
     every teacher, two outcomes in one call: --cluster teacher_id session_id finds the teacher as the unit
-    (the session labels repeat across teachers: keyed by their teacher); 12 >= 10 teachers: the mixed model
-    is read, its df near the between-teacher df (12 - 5 between-teacher parameters), not the 192 students, for
-    the clustered outcome."""
+    (the session labels repeat across teachers: keyed by their teacher) and the ANCOVA of the 12 teacher
+    means is read: 12 - 5 = 7 residual df, not the 192 students'; the clustering comes from the mixed model."""
     rng = np.random.default_rng(8)
     rows = []
     for t in range(12):
@@ -193,15 +192,13 @@ def test_ancova_command_with_clusters_reads_the_design_aware_analysis(tmp_path, 
     holm = []
     for dv in ("y1", "y2"):
         read, student = parsed["outcomes"][dv]["read"], parsed["outcomes"][dv]["student_level"]
-        assert read["method"] == "mixed model" and read["unit"] == "teacher_id" and read["n_units"] == 12
+        assert read["method"] == "unit-means ANCOVA" and read["unit"] == "teacher_id" and read["n_units"] == 12
         rows_ = {r["source"]: r for r in read["table"]}
         assert list(rows_) == ["pretest", "facial", "body", "facial:body"]
         facial = rows_["facial"]
         assert {"df", "df_den", "F", "p", "p_holm", "eta_p2", "eta_p2_low", "eta_p2_high"} <= set(facial)
-        if dv == "y1":  # clustered: df near the between-teacher df
-            assert 5 < facial["df_den"] < 10 and read["clustering"]["icc"] > 0
-        else:  # y2 has no clustering: the teacher variance is estimated 0, and the test is least squares'
-            assert read["clustering"]["icc"] == 0 and facial["df_den"] == pytest.approx(192 - 5)
+        assert facial["df_den"] == 7 and read["sentence"].startswith(f"Read the ANCOVA of teacher means for {dv}")
+        assert (read["clustering"]["icc"] > 0.1) if dv == "y1" else (read["clustering"]["icc"] < 0.05)
         assert facial["eta_p2_low"] <= facial["eta_p2"] <= facial["eta_p2_high"]
         assert facial["difference_low"] < facial["difference"] < facial["difference_high"]
         assert student["n_used"] == 192 and [r["source"] for r in student["table"]][-1] == "Residual"
@@ -388,10 +385,10 @@ def test_an_outcome_named_like_a_store_measure_is_refused(study, tmp_path, capsy
     assert "named.csv: row 1 (header)" in error and f"['{column}']" in error and "rename them" in error
 
 
-def test_each_outcome_gets_the_mixed_model_only_when_it_is_measured_in_enough_units():
-    """12 sessions: performance measured in all of them, motivation in 4 only (one per cell and a spare):
-    a mixed model on 4 units cannot separate the session variance, so motivation gets the ANCOVA of means;
-    each sentence names its own method and units."""
+def test_each_outcome_gets_its_own_sentence_and_intervals_from_the_model_it_reads():
+    """12 sessions: performance measured in all of them, motivation in 4 only (one per cell and a spare): each
+    outcome's sentence counts its own sessions; the adjusted means and intervals are the session-means
+    ANCOVA's (residual df 12 - 3), not the student-level ANCOVA's (72 - 3)."""
     from tasks.analyse.nesting import detect_levels
     from tasks.analyse.reading import analyse_outcome
 
@@ -410,17 +407,17 @@ def test_each_outcome_gets_the_mixed_model_only_when_it_is_measured_in_enough_un
     performance, motivation = (
         analyse_outcome(students, dv, ["facial_group"], ["pretest"], levels) for dv in ("performance", "motivation")
     )
-    assert (performance.method, motivation.method) == ("mixed model", "unit-means ANCOVA")
-    assert performance.sentence.startswith("Read the linear mixed model for performance") and "12 sessions" in (
+    assert performance.sentence.startswith("Read the ANCOVA of session means for performance") and "12 sessions" in (
         performance.sentence
     )
     assert motivation.sentence.startswith("Read the ANCOVA of session means for motivation") and "4 sessions" in (
         motivation.sentence
     )
-    # the mixed model's means and intervals, not the student-level ANCOVA's: se larger, df near 12 - 3
     row = performance.means.set_index("level").loc["positive"]
     student_se = performance.student_level.adjusted_means.set_index("level").loc["positive", "se"]
-    assert row["se"] > 1.5 * student_se and 7 < row["df"] < 12
+    assert row["se"] > 1.5 * student_se and row["df"] == 9 and row["n"] == 6
+    assert row["ci_high"] - row["mean"] == pytest.approx(2.2621571627409915 * row["se"], rel=1e-9)  # t(0.975, 9)
+    assert performance.clustering["icc"] > 0.2  # the session shift (sd 1) against a student sd of 1
 
 
 def test_one_unit_per_cell_is_never_read_as_a_result():
