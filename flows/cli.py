@@ -170,8 +170,23 @@ def _status(args: argparse.Namespace) -> int:
     for title, sql in sections.items():
         print(f"== {title}")
         _print_table(run_query(store, sql), "table")
+    _status_streams(store)
     _status_personal_data(store)
     return 0
+
+
+def _status_streams(store: Store) -> None:
+    from tasks.predict.inference import current_version, emotion_stream
+    from tasks.analyse.warehouse import run_query
+
+    now = emotion_stream(store)
+    print(f"== prediction streams\nemotion (default) now by {now['model_name']} ({now['model_version']})")
+    if now["fallback"]:
+        print(f"  {now['fallback']}")
+    print(f"emotion_rules now by the AU rules ({current_version(store, 'emotion_rules')})")
+    stored = run_query(store, "select task, model_version, any_value(model_name) as model_name, "
+                       "count(distinct video_id) as videos from predictions group by all order by all")  # fmt: skip
+    _print_table(stored, "table")
 
 
 def _status_personal_data(store: Store) -> None:

@@ -79,10 +79,12 @@ def run_inference(st: Store, tasks: list[str], run_id: str, logger) -> tuple[int
 
     Returns the number of windows predicted and the failure rows it recorded (stage ``infer``).
     """
-    from tasks.predict.inference import current_version, stale_videos
+    from tasks.predict.inference import current_version, emotion_stream, stale_videos
 
     windows, failures = 0, []
     for task_name in tasks:
+        if task_name == "emotion" and (fallback := emotion_stream(st)["fallback"]):
+            logger.warning("emotion: %s", fallback)
         if current_version(st, task_name) is None:
             logger.info("%s: no promoted model and no rule baseline: skipped (the marts' body_group uses the "
                         "wrist-speed rule, sql/marts/wrist_motion.sql)", task_name)  # fmt: skip

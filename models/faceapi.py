@@ -1,24 +1,15 @@
-"""Pretrained nets of face-api.js, read from the weights the npm package ``@vladmandic/face-api`` ships (MIT).
+"""face-api.js's FaceExpressionNet in PyTorch, with the MIT weights of the npm package ``@vladmandic/face-api``.
 
-Weights. ``@vladmandic/face-api`` 1.7.15 (MIT licence, a maintained fork of face-api.js by Vincent Mühler,
-also MIT) carries face-api.js's trained nets as TensorFlow.js weight files in ``model/``. ``.ci/setup.sh``
-runs ``python -m models.faceapi`` once: it fetches the package tarball (``npm pack``), checks it against the
-pinned :data:`INTEGRITY` and keeps only the files of :data:`KEPT_MODELS` in :func:`weights_dir`
-(``$LESSONLENS_FACE_API_DIR``, default ``~/.cache/lessonlens/face-api-1.7.15``). Nothing is downloaded at
-run time: without the files :func:`load_expression_net` raises :class:`WeightsMissing`, whose message says
-how to get them.
-
-TensorFlow.js weights (:func:`read_tfjs_weights`): ``<model>-weights_manifest.json`` is a list of groups;
-each group's ``paths`` are binary shards read one after the other, and its ``weights`` entries (``name``,
-``shape``, ``dtype``, optional ``quantization`` {``dtype``, ``scale``, ``min``}) lie in that byte stream in
-order. uint8/uint16-quantised values are ``q * scale + min``; float16-quantised ones are half floats.
+The weights are read from the files setup keeps (``models.faceapi_package``: pinned package, cache, TF.js
+reader); :func:`load_expression_net` raises ``WeightsMissing`` with the way to get them when they are absent.
 
 FaceExpressionNet (face-api.js ``faceExpressionNet``; no paper: the authors say it was trained on "a variety
 of images from publicly available datasets as well as images scraped from the web"; no accuracy is
-published). Input: a face crop zero-padded to a square (centred), resized bilinearly to 112 × 112, minus
-the mean RGB (122.782, 117.001, 104.298), divided by 255. Features: four dense blocks of four convolutions
-each; block ``k``'s first convolution halves the resolution (112 → 56 → 28 → 14 → 7), and its output
-``o1`` feeds every later convolution of the block (densely connected)::
+published). Input: a face crop zero-padded to a square (centred), resized bilinearly to 112 × 112 with
+TensorFlow's legacy resize (no half-pixel shift), minus the mean RGB (122.782, 117.001, 104.298), divided by
+255. Features: four dense blocks of four convolutions each; block ``k``'s first convolution halves the
+resolution (112 → 56 → 28 → 14 → 7), and its output ``o1`` feeds every later convolution of the block
+(densely connected)::
 
     o2 = c2(o1),  o3 = c3(relu(o1 + o2)),  o4 = c4(relu(o1 + o2 + o3)),  out = relu(o1 + o2 + o3 + o4)
 
@@ -31,17 +22,7 @@ stride-2 convolutions on even sizes that is one row/column at the bottom/right o
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import io
-import json
 import os
-import shutil
-import subprocess
-import sys
-import tarfile
-import tempfile
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,72 +31,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-PACKAGE = "@vladmandic/face-api"
-VERSION = "1.7.15"
-LICENCE = "MIT"
-# `npm view @vladmandic/face-api@1.7.15 dist.integrity`: SHA-512 of the package tarball
-INTEGRITY = "sha512-WDMmK3CfNLo8jylWqMoQgf4nIst3M0fzx1dnac96wv/dvMTN4DxC/Pq1DGtduDk1lktCamQ3MIDXFnvrdHTXDw=="
-KEPT_MODELS = ("face_expression_model", "face_recognition_model")  # the files setup keeps from model/
-ENV_DIR = "LESSONLENS_FACE_API_DIR"
-EXPRESSIONS = ("neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised")  # the net's output order
+from models.faceapi_package import (
+    EXPRESSION_MANIFEST,
+    EXPRESSIONS,
+    SETUP_HINT,
+    WeightsMissing,
+    read_tfjs_weights,
+    weights_dir,
+)
+
 MEAN_RGB = (122.782, 117.001, 104.298)
 INPUT_SIZE = 112
-SETUP_HINT = f"run `make setup` (or `python -m models.faceapi`) to fetch {PACKAGE} {VERSION} from the npm registry"
-
-
-class WeightsMissing(FileNotFoundError):
-    """The weights are not in :func:`weights_dir`; the message says how to fetch them."""
-
-
-def weights_dir() -> Path:
-    """Where the kept model files are: ``$LESSONLENS_FACE_API_DIR``, else ``~/.cache/lessonlens/face-api-<v>``."""
-    if os.environ.get(ENV_DIR):
-        return Path(os.environ[ENV_DIR]).expanduser()
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "lessonlens" / f"face-api-{VERSION}"
-
-
-# TensorFlow.js weights ----------------------------------------------------------------------------------
-_DTYPES = {"float32": np.float32, "int32": np.int32, "bool": np.bool_}
-_QUANTISED = {"uint8": np.uint8, "uint16": np.uint16, "float16": np.float16}
-
-
-def read_tfjs_weights(manifest: str | os.PathLike) -> dict[str, Tensor]:
-    """Every tensor of a TensorFlow.js ``*-weights_manifest.json`` and its shards (beside it), by name.
-
-    Quantised tensors come back dequantised as float32. A shard missing, shorter or longer than its
-    weights, or a dtype this reader does not know raises ValueError / FileNotFoundError naming the file.
-    """
-    manifest = Path(manifest)
-    try:
-        groups = json.loads(manifest.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{manifest}: not a readable TensorFlow.js weights manifest ({err})") from err
-    tensors: dict[str, Tensor] = {}
-    for group in groups:
-        shards = [manifest.parent / p for p in group["paths"]]
-        for shard in shards:
-            if not shard.is_file():
-                raise FileNotFoundError(f"{manifest}: shard {shard} does not exist")
-        data = b"".join(shard.read_bytes() for shard in shards)
-        offset = 0
-        for spec in group["weights"]:
-            name, shape, quant = spec["name"], tuple(spec["shape"]), spec.get("quantization")
-            stored = _QUANTISED.get(quant["dtype"]) if quant else _DTYPES.get(spec["dtype"])
-            if stored is None:
-                raise ValueError(f"{manifest}: {name} has dtype {quant['dtype'] if quant else spec['dtype']!r}")
-            count = int(np.prod(shape, dtype=np.int64))
-            size = count * np.dtype(stored).itemsize
-            if offset + size > len(data):
-                raise ValueError(f"{manifest}: shards end inside {name} ({len(data)} bytes, need {offset + size})")
-            values = np.frombuffer(data, dtype=stored, count=count, offset=offset).reshape(shape)
-            offset += size
-            if quant and quant["dtype"] != "float16":
-                values = values.astype(np.float64) * quant["scale"] + quant["min"]
-            tensors[name] = torch.from_numpy(np.ascontiguousarray(values.astype(_DTYPES[spec["dtype"]])))
-        if offset != len(data):
-            raise ValueError(f"{manifest}: {len(data) - offset} bytes of the shards are not in the manifest")
-    return tensors
 
 
 def conv_weight(tfjs: Tensor) -> Tensor:
@@ -213,8 +139,9 @@ class FaceExpressionNet(nn.Module):
         """x : Tensor, shape = (B, 3, 112, 112), RGB 0..255 (see :func:`prepare`) → logits (B, 7)."""
         return self.forward_head(self.forward_features(x))
 
-    def load_tfjs(self, weights: dict[str, Tensor]) -> FaceExpressionNet:
+    def load_tfjs(self, arrays: dict[str, np.ndarray]) -> FaceExpressionNet:
         """Copy face-api.js's tensors (names ``dense<k>/conv<i>/...``, ``fc/...``) into this module."""
+        weights = {name: torch.from_numpy(a) for name, a in arrays.items()}
         state = {}
         for k in range(len(self.blocks)):
             for i in range(4):
@@ -267,9 +194,9 @@ def prepare(faces: list[np.ndarray], size: int = INPUT_SIZE) -> Tensor:
 
 
 def load_expression_net(folder: str | os.PathLike | None = None) -> FaceExpressionNet:
-    """FaceExpressionNet with face-api.js's weights (MIT, ``@vladmandic/face-api``) from ``folder`` (default
-    :func:`weights_dir`), in eval mode; :class:`WeightsMissing` when they are not there."""
-    manifest = Path(folder or weights_dir()) / "face_expression_model-weights_manifest.json"
+    """FaceExpressionNet with face-api.js's weights (MIT licence, ``@vladmandic/face-api``) from ``folder``
+    (default ``weights_dir()``), in eval mode; ``WeightsMissing`` when they are not there."""
+    manifest = Path(folder or weights_dir()) / EXPRESSION_MANIFEST
     if not manifest.is_file():
         raise WeightsMissing(f"face expression weights not found at {manifest}: {SETUP_HINT}")
     return FaceExpressionNet().load_tfjs(read_tfjs_weights(manifest)).eval()
@@ -277,82 +204,3 @@ def load_expression_net(folder: str | os.PathLike | None = None) -> FaceExpressi
 
 def example_inputs(config: Config, batch_size: int = 1) -> tuple[Tensor, ...]:
     return (torch.rand(batch_size, 3, config.image_size, config.image_size) * 255,)
-
-
-# setup: fetch once, verify, keep the model files ---------------------------------------------------------
-def check_integrity(data: bytes, integrity: str) -> None:
-    """ValueError unless ``data`` has the npm ``sha512-<base64>`` integrity ``integrity``."""
-    algorithm, _, expected = integrity.partition("-")
-    digest = base64.b64encode(hashlib.new(algorithm, data).digest()).decode()
-    if digest != expected:
-        raise ValueError(f"{PACKAGE} {VERSION}: tarball integrity {algorithm}-{digest} is not the pinned {integrity}")
-
-
-def extract_models(data: bytes, folder: Path) -> list[Path]:
-    """Keep ``package/model/<name>*`` of the tarball ``data`` for each of :data:`KEPT_MODELS` in ``folder``
-    (written to a temporary folder and renamed into place, so a crash leaves no half-filled cache)."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
-            for member in archive.getmembers():
-                name = member.name.removeprefix("package/model/")
-                if member.isfile() and name != member.name and "/" not in name and name.startswith(KEPT_MODELS):
-                    (staged / name).write_bytes(archive.extractfile(member).read())
-        for model in KEPT_MODELS:
-            read_tfjs_weights(staged / f"{model}-weights_manifest.json")  # complete and readable
-        if folder.exists():
-            shutil.rmtree(folder)
-        staged.rename(folder)
-    finally:
-        shutil.rmtree(staged, ignore_errors=True)
-    return sorted(folder.iterdir())
-
-
-def fetch_tarball() -> bytes:
-    """The package tarball: ``npm pack`` where npm exists, else HTTPS from the registry that
-    ``$NPM_CONFIG_REGISTRY`` names (npm's own variable for it)."""
-    spec = f"{PACKAGE}@{VERSION}"
-    if shutil.which("npm"):
-        with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run(["npm", "pack", spec, "--silent"], cwd=tmp, check=True, stdout=subprocess.DEVNULL)
-            (tarball,) = Path(tmp).glob("*.tgz")
-            return tarball.read_bytes()
-    registry = os.environ.get("NPM_CONFIG_REGISTRY") or os.environ.get("npm_config_registry")
-    if not registry:
-        raise RuntimeError("no npm here: install npm, or set NPM_CONFIG_REGISTRY to the npm registry's URL")
-    url = f"{registry.rstrip('/')}/{PACKAGE}/-/{PACKAGE.split('/')[1]}-{VERSION}.tgz"
-    with urllib.request.urlopen(url, timeout=120) as response:
-        return response.read()
-
-
-def install(folder: Path | None = None, tarball: Path | None = None) -> Path:
-    """Fetch (or read ``tarball``), verify and keep the model files in ``folder`` (default :func:`weights_dir`);
-    does nothing when they are already there."""
-    folder = Path(folder or weights_dir())
-    if all((folder / f"{m}-weights_manifest.json").is_file() for m in KEPT_MODELS) and tarball is None:
-        return folder
-    data = Path(tarball).read_bytes() if tarball else fetch_tarball()
-    check_integrity(data, INTEGRITY)
-    extract_models(data, folder)
-    return folder
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m models.faceapi", description=f"fetch {PACKAGE} {VERSION}'s nets")
-    parser.add_argument("--dir", type=Path, default=None, help=f"where to keep them (default ${ENV_DIR} or the cache)")
-    parser.add_argument("--tarball", type=Path, default=None, help="a local copy of the package tarball (npm pack)")
-    args = parser.parse_args(argv)
-    try:
-        folder = install(args.dir, args.tarball)
-    except (OSError, ValueError, RuntimeError, subprocess.CalledProcessError) as err:
-        print(f"face-api weights: {err}", file=sys.stderr)
-        return 2
-    print(f"face-api weights ({PACKAGE} {VERSION}, {LICENCE}) in {folder}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

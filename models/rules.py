@@ -300,10 +300,20 @@ def learner_state_probabilities(
 # There is no rule baseline for gestures: until a model is promoted the task is skipped (tasks.predict.inference).
 GESTURES = ("deictic", "iconic", "metaphoric", "beat", "writing", "rest")
 EXPRESSIVE_GESTURES = ("deictic", "iconic", "metaphoric", "beat")
-TASK_CLASSES: dict[str, tuple[str, ...]] = {"emotion": EMOTIONS, "learner_state": LEARNER_STATES, "gesture": GESTURES}
+# ``emotion`` is the default expression stream (a promoted model, else face-api.js's expression net, else these
+# rules when the net's weights are missing: tasks.predict.inference); ``emotion_rules`` is always these rules, kept beside
+# it as a second, named stream (the AUs say why), in the same classes.
+EMOTION_STREAMS = ("emotion", "emotion_rules")
+TASK_CLASSES: dict[str, tuple[str, ...]] = {
+    "emotion": EMOTIONS,
+    "emotion_rules": EMOTIONS,
+    "learner_state": LEARNER_STATES,
+    "gesture": GESTURES,
+}
 BODY_TASKS = ("gesture",)  # predicted over body samples (their face_id column holds the body person_id)
 RULES = {
     "emotion": (emotion_probabilities, EMOTION_PROTOTYPES),
+    "emotion_rules": (emotion_probabilities, EMOTION_PROTOTYPES),
     "learner_state": (learner_state_probabilities, LEARNER_PROTOTYPES),
 }
 

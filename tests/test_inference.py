@@ -95,8 +95,8 @@ def test_rule_baseline_writes_one_row_per_face_window(tmp_path):
     store = Store(tmp_path)
     write_frames(store, "vid1", {0: (40, {"AU06_r": 4.0, "AU12_r": 4.5}), 1: (20, {}), 2: (5, {"AU04_r": 3.0})})
     write_frames(store, "empty", {})
-    summaries = infer_videos(Store(tmp_path), ["vid1", "empty", "missing"], "emotion")
-    version = rules_version("emotion")
+    summaries = infer_videos(Store(tmp_path), ["vid1", "empty", "missing"], "emotion_rules")
+    version = rules_version("emotion_rules")
     assert [(s.video_id, s.status, s.counts["windows"]) for s in summaries] == [
         ("vid1", "ok", 7),
         ("empty", "ok", 0),
@@ -105,15 +105,15 @@ def test_rule_baseline_writes_one_row_per_face_window(tmp_path):
     assert summaries[0].info["model_version"] == version and version.startswith("rules-")
     assert "rule baseline" in summaries[0].info["model_name"]
 
-    path = Store(tmp_path).prediction_path("emotion", version, "vid1")
-    assert path == tmp_path / "predictions" / "task=emotion" / f"model_version={version}" / "video_id=vid1" / (
+    path = Store(tmp_path).prediction_path("emotion_rules", version, "vid1")
+    assert path == tmp_path / "predictions" / "task=emotion_rules" / f"model_version={version}" / "video_id=vid1" / (
         "part-0.parquet"
     )
     schema = pq.read_schema(path)
-    assert schema.remove_metadata() == prediction_schema("emotion")
+    assert schema.remove_metadata() == prediction_schema("emotion_rules")
     assert not {"task", "model_version", "video_id"} & set(schema.names)
     assert schema.metadata[b"window"] == b"16" and schema.metadata[b"stride"] == b"8"
-    df = read_predictions(store, "emotion", version, "vid1")
+    df = read_predictions(store, "emotion_rules", version, "vid1")
     assert df.groupby("face_id").size().to_dict() == {0: 4, 1: 2, 2: 1}  # track 1: 20 samples, a tail window
     p = df[[f"p_{c}" for c in TASK_CLASSES["emotion"]]].to_numpy()
     np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
@@ -124,9 +124,9 @@ def test_rule_baseline_writes_one_row_per_face_window(tmp_path):
     assert df.loc[df.face_id == 2, "n_frames"].tolist() == [5]
     assert df.loc[df.face_id == 0, ["start_time", "end_time"]].to_numpy()[1].tolist() == pytest.approx([1.6, 4.6])
 
-    empty = pq.read_table(Store(tmp_path).prediction_path("emotion", version, "empty"))
-    assert empty.num_rows == 0 and empty.schema.remove_metadata() == prediction_schema("emotion")
-    assert not Store(tmp_path).prediction_path("emotion", version, "missing").parent.exists()
+    empty = pq.read_table(Store(tmp_path).prediction_path("emotion_rules", version, "empty"))
+    assert empty.num_rows == 0 and empty.schema.remove_metadata() == prediction_schema("emotion_rules")
+    assert not Store(tmp_path).prediction_path("emotion_rules", version, "missing").parent.exists()
 
 
 def test_stale_videos_follow_predictions_frames_and_promotion(tmp_path):
@@ -165,8 +165,8 @@ def test_a_promoted_model_is_not_taken_for_another_model_with_the_same_version_n
         versions.append(register(tmp_path, name, model, variant="paper", metrics={}, data_fingerprint="test",
                                  task="emotion", classes=emotions))  # fmt: skip
     assert versions == ["v0001", "v0001"]
-    infer_videos(store, ["a"], "emotion")  # the rules' windows, filed below as learner_state's: no crops here
-    windows = pq.read_table(store.prediction_path("emotion", rules_version("emotion"), "a"))
+    infer_videos(store, ["a"], "emotion_rules")  # the rules' windows, filed below as learner_state's: no crops here
+    windows = pq.read_table(store.prediction_path("emotion_rules", rules_version("emotion_rules"), "a"))
     promote(tmp_path, "learner_state", "v0001")
     assert inference.current_version(store, "emotion") == "learner_state-v0001"
     store.write_predictions(windows, "emotion", "learner_state-v0001", "a")
@@ -176,15 +176,15 @@ def test_a_promoted_model_is_not_taken_for_another_model_with_the_same_version_n
 
 
 def test_rule_predictions_and_stale_checks_import_no_torch(tmp_path):
-    """torch takes seconds to import: the rule baseline (every run without a promoted model) and the stale
-    checks of a no-op rerun must not pay for it; a promoted model's predictor does."""
+    """torch takes seconds to import: the rule stream and the stale checks of a no-op rerun (the expression
+    net's too) must not pay for it; a model's predictor does."""
     store = Store(tmp_path)
     write_frames(store, "v", {0: (20, {"AU06_r": 4.0, "AU12_r": 4.0})})
     code = (
         "import sys; from tasks.predict.inference import infer_videos, stale_videos; from tasks.store import Store; "
         f"s = Store({str(tmp_path)!r}); assert stale_videos(s, 'emotion') == ['v']; "
-        "r = infer_videos(s, ['v'], 'emotion'); assert r[0].status == 'ok', r; "
-        "assert stale_videos(s, 'emotion') == []; "
+        "r = infer_videos(s, ['v'], 'emotion_rules'); assert r[0].status == 'ok', r; "
+        "assert stale_videos(s, 'emotion_rules') == []; "
         "print('torch' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1])
@@ -195,15 +195,15 @@ def test_rule_predictions_and_stale_checks_import_no_torch(tmp_path):
 def test_staging_view_unions_tasks_with_their_own_columns(tmp_path):
     store = Store(tmp_path)
     write_frames(store, "v", {0: (16, {"AU06_r": 4.0, "AU12_r": 4.0})})
-    infer_videos(Store(tmp_path), ["v"], "emotion")
+    infer_videos(Store(tmp_path), ["v"], "emotion_rules")
     infer_videos(Store(tmp_path), ["v"], "learner_state")
     con = duckdb.connect()
     con.execute(SQL.read_text().replace("${store}", str(store.root)))
     rows = con.sql(
         "select task, model_version, video_id, label, p_happiness, p_boredom from predictions order by task"
     ).fetchall()
-    assert [(r[0], r[2]) for r in rows] == [("emotion", "v"), ("learner_state", "v")]
-    assert rows[0][1] == rules_version("emotion") and rows[0][3] == "happiness"
+    assert [(r[0], r[2]) for r in rows] == [("emotion_rules", "v"), ("learner_state", "v")]
+    assert rows[0][1] == rules_version("emotion_rules") and rows[0][3] == "happiness"
     assert rows[0][5] is None and rows[1][4] is None  # each task has only its own classes
     types = dict(con.sql("select column_name, column_type from (describe predictions)").fetchall())
     assert types["video_id"] == types["task"] == types["model_version"] == "VARCHAR"
@@ -298,7 +298,7 @@ def test_windows_are_batched_across_videos_with_the_same_results(extracted, tmp_
         pd.testing.assert_frame_equal(other, results[0], atol=1e-5)
 
 
-def test_windows_get_the_crops_of_their_own_rows(tmp_path):
+def test_windows_get_the_crops_of_their_own_rows(tmp_path, monkeypatch):
     promote(tmp_path, "learner_state", register_tiny(tmp_path))
     predictor = inference.load_predictor(Store(tmp_path), "learner_state", "cpu")
     face_id = np.array([0, 1] * 10)  # two interleaved tracks, one row per face per frame
@@ -309,11 +309,11 @@ def test_windows_get_the_crops_of_their_own_rows(tmp_path):
         columns[f"y_{i}"] = np.full(20, 60.0 + i % 5)
     video = inference.VideoWindows("v", columns, plan_windows(face_id, frame, frame * 0.2, 6, 3))
 
-    def crops_by_row(video, needed, landmarks):  # crop pixel value = its row, so windows can be checked
+    def crops_by_row(store, video, needed, landmarks):  # crop pixel value = its row, so windows can be checked
         for f in sorted(set(frame[needed].tolist())):
             yield f, {int(r): np.full((112, 112, 3), r, np.uint8) for r in needed if frame[r] == f}
 
-    predictor._decoded_crops = crops_by_row
+    monkeypatch.setattr(inference, "face_crops", crops_by_row)
     pending = list(predictor._clips(video))
     assert len(pending) == len(video.windows) == 6  # per track: starts 0, 3 and the tail window at 4
     for item in pending:
@@ -376,7 +376,7 @@ def test_dask_batches_ask_for_a_gpu_only_when_workers_have_one(tmp_path):
             Client(cluster) as client,
         ):
             assert gpu_resources_available(client) is expected
-            summaries = infer_on_dask(client, Store(tmp_path), ["a", "b", "c", "a"], "emotion", videos_per_task=2)
+            summaries = infer_on_dask(client, Store(tmp_path), ["a", "b", "c", "a"], "emotion_rules", videos_per_task=2)
         assert [(s.video_id, s.status) for s in summaries] == [("a", "ok"), ("b", "ok"), ("c", "ok")]
 
 
@@ -497,10 +497,10 @@ def test_forgetting_a_face_track_keeps_gesture_rows_of_the_body_person_with_the_
 
     store = Store(tmp_path).ensure()
     write_frames(store, "v", {0: (16, {}), 1: (16, {})})
-    infer_videos(store, ["v"], "emotion")
+    infer_videos(store, ["v"], "emotion_rules")
     write_gesture_predictions(store, "v", 0.5)
     gesture = pq.read_table(store.prediction_path("gesture", "v0001", "v")).num_rows
     removed = store.forget_face("v", 0)
     assert removed["predictions_rows"] == 1  # the emotion window of face 0 only
     assert pq.read_table(store.prediction_path("gesture", "v0001", "v")).num_rows == gesture == 12
-    assert read_predictions(store, "emotion", rules_version("emotion"), "v")["face_id"].tolist() == [1]
+    assert read_predictions(store, "emotion_rules", rules_version("emotion_rules"), "v")["face_id"].tolist() == [1]

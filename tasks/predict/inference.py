@@ -63,7 +63,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 import pyarrow as pa
 
-from models import rules
+from models import faceapi_package, rules
 from models.layout import KEYPOINT_NAMES, N_LANDMARKS, decode_jpeg
 from models.registry import load_model, promoted
 from models.rules import BODY_TASKS, TASK_CLASSES, check_task
@@ -81,6 +81,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_WINDOW = 16
 DEFAULT_STRIDE = 8
 DEFAULT_BATCH_WINDOWS = 32  # windows per forward pass of a registry model
+DEFAULT_BATCH_FACES = 128  # faces per forward pass of the expression net
+DEFAULT_NET_TASK = "emotion"  # the task face-api.js's expression net predicts when no model is promoted
 BBOX_COLUMNS = ("bbox_x", "bbox_y", "bbox_w", "bbox_h")
 LANDMARK_COLUMNS = tuple(f"x_{i}" for i in range(N_LANDMARKS)) + tuple(f"y_{i}" for i in range(N_LANDMARKS))
 KEYPOINT_COLUMNS = tuple(f"{name}_{axis}" for name in KEYPOINT_NAMES for axis in ("x", "y"))
@@ -279,19 +281,15 @@ class ModelPredictor(_RegistryPredictor):
         needed = np.unique(np.concatenate(picks)) if picks else np.array([], dtype=int)
         if needed.size == 0:
             return
-        cols = video.columns
-        landmarks = np.stack(
-            [np.stack([cols[f"x_{i}"], cols[f"y_{i}"]], axis=1) for i in range(N_LANDMARKS)], axis=1
-        )  # (N, 68, 2)
-        frame = cols["frame"]
+        landmarks = row_landmarks(video.columns)  # (N, 68, 2)
+        frame = video.columns["frame"]
         last = [(int(frame[p].max()), k) for k, p in enumerate(picks)]
         heapq.heapify(last)
         first = [(int(frame[p].min()), k) for k, p in enumerate(picks)]
         heapq.heapify(first)
         emitted: set[int] = set()
         held: dict[int, np.ndarray] = {}  # row → crop, for windows not yet emitted
-        source = self._stored_crops if video.crops_path is not None else self._decoded_crops
-        for current, crops in source(video, needed, landmarks):
+        for current, crops in face_crops(self.store, video, needed, landmarks):
             held.update(crops)
             while last and last[0][0] <= current:
                 _, k = heapq.heappop(last)
@@ -305,39 +303,6 @@ class ModelPredictor(_RegistryPredictor):
             held = {r: c for r, c in held.items() if frame[r] >= low}
         if last:
             raise VideoError("missing_crops", f"video {video.video_id}: crops of {len(last)} windows were never read")
-
-    def _decoded_crops(
-        self, video: VideoWindows, needed: np.ndarray, landmarks: np.ndarray
-    ) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
-        """(frame, {row: crop}) in frame order, aligned from frames decoded from the video file."""
-        if video.video_path is None:
-            raise VideoError("missing_file", f"video {video.video_id}: no stored crops and no path in the catalog")
-        frame = video.columns["frame"]
-        by_frame: dict[int, list[int]] = {}
-        for r in needed:
-            by_frame.setdefault(int(frame[r]), []).append(int(r))
-        with local_video(video.video_path, video.video_id, self.store.storage_options) as path:
-            for f, pixels in decode_frames(open_video(path), tuple(sorted(by_frame))):
-                yield f, {r: align_face(pixels, landmarks[r]) for r in by_frame[f]}
-
-    def _stored_crops(
-        self, video: VideoWindows, needed: np.ndarray, landmarks: np.ndarray
-    ) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
-        """(frame, {row: crop}) in frame order from the crops partition, matched to rows by face box."""
-        cols = video.columns
-        boxes = np.stack([cols[c] for c in BBOX_COLUMNS], axis=1)
-        by_frame: dict[int, list[int]] = {}
-        for r in needed:
-            by_frame.setdefault(int(cols["frame"][r]), []).append(int(r))
-        for f, stored_boxes, jpegs in _crop_groups(video.crops_path, set(by_frame)):
-            crops = {}
-            for r in by_frame[f]:
-                distance = np.abs(stored_boxes - boxes[r]).max(axis=1)
-                best = int(distance.argmin())
-                if distance[best] > 1.0:
-                    raise VideoError("crops_mismatch", f"video {video.video_id}: no stored crop for frame {f} face box")
-                crops[r] = decode_jpeg(jpegs[best])
-            yield f, crops
 
     def _run(self, batch: list[_Pending]) -> None:
         """One forward pass over ``batch``; probabilities are written into each video's array."""
@@ -363,6 +328,83 @@ class ModelPredictor(_RegistryPredictor):
         probs = torch.softmax(logits.float(), dim=1)[:, self.order].cpu().numpy()  # (B, classes)
         for p, row in zip(batch, probs, strict=True):
             p.video.probs[p.window] = row
+
+
+class ExpressionNetPredictor:
+    """face-api.js's FaceExpressionNet (``models.faceapi``, MIT weights of ``@vladmandic/face-api``) on each
+    sampled face: the stored aligned 112 × 112 crop (decoded and aligned from the video when there are none)
+    is the net's input as it is, one forward pass per face, batched across the faces and videos of one call;
+    a window's probabilities are the mean over its samples (every sample is computed once, though windows
+    overlap). Crops are streamed in frame order and dropped once their faces are predicted."""
+
+    def __init__(self, store: Store, device: torch.device, batch_faces: int):
+        self.store = store
+        self.device = device
+        self.batch_faces = batch_faces
+        self.name = faceapi_package.MODEL_NAME
+        self.version = faceapi_package.MODEL_VERSION
+        self.columns = ["frame", "timestamp", "face_id", *BBOX_COLUMNS, *LANDMARK_COLUMNS]
+        self.net = cached_expression_net(device)
+        names = [faceapi_package.EMOTION_NAMES[e] for e in faceapi_package.EXPRESSIONS]  # its outputs, our names
+        self.order = [names.index(c) for c in TASK_CLASSES["emotion"]]
+
+    def predict(self, videos: Iterable[VideoWindows]) -> Iterator[tuple[VideoWindows, np.ndarray | None]]:
+        pending: list[tuple[np.ndarray, int, np.ndarray]] = []  # (the video's per-row probabilities, row, crop)
+        open_videos: deque[tuple[VideoWindows, np.ndarray]] = deque()
+        for video in videos:
+            rows = np.full((len(video.columns["frame"]), len(self.order)), np.nan, dtype=np.float32)
+            open_videos.append((video, rows))
+            if not video.windows:  # no face: nothing to read
+                continue
+            needed = np.unique(np.concatenate([w.rows for w in video.windows]))
+            try:
+                for _, crops in face_crops(self.store, video, needed, row_landmarks(video.columns)):
+                    pending += [(rows, r, crop) for r, crop in crops.items()]
+                    while len(pending) >= self.batch_faces:
+                        self._run(pending[: self.batch_faces])
+                        pending = pending[self.batch_faces :]
+            except VideoError as exc:
+                video.error = exc
+                pending = [p for p in pending if p[0] is not rows]
+            waiting = {id(p[0]) for p in pending}
+            while open_videos and id(open_videos[0][1]) not in waiting:
+                yield self._windows(*open_videos.popleft())
+        if pending:
+            self._run(pending)
+        for done in open_videos:
+            yield self._windows(*done)
+
+    def _run(self, batch: list[tuple[np.ndarray, int, np.ndarray]]) -> None:
+        """One forward pass over the faces of ``batch``; probabilities go into each video's row array."""
+        import torch
+
+        x = torch.from_numpy(np.stack([crop for _, _, crop in batch])).to(self.device)  # (B, 112, 112, 3) uint8
+        with torch.inference_mode():
+            probs = torch.softmax(self.net(x.permute(0, 3, 1, 2).float()), dim=1)[:, self.order].cpu().numpy()
+        for (rows, r, _), p in zip(batch, probs, strict=True):
+            rows[r] = p
+
+    @staticmethod
+    def _windows(video: VideoWindows, rows: np.ndarray) -> tuple[VideoWindows, np.ndarray | None]:
+        if video.error:
+            return video, None
+        probs = np.array([rows[w.rows].mean(axis=0) for w in video.windows], dtype=np.float32)
+        return video, probs.reshape(len(video.windows), rows.shape[1])
+
+
+_NETS: dict[str, nn.Module] = {}
+
+
+def cached_expression_net(device: torch.device) -> nn.Module:
+    """face-api.js's expression net on ``device``, loaded once per process (``WeightsMissing`` when setup has
+    not fetched the weights)."""
+    from models.faceapi import load_expression_net  # torch
+
+    with _MODELS_LOCK:
+        if str(device) not in _NETS:
+            _NETS[str(device)] = load_expression_net().to(device)
+            logger.info("loaded %s on %s (weights: MIT licence)", faceapi_package.MODEL_NAME, device)
+        return _NETS[str(device)]
 
 
 class GesturePredictor(_RegistryPredictor):
@@ -438,6 +480,40 @@ class GesturePredictor(_RegistryPredictor):
             video.probs[k] = row
 
 
+def face_crops(
+    store: Store, video: VideoWindows, needed: np.ndarray, landmarks: np.ndarray
+) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
+    """(frame, {row: aligned 112 × 112 crop}) of the frames-table rows ``needed``, in frame order: read from the
+    video's crops partition when it has one (matched to rows by face box), else aligned from frames decoded
+    from the video's file (``landmarks`` (N, 68, 2): the rows' landmarks in frame pixels)."""
+    frame = video.columns["frame"]
+    by_frame: dict[int, list[int]] = {}
+    for r in needed:
+        by_frame.setdefault(int(frame[r]), []).append(int(r))
+    if video.crops_path is not None:
+        boxes = np.stack([video.columns[c] for c in BBOX_COLUMNS], axis=1)
+        for f, stored_boxes, jpegs in _crop_groups(video.crops_path, set(by_frame)):
+            crops = {}
+            for r in by_frame[f]:
+                distance = np.abs(stored_boxes - boxes[r]).max(axis=1)
+                best = int(distance.argmin())
+                if distance[best] > 1.0:
+                    raise VideoError("crops_mismatch", f"video {video.video_id}: no stored crop for frame {f} face box")
+                crops[r] = decode_jpeg(jpegs[best])
+            yield f, crops
+        return
+    if video.video_path is None:
+        raise VideoError("missing_file", f"video {video.video_id}: no stored crops and no path in the catalog")
+    with local_video(video.video_path, video.video_id, store.storage_options) as path:
+        for f, pixels in decode_frames(open_video(path), tuple(sorted(by_frame))):
+            yield f, {r: align_face(pixels, landmarks[r]) for r in by_frame[f]}
+
+
+def row_landmarks(columns: dict[str, np.ndarray]) -> np.ndarray:
+    """(N, 68, 2) iBUG-68 landmarks of the frames-table rows, frame pixels."""
+    return np.stack([np.stack([columns[f"x_{i}"], columns[f"y_{i}"]], axis=1) for i in range(N_LANDMARKS)], axis=1)
+
+
 def _crop_groups(path: Path, frames: set[int]) -> Iterator[tuple[int, np.ndarray, list[bytes]]]:
     """(frame, boxes (k, 4), jpegs) of the stored crops of ``frames``, streamed in frame order."""
     file = parquet_file(path)
@@ -464,12 +540,40 @@ def _crop_groups(path: Path, frames: set[int]) -> Iterator[tuple[int, np.ndarray
 
 
 # the stage --------------------------------------------------------------------------------------------
+def emotion_stream(store: Store) -> dict[str, str | None]:
+    """What labels ``emotion`` in ``store`` now: ``model_name``, ``model_version`` and ``fallback`` (the line
+    saying why the AU rules stand in for the expression net, or None)."""
+    record = promoted(store.root, "emotion")
+    if record is not None:
+        return {"model_name": f"{record['name']} {record['version']}", "model_version": version_key(record),
+                "fallback": None}  # fmt: skip
+    missing = expression_net_missing()
+    if missing is None:
+        return {"model_name": faceapi_package.MODEL_NAME, "model_version": faceapi_package.MODEL_VERSION,
+                "fallback": None}  # fmt: skip
+    return {"model_name": rules.MODEL_NAME, "model_version": rules_version("emotion"), "fallback": missing}
+
+
+def expression_net_missing() -> str | None:
+    """Why the default emotion stream cannot run here (one line saying how to get the weights), or None."""
+    manifest = faceapi_package.weights_dir() / faceapi_package.EXPRESSION_MANIFEST
+    if manifest.is_file():
+        return None
+    hint = faceapi_package.SETUP_HINT
+    return f"face expression weights not found at {manifest.parent}: {hint}; the AU rules label emotion meanwhile"
+
+
 def load_predictor(
     store: Store, task: str, device: str = "auto", batch_windows: int = DEFAULT_BATCH_WINDOWS
 ) -> Predictor:
-    """The promoted registry model of ``task``, or the AU-rule baseline when none is promoted; None for a task
-    without rules (gesture) and no promoted model."""
+    """The promoted registry model of ``task``; else, for ``emotion``, face-api.js's expression net (the AU
+    rules when its weights are missing); else the task's AU rules; None for a task without rules (gesture)
+    and no promoted model."""
     record = promoted(store.root, task)
+    if record is None and task == DEFAULT_NET_TASK and expression_net_missing() is None:
+        from models.device import resolve_device  # torch
+
+        return ExpressionNetPredictor(store, resolve_device(device), DEFAULT_BATCH_FACES)
     if record is None:
         return RulePredictor(task) if task in rules.RULES else None
     from models.device import resolve_device  # torch
@@ -487,11 +591,14 @@ def version_key(record: dict) -> str:
 
 
 def current_version(store: Store, task: str) -> str | None:
-    """The ``model_version`` that inference of ``task`` writes now: the promoted model's (:func:`version_key`)
-    or the rules'; None for a task without rules (gesture) and no promoted model: it is skipped."""
+    """The ``model_version`` that inference of ``task`` writes now: the promoted model's (:func:`version_key`),
+    the expression net's for ``emotion`` when its weights are here, or the rules'; None for a task without
+    rules (gesture) and no promoted model: it is skipped."""
     record = promoted(store.root, task)
     if record is not None:
         return version_key(record)
+    if task == DEFAULT_NET_TASK and expression_net_missing() is None:
+        return faceapi_package.MODEL_VERSION
     return rules_version(task) if task in rules.RULES else None
 
 
@@ -547,7 +654,7 @@ def infer_videos(
         ]
     source = source_table(task)
     paths: dict[str, str] = {}
-    if isinstance(predictor, ModelPredictor | GesturePredictor):  # videos are decoded (without stored crops)
+    if isinstance(predictor, ModelPredictor | GesturePredictor | ExpressionNetPredictor):  # decoded without crops
         catalog = store.read_catalog("videos")
         paths = dict(zip(catalog["video_id"], catalog["path"], strict=True))
     results: dict[str, StepResult] = {}

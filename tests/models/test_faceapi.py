@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from models import faceapi
+from models import faceapi, faceapi_package
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "faceapi"
 
@@ -34,7 +34,7 @@ def fixture_faces() -> list[tuple[str, np.ndarray]]:
 def test_parity_with_face_api_js():
     """Our torch port gives face-api.js's probabilities (tfjs 4.22 CPU backend under node) to 1e-4."""
     expected = json.loads((FIXTURE / "expected.json").read_text())
-    assert tuple(expected["labels"]) == faceapi.EXPRESSIONS
+    assert tuple(expected["labels"]) == faceapi_package.EXPRESSIONS
     faces = fixture_faces()
     assert [n for n, _ in faces] == [f["name"] for f in expected["faces"]] and len(faces) >= 8
     assert any(f.shape[0] != f.shape[1] for _, f in faces) and any(f.shape[0] > 200 for _, f in faces)
@@ -65,24 +65,24 @@ def test_read_tfjs_weights_dequantises_across_shards(tmp_path):
         {"name": "a/bias", "shape": [2], "dtype": "float32"},
         {"name": "h", "shape": [2], "dtype": "float32", "quantization": {"dtype": "float16"}},
     ]  # fmt: skip
-    out = faceapi.read_tfjs_weights(_manifest(tmp_path, weights, [data[:5], data[5:]]))
-    assert out["a/filters"].dtype == torch.float32 and out["a/filters"].shape == (2, 3)
-    np.testing.assert_allclose(out["a/filters"].numpy().ravel(), q * 0.5 - 1.0)
-    np.testing.assert_array_equal(out["a/bias"].numpy(), bias)
-    np.testing.assert_array_equal(out["h"].numpy(), half.astype(np.float32))
+    out = faceapi_package.read_tfjs_weights(_manifest(tmp_path, weights, [data[:5], data[5:]]))
+    assert out["a/filters"].dtype == np.float32 and out["a/filters"].shape == (2, 3)
+    np.testing.assert_allclose(out["a/filters"].ravel(), q * 0.5 - 1.0)
+    np.testing.assert_array_equal(out["a/bias"], bias)
+    np.testing.assert_array_equal(out["h"], half.astype(np.float32))
 
 
 def test_read_tfjs_weights_refuses_short_long_and_unknown(tmp_path):
     spec = [{"name": "w", "shape": [4], "dtype": "float32"}]
     with pytest.raises(ValueError, match="shards end inside w"):
-        faceapi.read_tfjs_weights(_manifest(tmp_path, spec, [b"\0" * 12]))
+        faceapi_package.read_tfjs_weights(_manifest(tmp_path, spec, [b"\0" * 12]))
     with pytest.raises(ValueError, match="4 bytes of the shards are not in the manifest"):
-        faceapi.read_tfjs_weights(_manifest(tmp_path, spec, [b"\0" * 20]))
+        faceapi_package.read_tfjs_weights(_manifest(tmp_path, spec, [b"\0" * 20]))
     with pytest.raises(ValueError, match="has dtype 'complex64'"):
-        faceapi.read_tfjs_weights(_manifest(tmp_path, [{"name": "c", "shape": [1], "dtype": "complex64"}], [b""]))
+        faceapi_package.read_tfjs_weights(_manifest(tmp_path, [{"name": "c", "shape": [1], "dtype": "complex64"}], [b""]))
     (tmp_path / "m.bin0").unlink()
     with pytest.raises(FileNotFoundError, match="m.bin0 does not exist"):
-        faceapi.read_tfjs_weights(tmp_path / "m-weights_manifest.json")
+        faceapi_package.read_tfjs_weights(tmp_path / "m-weights_manifest.json")
 
 
 def test_same_padding_matches_tensorflow_for_stride_two():
@@ -115,19 +115,19 @@ def _tarball(files: dict[str, bytes]) -> bytes:
 def test_install_keeps_only_the_model_files_of_a_verified_tarball(tmp_path, monkeypatch):
     spec = json.dumps([{"paths": ["x.bin"], "weights": [{"name": "w", "shape": [1], "dtype": "float32"}]}])
     files = {"package/README.md": b"readme", "package/model/tiny_face_detector_model.bin": b"other"}
-    for model in faceapi.KEPT_MODELS:
+    for model in faceapi_package.KEPT_MODELS:
         spec_m = spec.replace("x.bin", f"{model}.bin").encode()
         files |= {f"package/model/{model}-weights_manifest.json": spec_m, f"package/model/{model}.bin": b"\0" * 4}
     data = _tarball(files)
     tarball = tmp_path / "face-api.tgz"
     tarball.write_bytes(data)
     with pytest.raises(ValueError, match="is not the pinned"):
-        faceapi.install(tmp_path / "cache", tarball)
+        faceapi_package.install(tmp_path / "cache", tarball)
     assert not (tmp_path / "cache").exists()
     integrity = "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
-    monkeypatch.setattr(faceapi, "INTEGRITY", integrity)
-    monkeypatch.setenv(faceapi.ENV_DIR, str(tmp_path / "cache"))
-    folder = faceapi.install(tarball=tarball)
+    monkeypatch.setattr(faceapi_package, "INTEGRITY", integrity)
+    monkeypatch.setenv(faceapi_package.ENV_DIR, str(tmp_path / "cache"))
+    folder = faceapi_package.install(tarball=tarball)
     assert folder == tmp_path / "cache"
     assert sorted(p.name for p in folder.iterdir()) == sorted(n.removeprefix("package/model/") for n in files if
                                                               n.startswith("package/model/face_"))  # fmt: skip
@@ -135,7 +135,7 @@ def test_install_keeps_only_the_model_files_of_a_verified_tarball(tmp_path, monk
 
 
 def test_missing_weights_say_how_to_get_them(tmp_path):
-    with pytest.raises(faceapi.WeightsMissing, match="make setup"):
+    with pytest.raises(faceapi_package.WeightsMissing, match="make setup"):
         faceapi.load_expression_net(tmp_path)
 
 
