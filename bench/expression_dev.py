@@ -20,6 +20,7 @@ scored as two segments). A clip without a face counts as wrong.
 
 import argparse
 import csv
+import math
 import sys
 import time
 from pathlib import Path
@@ -30,7 +31,9 @@ RAMP_FPS = 30.0  # as sequence datasets are filmed: the 10-fps grid falls betwee
 RAMP_FRAMES = (9, 24, 45)  # 0.3, 0.8 and 1.5 s
 
 
-def make(corpus: Path) -> None:
+def make(corpus: Path, ramp_bases: set[str] | None = None) -> None:
+    """Write the corpus and its labels.csv; ``ramp_bases``: the face bases that get ramps (default all: each
+    ramp renders every frame, about 470 renders per base, the slow part on 2 busy cores)."""
     from tasks.synthetic.facs_warp import EMOTION_AUS, ramp, still
     from tasks.synthetic.media import face_bases, write_clip
 
@@ -57,7 +60,7 @@ def make(corpus: Path) -> None:
             if not path.exists():
                 write_clip(path, (dataset_view(face, f) for f in still(face, aus, seconds=2.0, fps=25.0)), fps=25.0)
             rows.append({"path": path.name, "set": "crop", "label": emotion})
-            if emotion == "neutral":
+            if emotion == "neutral" or (ramp_bases is not None and name not in ramp_bases):
                 continue
             for n in RAMP_FRAMES:
                 path = corpus / f"ramp{n:02d}_{name}_{emotion}.mp4"
@@ -114,17 +117,89 @@ def score(corpus: Path, out: Path, fps: float) -> dict[str, dict]:
     return sets
 
 
+def compare_crops(corpus: Path, fps: float, margin: float) -> dict[str, dict[str, float]]:
+    """Issue 23's crop decision: face-api.js's expression net on the aligned 112 × 112 crop the store keeps vs a
+    looser box (the detector's box grown by ``margin`` of its size on every side, cut from the frame and
+    prepared as face-api.js does: padded square, resized). Same frames (``fps`` grid of each clip, our MediaPipe
+    backend, the largest face), clip label = argmax of the mean probability; prints and returns UAR per set."""
+    import numpy as np
+    import torch
+
+    from models.faceapi import load_expression_net, prepare
+    from models.faceapi_package import EMOTION_NAMES, EXPRESSIONS
+    from models.train import classification_metrics
+    from tasks.extract.crops import align_face
+    from tasks.extract.decode import decode_frames, frame_times, open_video
+    from tasks.extract.faces import MediaPipeFaceBackend
+
+    net, backend = load_expression_net(), MediaPipeFaceBackend()
+    order = [[EMOTION_NAMES[e] for e in EXPRESSIONS].index(c) for c in EMOTIONS]
+    truth: dict[str, list[str]] = {}
+    predicted: dict[str, dict[str, list[str]]] = {"aligned": {}, "box": {}}
+    for row in csv.DictReader(open(corpus / "labels.csv")):
+        wolfgang = [("sadness", 0.0, 10.0), ("happiness", 12.0, math.inf)]  # as score() cuts it
+        segments = wolfgang if row["set"] == "wolfgang" else [(row["label"], 0.0, math.inf)]
+        reader = open_video(corpus / row["path"])
+        times = frame_times(reader)
+        for label, start, end in segments:
+            grid = np.arange(max(start, times[0]), min(end, times[-1]) + 1e-9, 1 / fps)
+            picks = {int(np.abs(times - t).argmin()) for t in grid}
+            if end > times[-1]:
+                picks.add(len(times) - 1)  # the pipeline samples each video's last frame too
+            faces = {"aligned": [], "box": []}
+            backend.reset()
+            for _, pixels in decode_frames(reader, tuple(sorted(picks))):
+                found = backend.detect(pixels)
+                if not found:
+                    continue
+                face = max(found, key=lambda f: (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]))
+                x1, y1, x2, y2 = face.bbox
+                dx, dy = margin * (x2 - x1), margin * (y2 - y1)
+                h, w = pixels.shape[:2]
+                box = [int(max(x1 - dx, 0)), int(max(y1 - dy, 0)), int(min(x2 + dx, w)), int(min(y2 + dy, h))]
+                faces["aligned"].append(align_face(pixels, face.landmarks))
+                faces["box"].append(pixels[box[1] : box[3], box[0] : box[2]])
+            truth.setdefault(row["set"], []).append(label)
+            for crop, images in faces.items():
+                if not images:
+                    predicted[crop].setdefault(row["set"], []).append("(no face)")
+                    continue
+                with torch.inference_mode():
+                    probs = torch.softmax(net(prepare(images)), dim=1).numpy()[:, order].mean(axis=0)
+                predicted[crop].setdefault(row["set"], []).append(EMOTIONS[int(probs.argmax())])
+    classes = [*EMOTIONS, "(no face)"]
+    table = {}
+    print(f"\nUAR per set, face-api.js expression net, {fps:g} fps, box margin {margin:g}:")
+    for name, labels in truth.items():
+        table[name] = {}
+        for crop in predicted:
+            metrics = classification_metrics([classes.index(t) for t in labels],
+                                             [classes.index(p) for p in predicted[crop][name]], classes)  # fmt: skip
+            table[name][crop] = metrics["uar"]
+        aligned, box = table[name]["aligned"], table[name]["box"]
+        print(f"  {name:9s} ({len(labels):3d} clips): aligned crop {aligned:.2f}, box {box:.2f}")
+    return table
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("make").add_argument("corpus", type=Path)
+    making = sub.add_parser("make")
+    making.add_argument("corpus", type=Path)
+    making.add_argument("--ramp-bases", default=None, help="comma-separated face bases that get ramps (default all)")
     scoring = sub.add_parser("score")
     scoring.add_argument("corpus", type=Path)
     scoring.add_argument("out", type=Path, help="folder for the manifests and evaluation pages")
     scoring.add_argument("--fps", type=float, default=10.0)
+    crops = sub.add_parser("crops", help="the net on the aligned crop vs a looser box (issue 23's crop decision)")
+    crops.add_argument("corpus", type=Path)
+    crops.add_argument("--fps", type=float, default=10.0)
+    crops.add_argument("--margin", type=float, default=0.2, help="box growth per side, share of its size")
     args = parser.parse_args(argv)
-    if args.command == "make":
-        make(args.corpus)
+    if args.command == "crops":
+        compare_crops(args.corpus, args.fps, args.margin)
+    elif args.command == "make":
+        make(args.corpus, set(args.ramp_bases.split(",")) if args.ramp_bases else None)
     else:
         score(args.corpus, args.out, args.fps)
 

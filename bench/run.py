@@ -39,6 +39,7 @@ BENCHMARKS = {
     "backends-crops": (["backends.py", "crops", CLIP], ["backends.py", "crops", CLIP, "--fps", "1"]),
     "reprocess": (["reprocess.py"], ["reprocess.py", "--videos", "2", "--seconds", "30"]),
     "infer": (["infer.py"], ["infer.py", "--runs", "1"]),
+    "expression_net": (["expression_net.py"], ["expression_net.py", "--seconds", "10", "--repeats", "1"]),
     "remote_store": (["remote_store.py"], ["remote_store.py", "--videos", "1", "--seconds", "10", "--repeats", "1"]),
     "analysis_fpr": (["analysis_fpr.py", "--reps", "60"], ["analysis_fpr.py", "--reps", "20", "--designs", "0:6"]),
 }

@@ -32,10 +32,13 @@ def analyse(
     thresholds: dict[str, float] | None = None,
     factors: str = "auto",
     storage_options: dict | None = None,
+    emotion_stream: str = "emotion",
 ) -> str:
     """Analyse a store (a folder or an object-storage URL opened with ``storage_options``) against student
     outcomes (see `analyse_store`); returns the report's HTML path."""
-    analysis = analyse_store(Store(store, storage_options), outcomes, report_dir, link, ss_type, thresholds, factors)
+    analysis = analyse_store(
+        Store(store, storage_options), outcomes, report_dir, link, ss_type, thresholds, factors, emotion_stream
+    )
     publish_artifacts(analysis)
     get_run_logger().info("%d ANCOVAs; report %s", len(analysis.results), analysis.report)
     return str(analysis.report)

@@ -16,7 +16,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import flows  # noqa: F401  (offline Prefect defaults)
+from models.rules import EMOTION_STREAMS
 from tasks.store import Store, location, parse_storage_options
+
+STREAM_HELP = (
+    "emotion predictions the expression marts read: emotion (default: a promoted model, else face-api.js's "
+    "expression net) or emotion_rules (the AU rules)"
+)
 
 
 def _store(args: argparse.Namespace) -> Store:
@@ -143,7 +149,7 @@ def _query(args: argparse.Namespace) -> int:
 
     if args.timeout is not None and not args.timeout > 0:
         raise UsageError(f"parameter --timeout: must be a number of seconds > 0, got {args.timeout}")
-    con, statements = open_query(_store(args), args.sql, args.memory_limit)
+    con, statements = open_query(_store(args), args.sql, args.memory_limit, args.emotion_stream)
     try:
         run_interruptible(con, lambda: write_result(query_batches(con, statements), args.format), args.timeout)
     except duckdb.OutOfMemoryException as exc:
@@ -176,8 +182,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _status_streams(store: Store) -> None:
-    from tasks.predict.inference import current_version, emotion_stream
     from tasks.analyse.warehouse import run_query
+    from tasks.predict.inference import current_version, emotion_stream
 
     now = emotion_stream(store)
     print(f"== prediction streams\nemotion (default) now by {now['model_name']} ({now['model_version']})")
@@ -246,7 +252,9 @@ def _demo(args: argparse.Namespace) -> int:
     run_args = build_parser().parse_args(["run", args.corpus, "--store", args.store])
     run_args.workers = args.workers
     code = _run(run_args)
-    print("\nper video (expressions by the AU-rule baseline until a trained model is promoted):")
+    from tasks.predict.inference import emotion_stream
+
+    print(f"\nper video (expressions by {emotion_stream(Store(args.store))['model_name']}):")
     summary = run_query(
         Store(args.store),
         "select regexp_extract(v.path, '[^/]+$') as video, v.sampled_frames as frames, v.face_tracks as faces, "
@@ -307,7 +315,7 @@ def _analyse(args: argparse.Namespace) -> int:
 
     thresholds = parse_thresholds(args.threshold)
     analysis = analyse_store(
-        _store(args), args.outcomes, args.report, args.link, args.ss_type, thresholds, args.factors
+        _store(args), args.outcomes, args.report, args.link, args.ss_type, thresholds, args.factors, args.emotion_stream
     )
     if args.format == "json":
         print(json.dumps(analysis.to_dict(), indent=2, default=str))
@@ -449,7 +457,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         out = args.out or (Path(args.store) / "evaluations" / Path(args.manifest).stem if args.store
                            else Path(f"evaluation-{Path(args.manifest).stem}"))  # fmt: skip
         result = evaluate_manifest(args.manifest, out, model=args.model, registry=args.registry, store=args.store,
-                                   fps=args.fps, workers=args.workers)  # fmt: skip
+                                   fps=args.fps, workers=args.workers, stream=args.stream)  # fmt: skip
         print(f"{result['model']} ({result['model_version']}) on {result['clips']} clips of {args.manifest}:")
         for line in ev.summary_lines(result):
             print(f"  {line}")
@@ -568,6 +576,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="DuckDB memory limit, e.g. 2GB (default: a quarter of this machine's memory); a query that needs "
         "more stops with an error",
     )
+    query.add_argument("--emotion-stream", choices=EMOTION_STREAMS, default="emotion", help=STREAM_HELP)
     query.set_defaults(func=_query)
 
     status = sub.add_parser("status", help="what the store holds and how the last run went")
@@ -632,6 +641,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto (default): facial and body where each exists for most units; the others fail when missing",
     )
     analyse.add_argument("--format", choices=["table", "json"], default="table", help="json: design and every table")
+    analyse.add_argument("--emotion-stream", choices=EMOTION_STREAMS, default="emotion", help=STREAM_HELP)
     analyse.add_argument(
         "--threshold",
         action="append",
@@ -715,8 +725,11 @@ def _add_training_commands(sub, models_sub) -> None:
         "--model",
         default=None,
         help=f"dataset form: {', '.join(available_models())}; "
-        "--manifest: rules | promoted | VERSION | NAME:VERSION (default: what the pipeline uses)",
+        "--manifest: the emotion stream's rules | promoted | VERSION | NAME:VERSION (default: what the pipeline "
+        "uses; rules = --stream emotion_rules)",
     )
+    evaluate.add_argument("--stream", choices=EMOTION_STREAMS, default="emotion",
+                          help="--manifest: the headline stream (both are scored)")  # fmt: skip
     evaluate.add_argument("--version", default=None)
     evaluate.add_argument("--split", choices=["train", "validation", "test"], default="test")
     evaluate.add_argument("--manifest", default=None, help="labelled clips: CSV path,label[,start,end]")

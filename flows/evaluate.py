@@ -52,23 +52,33 @@ def evaluate_manifest(
     store: str | Path | None = None,
     fps: float | None = None,
     workers: int | None = None,
+    stream: str = "emotion",
     progress=_stderr,
 ) -> dict:
-    """Score an expression predictor on a labelled manifest (see ``tasks.analyse.evaluate``); returns the result
-    dict (``clip``, ``window``, ``misses``, ``faces`` and the facts) and writes everything into ``out``.
+    """Score the emotion streams on a labelled manifest (see ``tasks.analyse.evaluate``); returns the headline
+    ``stream``'s result dict (``clip``, ``window``, ``misses``, ``faces``, the facts, and ``streams``: every
+    stream's scores) and writes everything into ``out`` (each stream's pages in ``out/streams/<stream>``).
 
-    ``model``: rules | promoted | VERSION | NAME:VERSION, read from ``registry`` (default ``store``).
+    ``model``: the ``emotion`` stream's predictor: promoted | VERSION | NAME:VERSION, read from ``registry``
+    (default ``store``); ``rules`` is ``stream="emotion_rules"``.
     """
+    from models import rules
     from tasks.analyse import evaluate as ev
+    from tasks.predict.inference import current_version, emotion_stream
+    from tasks.store import Store
 
     fps = ExtractParams.fps if fps is None else float(fps)
     if not fps > 0:
         raise ValueError(f"--fps must be > 0, got {fps}")
+    if model == "rules":
+        stream, model = "emotion_rules", None
+    if stream not in ev.STREAMS:
+        raise ValueError(f"--stream {stream!r} is not one of {', '.join(ev.STREAMS)}")
     items = ev.read_label_manifest(manifest)
     registry = registry if registry is not None else store
     record = ev.resolve_model(registry, model)
     out = Path(out)
-    progress(f"{len(items)} labelled clips in {manifest}; predictor: {ev.describe(record)}")
+    progress(f"{len(items)} labelled clips in {manifest}; headline stream {stream}; emotion: {ev.describe(record)}")
     clips, problems = ev.build_corpus(items, out / "clips", manifest, progress)
     if not clips:
         raise ValueError(f"{manifest}: no row gave a clip to analyse: " + "; ".join(problems.values()))
@@ -78,29 +88,29 @@ def evaluate_manifest(
         summary = run_pipeline(out / "clips", root, fps, workers)
         progress(f"pipeline: {summary['extracted']} extracted, {summary['skipped']} already done, "
                  f"{summary['failed']} failed, {summary['windows']} prediction windows (all tasks)")  # fmt: skip
-        clip_table, windows = ev.collect_predictions(items, clips, root, problems)
-        model_version = _version(root)
-    result = ev.score(clip_table, windows)
+        scored = {}
+        for name in ev.STREAMS:
+            clip_table, windows = ev.collect_predictions(items, clips, root, problems, name)
+            now = emotion_stream(Store(root)) if name == "emotion" else None
+            model_name = now["model_name"] if now else rules.MODEL_NAME
+            scored[name] = (ev.score(clip_table, windows), clip_table, windows, model_name,
+                            current_version(Store(root), name))  # fmt: skip
+    streams = {name: ev.stream_summary(r, m, v) for name, (r, _, _, m, v) in scored.items()}
+    result, clip_table, windows, model_name, model_version = scored[stream]
     facts = {
         "manifest": str(Path(manifest).resolve()),
-        "model": ev.describe(record),
+        "model": model_name,
         "model_version": model_version,
-        "task": ev.TASK,
+        "task": stream,
         "fps": fps,
         "store": str(Path(store).resolve()) if store is not None else "temporary (removed)",
         "clips": len(items),
         "evaluated_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    html = ev.write_evaluation(out, result, clip_table, windows, facts)
-    return {**facts, **result, "report": str(html)}
-
-
-def _version(store: Path) -> str:
-    from tasks.analyse.evaluate import TASK
-    from tasks.predict.inference import current_version
-    from tasks.store import Store
-
-    return current_version(Store(store), TASK)
+    for name, (r, c, w, m, v) in scored.items():
+        ev.write_evaluation(out / "streams" / name, r, c, w, {**facts, "model": m, "model_version": v, "task": name})
+    html = ev.write_evaluation(out, {**result, "streams": streams}, clip_table, windows, facts)
+    return {**facts, **result, "streams": streams, "report": str(html)}
 
 
 def evaluate_au_reference(

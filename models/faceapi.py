@@ -73,16 +73,18 @@ class Config:
 
 
 class SeparableConv(nn.Module):
-    """Depthwise 3 × 3 (no bias), pointwise 1 × 1 with bias, TensorFlow ``same`` padding."""
+    """Depthwise 3 × 3 (no bias), pointwise 1 × 1 with bias, TensorFlow ``same`` padding (at stride 1 that is
+    PyTorch's symmetric padding, done inside the convolution; at stride 2 :func:`same_pad`)."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int):
         super().__init__()
         self.stride = stride
-        self.depthwise = nn.Conv2d(in_channels, in_channels, 3, stride, groups=in_channels, bias=False)
+        padding = 1 if stride == 1 else 0
+        self.depthwise = nn.Conv2d(in_channels, in_channels, 3, stride, padding, groups=in_channels, bias=False)
         self.pointwise = nn.Conv2d(in_channels, out_channels, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.pointwise(self.depthwise(same_pad(x, 3, self.stride)))
+        return self.pointwise(self.depthwise(x if self.stride == 1 else same_pad(x, 3, self.stride)))
 
 
 class PlainConv(nn.Conv2d):

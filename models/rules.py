@@ -301,8 +301,8 @@ def learner_state_probabilities(
 GESTURES = ("deictic", "iconic", "metaphoric", "beat", "writing", "rest")
 EXPRESSIVE_GESTURES = ("deictic", "iconic", "metaphoric", "beat")
 # ``emotion`` is the default expression stream (a promoted model, else face-api.js's expression net, else these
-# rules when the net's weights are missing: tasks.predict.inference); ``emotion_rules`` is always these rules, kept beside
-# it as a second, named stream (the AUs say why), in the same classes.
+# rules when the net's weights are missing: tasks.predict.inference); ``emotion_rules`` is always these rules, kept
+# beside it as a second, named stream (the AUs say why), in the same classes.
 EMOTION_STREAMS = ("emotion", "emotion_rules")
 TASK_CLASSES: dict[str, tuple[str, ...]] = {
     "emotion": EMOTIONS,

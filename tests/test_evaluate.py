@@ -13,9 +13,9 @@ import pytest
 
 from flows.cli import main
 from flows.evaluate import evaluate_manifest
-from models import build_model
+from models import build_model, faceapi_package
 from models.registry import register
-from models.rules import TASK_CLASSES
+from models.rules import MODEL_NAME, TASK_CLASSES
 from tasks.analyse import au_agreement as aus
 from tasks.analyse import evaluate as ev
 
@@ -265,7 +265,14 @@ def cremad(tmp_path_factory, media_dir, prefect_api):
 @pytest.mark.slow
 def test_cremad_clips_are_scored_with_a_face_in_every_clip(cremad, media_dir):
     result, out, _ = cremad
-    assert result["model"] == "rule baseline" and result["model_version"].startswith("rules-")
+    assert (result["model"], result["model_version"]) == (faceapi_package.MODEL_NAME, faceapi_package.MODEL_VERSION)
+    assert result["task"] == "emotion" and set(result["streams"]) == {"emotion", "emotion_rules"}
+    rules = result["streams"]["emotion_rules"]
+    assert rules["model"] == MODEL_NAME and rules["model_version"].startswith("rules-") and rules["clips"] == 6
+    assert result["streams"]["emotion"]["clip_uar"] == result["clip"]["uar"]
+    for stream in ("emotion", "emotion_rules"):
+        saved = json.loads((out / "streams" / stream / "evaluation.json").read_text())
+        assert saved["task"] == stream and saved["clip"]["uar"] == result["streams"][stream]["clip_uar"]
     clip = result["clip"]
     assert clip["n"] == 6 and np.array(clip["confusion"]).sum() == 6 and ev.MISS not in clip["classes"]
     present = [r for r in clip["recall"].values() if r is not None]

@@ -3,12 +3,14 @@
 -- person_id: the person of the track (the track itself for predictions written before person_id);
 -- is_primary_face: the window is of the video's primary person (primary_faces).
 -- depends: predictions, videos, primary_faces
+-- Stream: the task named by the variable emotion_stream ('emotion': a promoted model or face-api.js's
+-- expression net, the default; 'emotion_rules': the AU rules), said in the emotion_stream column.
 -- Model: per video, trained models come before the AU-rule baseline (model_name containing
 -- 'rule baseline'), then the greatest model_version (text order); only that model's windows are kept.
 with
 
 emotion_predictions as (
-    select * from predictions where task = 'emotion'
+    select * from predictions where task = getvariable('emotion_stream')
 ),
 
 lesson_videos as (
@@ -48,6 +50,7 @@ final as (
         coalesce(
             coalesce(emotion_predictions.person_id, emotion_predictions.face_id) = primary_tracks.person_id, false
         ) as is_primary_face,
+        emotion_predictions.task as emotion_stream,
         emotion_predictions.model_name,
         emotion_predictions.model_version,
         emotion_predictions.label,

@@ -276,6 +276,7 @@ def analyse_store(
     ss_type: int = 2,
     thresholds: dict[str, float] | None = None,
     factors: str = "auto",
+    emotion_stream: str = "emotion",
 ) -> Analysis:
     """Join the store's analysis table to the outcomes, state the design, run paper 1's student-level
     ANCOVAs and the unit-level analyses, and write the report.
@@ -291,6 +292,8 @@ def analyse_store(
         ss_type: 2 or 3.
         thresholds: overrides of `tasks.analyse.warehouse.THRESHOLDS`.
         factors: auto | facial | body | both (module docstring).
+        emotion_stream: the emotion predictions the facial groups and the report read: ``emotion`` (the
+            default stream) or ``emotion_rules`` (the AU rules).
 
     Raises:
         FileNotFoundError: no store or no outcomes file.
@@ -300,7 +303,7 @@ def analyse_store(
     if ss_type not in (2, 3):
         raise ValueError(f"ss_type must be 2 or 3, got {ss_type!r}")
     values = warehouse.resolve_thresholds(thresholds)
-    con = warehouse.connect(store, values)
+    con = warehouse.connect(store, values, emotion_stream=emotion_stream)
     override, link = link, link or detected_link(outcomes)
     units = analysis_table(con, link)
     joined = join_outcomes(units, outcomes, link)
@@ -324,6 +327,7 @@ def analyse_store(
         f"below; paper 1's student-level ANCOVA with type {ss_type} sums of squares",
         "body measure": ", ".join(sorted(set(units["body_measure"].dropna()))) if "body_measure" in units else "-",
         "thresholds": ", ".join(f"{k}={v:g}" for k, v in values.items()),
+        "emotion stream": emotion_stream_fact(con, emotion_stream),
     }
     inputs = ReportInputs(
         title="LessonLens: teacher expression and student outcomes",
@@ -337,7 +341,7 @@ def analyse_store(
     )
     path = write_report(folder, inputs)
     parameters = {"outcomes": facts["outcomes"], "link": override, "ss_type": ss_type, "thresholds": thresholds or {},
-                  "factors": factors}  # fmt: skip
+                  "factors": factors, "emotion_stream": emotion_stream}  # fmt: skip
     (folder / PARAMETERS_FILE).write_text(json.dumps(parameters, indent=2))
     if staged:
         store.write_report_index(folder, con.execute("select video_id from videos").df()["video_id"])
@@ -347,6 +351,12 @@ def analyse_store(
         store.write_report_index(folder, con.execute("select video_id from videos").df()["video_id"])
         store.apply_permissions(folder)
     return Analysis(path, units, students, results, to_markdown(inputs, []), design, analyses)
+
+
+def emotion_stream_fact(con: duckdb.DuckDBPyConnection, stream: str) -> str:
+    """``stream`` and the models whose windows it holds, e.g. ``emotion (face-api.js FaceExpressionNet ...)``."""
+    models = con.execute("select distinct model_name from expression_windows order by 1").fetchall()
+    return f"{stream} ({'; '.join(m for (m,) in models) or 'no windows'})"
 
 
 def latest_parameters(store: Store) -> dict | None:

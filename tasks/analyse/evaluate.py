@@ -17,7 +17,11 @@ its reason. After the pipeline ran:
 - window level: every window gets its clip's label and is scored by its own argmax;
 - both with WAR, UAR, per-class recall and the confusion matrix of ``models.train.classification_metrics``
   (UAR averages the classes with at least one clip). The ``(no prediction)`` column appears only when
-  there are misses.
+  there are misses;
+- for each emotion stream (:data:`STREAMS`): ``emotion``, the default (a promoted model, else face-api.js's
+  expression net), and ``emotion_rules``, the AU rules, both predicted by the same pipeline run. One is the
+  headline (``--stream``, default ``emotion``; ``--model rules`` means ``--stream emotion_rules``): its pages
+  are in ``out``; every stream's are in ``out/streams/<stream>``, and ``streams`` in the result compares them.
 """
 
 import csv
@@ -35,12 +39,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from models.registry import list_versions, models_root, promote, promoted
-from models.rules import EMOTIONS
+from models.rules import EMOTION_STREAMS, EMOTIONS
 from models.train import classification_metrics, save_metrics
 from tasks.extract.discover import VIDEO_EXTENSIONS, content_id
 from tasks.store import Store, csv_safe, remove_tree
 
-TASK = "emotion"
+TASK = "emotion"  # the task a registered model is promoted for
+STREAMS = EMOTION_STREAMS
 CLASSES: tuple[str, ...] = EMOTIONS
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 IMAGE_CLIP_SECONDS = 2.0  # an image becomes a clip this long ...
@@ -346,18 +351,22 @@ def prepare_store(store: str | Path, registry: str | Path | None, record: dict |
 
 
 # scoring ----------------------------------------------------------------------------------------------
-def prediction_file(store: str | Path, video_id: str) -> Path:
+def prediction_file(store: str | Path, video_id: str, stream: str = TASK) -> Path:
     from tasks.predict.inference import current_version
 
     store = Store(store)
-    return store.prediction_path(TASK, current_version(store, TASK), video_id)
+    return store.prediction_path(stream, current_version(store, stream), video_id)
 
 
 def collect_predictions(
-    items: Sequence[LabelledItem], clips: dict[int, Path], store: str | Path, problems: dict[int, str] | None = None
+    items: Sequence[LabelledItem],
+    clips: dict[int, Path],
+    store: str | Path,
+    problems: dict[int, str] | None = None,
+    stream: str = TASK,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(one row per manifest row, one row per prediction window) from ``store`` after the pipeline ran;
-    ``problems``: the rows without a clip (:func:`build_corpus`), misses with their reason.
+    """(one row per manifest row, one row per prediction window) of emotion stream ``stream`` from ``store``
+    after the pipeline ran; ``problems``: the rows without a clip (:func:`build_corpus`), misses with their reason.
 
     Clip columns: row, path, label, start, end, video_id, status, sampled_frames, frames_with_face,
     face_tracks, windows, predicted, correct, miss_reason and the mean ``p_<class>``. Window columns:
@@ -381,7 +390,7 @@ def collect_predictions(
                "end": item.end, "video_id": video_id, "status": status}  # fmt: skip
         for column in ("sampled_frames", "frames_with_face", "face_tracks"):
             row[column] = None if info is None or pd.isna(info[column]) else int(info[column])
-        file = prediction_file(store, video_id)
+        file = prediction_file(store, video_id, stream)
         windows = pq.read_table(file).to_pandas() if file.is_file() else pd.DataFrame(columns=p_columns)
         probs = windows[p_columns].to_numpy(np.float64)
         usable = probs[~np.isnan(probs).any(axis=1)]
@@ -523,8 +532,15 @@ def evaluation_html(result: dict, clips: pd.DataFrame, facts: dict, out: Path) -
     )
 
 
+def stream_summary(result: dict, model_name: str, model_version: str) -> dict:
+    """One stream's line of the comparison: its model and clip/window UAR and WAR."""
+    clip, window = result["clip"], result["window"]
+    return {"model": model_name, "model_version": model_version, "clip_uar": clip["uar"], "clip_war": clip["war"],
+            "window_uar": None if window is None else window["uar"], "clips": clip["n"]}  # fmt: skip
+
+
 def summary_lines(result: dict) -> list[str]:
-    """The scores as short text lines (CLI output)."""
+    """The scores as short text lines (CLI output); then each stream's clip-level UAR when there are several."""
     lines = []
     for level in ("clip", "window"):
         m = result[level]
@@ -535,4 +551,8 @@ def summary_lines(result: dict) -> list[str]:
         lines.append(f"{level} level: UAR {m['uar']:.3f}, WAR {m['war']:.3f} on {m['n']} {level}s; recall: {recall}")
     for m in result["misses"]:
         lines.append(f"no prediction for row {m['row']} ({Path(m['path']).name}): {m['reason']}")
+    for stream, s in result.get("streams", {}).items():
+        window = "-" if s["window_uar"] is None else f"{s['window_uar']:.3f}"
+        lines.append(f"stream {stream} ({s['model']}, {s['model_version']}): clip UAR {s['clip_uar']:.3f}, "
+                     f"WAR {s['clip_war']:.3f}; window UAR {window}")  # fmt: skip
     return lines

@@ -13,6 +13,10 @@ Marts: each ``sql/marts/<name>.sql`` defines view ``<name>`` from the staging vi
 ``frames``, ``body``, ``predictions``) and other marts. Its header states ``-- grain:``, ``-- keys:`` and
 ``-- depends:``; :func:`mart_files` orders the files so that every view is created after those it reads.
 
+Which emotion stream the expression marts read is the DuckDB variable ``emotion_stream`` (``emotion``, the
+default stream: a promoted model or face-api.js's expression net; or ``emotion_rules``, the AU rules), set by
+:func:`connect`'s ``emotion_stream``; ``expression_windows`` says it in its ``emotion_stream`` column.
+
 Thresholds are DuckDB variables (``set variable name = value``) that the marts read with
 ``getvariable('name')`` when they are queried, so changing one changes the marts at once:
 
@@ -47,7 +51,7 @@ from importlib.resources.abc import Traversable
 import duckdb
 import pyarrow as pa
 
-from models.rules import TASK_CLASSES
+from models.rules import EMOTION_STREAMS, TASK_CLASSES
 from tasks.store import BODY_SCHEMA, CATALOG_TABLES, FRAME_SCHEMA, Store, empty_frame, prediction_schema
 
 SQL = files("sql")
@@ -212,13 +216,20 @@ def staging_sql(store: Store, text: str) -> str | None:
     return _SOURCE.sub(lambda m: f"read_parquet([{lists[m.group(1)]}]", text)
 
 
+def check_emotion_stream(stream: str) -> str:
+    """``stream`` if it is one of :data:`EMOTION_STREAMS`; ValueError naming the parameter otherwise."""
+    if stream not in EMOTION_STREAMS:
+        raise ValueError(f"emotion stream {stream!r} is not one of {', '.join(EMOTION_STREAMS)}")
+    return stream
+
+
 def connect(
     store: Store, thresholds: Mapping[str, float] | None = None, marts: Iterable[str] | None = None,
-    memory_limit: str | None = None,
+    memory_limit: str | None = None, emotion_stream: str = "emotion",
 ) -> duckdb.DuckDBPyConnection:  # fmt: skip
-    """An in-memory DuckDB connection with the staging views over ``store``, the threshold variables and
-    every mart as a view (``marts``: only those and the marts they depend on), sandboxed by DuckDB itself (the
-    connection of ``query``, the marts and ``analyse``):
+    """An in-memory DuckDB connection with the staging views over ``store``, the threshold variables, the
+    ``emotion_stream`` the expression marts read and every mart as a view (``marts``: only those and the marts
+    they depend on), sandboxed by DuckDB itself (the connection of ``query``, the marts and ``analyse``):
 
     - file access only under the store root (``allowed_directories`` + ``enable_external_access=false``):
       no other file, no URL, can be read or written. A store on object storage is read through the store's
@@ -258,6 +269,7 @@ def connect(
         else:
             con.register(path.name.removesuffix(".sql"), _empty(path.name.removesuffix(".sql")))
     set_thresholds(con, thresholds)
+    con.execute(f"set variable emotion_stream = '{check_emotion_stream(emotion_stream)}'")
     for path in sql_files("macros"):
         con.execute(path.read_text())
     # creating a view binds its query: over thousands of partitions each mart costs seconds (bench/marts.py)
@@ -330,11 +342,14 @@ def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> list[str]:
     return [s.query for s in statements]
 
 
-def open_query(store: Store, sql: str, memory_limit: str | None = None) -> tuple[duckdb.DuckDBPyConnection, list[str]]:
+def open_query(
+    store: Store, sql: str, memory_limit: str | None = None, emotion_stream: str = "emotion"
+) -> tuple[duckdb.DuckDBPyConnection, list[str]]:
     """A sandboxed connection over ``store`` (:func:`connect`, with only the marts the SQL names and those they
-    depend on) and the statements of read-only ``sql``, every one checked before any runs
-    (:func:`check_read_only`)."""
-    con = connect(store, marts={word.strip('"') for _, word in _words(sql)}, memory_limit=memory_limit)
+    depend on; the expression marts read ``emotion_stream``) and the statements of read-only ``sql``, every one
+    checked before any runs (:func:`check_read_only`)."""
+    marts = {word.strip('"') for _, word in _words(sql)}
+    con = connect(store, marts=marts, memory_limit=memory_limit, emotion_stream=emotion_stream)
     return con, check_read_only(con, sql)
 
 
@@ -383,10 +398,11 @@ def run_interruptible(con: duckdb.DuckDBPyConnection, work: Callable[[], None], 
         raise failure[0]
 
 
-def run_query(store: Store, sql: str) -> pa.Table:
-    """Run read-only ``sql`` over the store's staging views and marts and return the last statement's rows
-    (whole: ``lessonlens query`` streams them with :func:`open_query` and :func:`query_batches`)."""
-    con, statements = open_query(store, sql)
+def run_query(store: Store, sql: str, emotion_stream: str = "emotion") -> pa.Table:
+    """Run read-only ``sql`` over the store's staging views and marts (the expression marts read
+    ``emotion_stream``) and return the last statement's rows (whole: ``lessonlens query`` streams them with
+    :func:`open_query` and :func:`query_batches`)."""
+    con, statements = open_query(store, sql, emotion_stream=emotion_stream)
     for statement in statements[:-1]:
         con.execute(statement).fetchall()
     return con.sql(statements[-1]).to_arrow_table()

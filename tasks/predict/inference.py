@@ -379,8 +379,9 @@ class ExpressionNetPredictor:
         import torch
 
         x = torch.from_numpy(np.stack([crop for _, _, crop in batch])).to(self.device)  # (B, 112, 112, 3) uint8
+        x = x.permute(0, 3, 1, 2).float().contiguous(memory_format=torch.channels_last)  # (B, 3, 112, 112)
         with torch.inference_mode():
-            probs = torch.softmax(self.net(x.permute(0, 3, 1, 2).float()), dim=1)[:, self.order].cpu().numpy()
+            probs = torch.softmax(self.net(x), dim=1)[:, self.order].cpu().numpy()
         for (rows, r, _), p in zip(batch, probs, strict=True):
             rows[r] = p
 
@@ -398,11 +399,14 @@ _NETS: dict[str, nn.Module] = {}
 def cached_expression_net(device: torch.device) -> nn.Module:
     """face-api.js's expression net on ``device``, loaded once per process (``WeightsMissing`` when setup has
     not fetched the weights)."""
-    from models.faceapi import load_expression_net  # torch
+    import torch
+
+    from models.faceapi import load_expression_net
 
     with _MODELS_LOCK:
         if str(device) not in _NETS:
-            _NETS[str(device)] = load_expression_net().to(device)
+            # channels-last: the depthwise convolutions run about twice as fast on CPU (bench/expression_net.py)
+            _NETS[str(device)] = load_expression_net().to(device, memory_format=torch.channels_last)
             logger.info("loaded %s on %s (weights: MIT licence)", faceapi_package.MODEL_NAME, device)
         return _NETS[str(device)]
 
