@@ -79,9 +79,8 @@ def test_read_tfjs_weights_refuses_short_long_and_unknown(tmp_path):
     with pytest.raises(ValueError, match="4 bytes of the shards are not in the manifest"):
         faceapi_package.read_tfjs_weights(_manifest(tmp_path, spec, [b"\0" * 20]))
     with pytest.raises(ValueError, match="has dtype 'complex64'"):
-        faceapi_package.read_tfjs_weights(
-            _manifest(tmp_path, [{"name": "c", "shape": [1], "dtype": "complex64"}], [b""])
-        )
+        complex_spec = [{"name": "c", "shape": [1], "dtype": "complex64"}]
+        faceapi_package.read_tfjs_weights(_manifest(tmp_path, complex_spec, [b""]))
     (tmp_path / "m.bin0").unlink()
     with pytest.raises(FileNotFoundError, match="m.bin0 does not exist"):
         faceapi_package.read_tfjs_weights(tmp_path / "m-weights_manifest.json")
