@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 
 from models import available_models, model_module
 from models.files import atomic_write
-from models.rules import BODY_TASKS, TASK_CLASSES, check_task
+from models.rules import BODY_TASKS, RULE_STREAMS, TASK_CLASSES, check_task
 
 if TYPE_CHECKING:  # torch is imported where weights are saved or loaded: reading records needs none
     from torch import nn
@@ -245,9 +245,11 @@ def check_inputs(name: str, task: str) -> None:
     model trained on emotion labels would otherwise be promoted and fail every run."""
     import inspect
 
+    if task in RULE_STREAMS:
+        raise ValueError(f"task {task!r} is the AU rules' own stream; register {name} for 'emotion' instead")
     reads_body = "keypoints" in inspect.signature(model_module(name).Model.forward).parameters
     if reads_body != (task in BODY_TASKS):
-        serves = [t for t in TASK_CLASSES if (t in BODY_TASKS) == reads_body]
+        serves = [t for t in TASK_CLASSES if (t in BODY_TASKS) == reads_body and t not in RULE_STREAMS]
         reads = "body keypoints" if reads_body else "face crops"
         raise ValueError(f"{name} reads {reads}, so it can predict {' or '.join(serves)}, not task {task!r}")
 

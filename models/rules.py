@@ -304,6 +304,7 @@ EXPRESSIVE_GESTURES = ("deictic", "iconic", "metaphoric", "beat")
 # rules when the net's weights are missing: tasks.predict.inference); ``emotion_rules`` is always these rules, kept
 # beside it as a second, named stream (the AUs say why), in the same classes.
 EMOTION_STREAMS = ("emotion", "emotion_rules")
+RULE_STREAMS = ("emotion_rules",)  # predicted by the rules only: no model is registered or promoted for them
 TASK_CLASSES: dict[str, tuple[str, ...]] = {
     "emotion": EMOTIONS,
     "emotion_rules": EMOTIONS,

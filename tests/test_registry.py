@@ -142,6 +142,8 @@ def test_a_model_is_registered_and_promoted_only_for_a_task_whose_inputs_it_read
         register(tmp_path, "teacher_gesture", wrong, task="emotion", classes=emotions, **args)
     with pytest.raises(ValueError, match=r"learner_state reads face crops, so it can predict emotion or learner_state"):
         register_tiny(tmp_path, task="gesture", classes=gestures[:4])
+    with pytest.raises(ValueError, match=r"'emotion_rules' is the AU rules' own stream; register learner_state for"):
+        register_tiny(tmp_path, task="emotion_rules", classes=emotions)
     right = build_model("teacher_gesture", "paper", **{**TINY_GESTURE, "num_classes": len(gestures)})
     version = register(tmp_path, "teacher_gesture", right, task="gesture", classes=gestures, **args)
     config = tmp_path / "models" / "teacher_gesture" / version / "config.json"
