@@ -24,8 +24,13 @@ Predictors (one per task and run, chosen by :func:`load_predictor`):
   version and device) and run under ``torch.inference_mode``, with bf16 autocast on CUDA; windows are
   batched across the videos of one call, and crops are streamed in frame order, so memory holds only the
   windows in flight, not a whole video;
-- otherwise the AU-rule baseline (``models.rules``): each AU's 0.8 quantile over the window's samples
-  (``rules.window_peaks``, so a brief apex is not averaged away), scored by the prototypes; ``model_name``
+- for ``emotion`` without a promoted model, face-api.js's expression net (``tasks.predict.face_net``) on each
+  sample's aligned crop, a window's probabilities the mean over its samples; ``model_version``
+  ``face_expression-face-api-1.7.15``. Without its weights (setup fetches them) the rules below stand in, and
+  :func:`emotion_stream` says why in one line;
+- otherwise the AU-rule baseline (``models.rules``; always for ``emotion_rules``, the rules' own stream):
+  each AU's 0.8 quantile over the window's samples (``rules.window_peaks``, so a brief apex is not averaged
+  away), scored by the prototypes; ``model_name``
   says "rule baseline", ``model_version`` is ``rules-<hash>``, a hash of the task's prototypes, so a
   change of the rules makes every video stale (a registered model's is ``<name>-<version>``).
 
@@ -57,20 +62,29 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import pyarrow as pa
 
 from models import faceapi_package, rules
-from models.layout import KEYPOINT_NAMES, N_LANDMARKS, decode_jpeg
+from models.layout import KEYPOINT_NAMES
 from models.registry import load_model, promoted
 from models.rules import BODY_TASKS, TASK_CLASSES, check_task
-from tasks.extract.crops import CROP_SIZE, align_face, alignment_matrix, transform_points
+from tasks.extract.crops import CROP_SIZE, alignment_matrix, transform_points
 from tasks.extract.decode import VideoError, decode_frames, open_video
 from tasks.extract.discover import local_video
-from tasks.store import StepResult, Store, parquet_file, prediction_schema, read_schema, read_table
+from tasks.predict.face_net import (
+    BBOX_COLUMNS,
+    DEFAULT_BATCH_FACES,
+    LANDMARK_COLUMNS,
+    ExpressionNetPredictor,
+    expression_net_missing,
+    face_crops,
+    row_landmarks,
+)
+from tasks.predict.windows import VideoWindows, Window, load_video_windows, plan_windows  # noqa: F401 (inference's interface)
+from tasks.store import StepResult, Store, prediction_schema
 
 if TYPE_CHECKING:  # torch only where a registry model runs: the rule baseline and the stale checks need none
     import torch
@@ -81,10 +95,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_WINDOW = 16
 DEFAULT_STRIDE = 8
 DEFAULT_BATCH_WINDOWS = 32  # windows per forward pass of a registry model
-DEFAULT_BATCH_FACES = 128  # faces per forward pass of the expression net
 DEFAULT_NET_TASK = "emotion"  # the task face-api.js's expression net predicts when no model is promoted
-BBOX_COLUMNS = ("bbox_x", "bbox_y", "bbox_w", "bbox_h")
-LANDMARK_COLUMNS = tuple(f"x_{i}" for i in range(N_LANDMARKS)) + tuple(f"y_{i}" for i in range(N_LANDMARKS))
 KEYPOINT_COLUMNS = tuple(f"{name}_{axis}" for name in KEYPOINT_NAMES for axis in ("x", "y"))
 
 
@@ -99,73 +110,6 @@ def rules_version(task: str) -> str:
     check_task(task)
     _, prototypes = rules.RULES[task]
     return "rules-" + hashlib.sha256(repr((rules.MODEL_NAME, prototypes)).encode()).hexdigest()[:8]
-
-
-# windows ------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Window:
-    """One output row: ``rows`` are positions in the video's frames table, in frame order."""
-
-    face_id: int
-    index: int
-    rows: np.ndarray
-    start_time: float
-    end_time: float
-    owned: int  # samples of the track that take this window's label (see the module docstring)
-
-
-def plan_windows(
-    face_id: np.ndarray, frame: np.ndarray, timestamp: np.ndarray, window: int, stride: int
-) -> list[Window]:
-    """Windows of ``window`` samples every ``stride`` samples per face track (see the module docstring)."""
-    if window < 1 or stride < 1:
-        raise ValueError(f"window and stride must be >= 1, got window={window}, stride={stride}")
-    order = np.lexsort((frame, face_id))
-    windows = []
-    for track in np.unique(face_id):
-        rows = order[face_id[order] == track]
-        starts = list(range(0, len(rows) - window + 1, stride)) if len(rows) >= window else [0]
-        if len(rows) > window and starts[-1] + window < len(rows):
-            starts.append(len(rows) - window)  # the tail the stride left out: a last window ending at the end
-        times = timestamp[rows]
-        bounds = [(s, min(s + window, len(rows))) for s in starts]
-        owner, nearest = np.full(len(rows), -1), np.full(len(rows), np.inf)
-        for k, (s, e) in enumerate(bounds):  # in start order, so on a tie the later window takes the sample
-            distance = np.abs(times[s:e] - (times[s] + times[e - 1]) / 2)
-            closer = distance <= nearest[s:e]
-            owner[s:e][closer], nearest[s:e][closer] = k, distance[closer]
-        owned = np.bincount(owner, minlength=len(bounds))
-        for k, (s, e) in enumerate(bounds):
-            part = rows[s:e]
-            windows.append(Window(int(track), k, part, float(times[s]), float(times[e - 1]), int(owned[k])))
-    return windows
-
-
-@dataclass
-class VideoWindows:
-    """A video's frames table (numpy columns) and its windows; where its crops come from."""
-
-    video_id: str
-    columns: dict[str, np.ndarray]
-    windows: list[Window]
-    crops_path: Path | None = None  # <store>/crops/... when present
-    video_path: str | None = None  # from the catalog, to decode when there are no stored crops
-    probs: np.ndarray | None = None  # (windows, classes), filled by a predictor
-    error: VideoError | None = None  # why its crops could not be read
-
-
-def load_video_windows(
-    store: Store, video_id: str, columns: list[str], window: int, stride: int, table: str = "frames"
-) -> VideoWindows:
-    """The video's ``table`` rows (``body``: ``person_id`` read as ``face_id``) and their windows."""
-    key, path = "person_id" if table == "body" else "face_id", store.partition(table, video_id)
-    persons = ["person_id"] if table == "frames" and "person_id" in read_schema(path).names else []
-    read = read_table(path, columns=[key if c == "face_id" else c for c in columns] + persons)
-    cols = {("face_id" if name == key else name): read[name].to_numpy() for name in read.column_names}
-    cols["person_id"] = cols["person_id" if persons else "face_id"]  # a body's person; a track before persons
-    windows = plan_windows(cols["face_id"], cols["frame"], cols["timestamp"], window, stride)
-    crops = store.partition("crops", video_id)
-    return VideoWindows(video_id, cols, windows, crops if crops.is_file() else None)
 
 
 # predictors ---------------------------------------------------------------------------------------------
@@ -330,87 +274,6 @@ class ModelPredictor(_RegistryPredictor):
             p.video.probs[p.window] = row
 
 
-class ExpressionNetPredictor:
-    """face-api.js's FaceExpressionNet (``models.faceapi``, MIT weights of ``@vladmandic/face-api``) on each
-    sampled face: the stored aligned 112 × 112 crop (decoded and aligned from the video when there are none)
-    is the net's input as it is, one forward pass per face, batched across the faces and videos of one call;
-    a window's probabilities are the mean over its samples (every sample is computed once, though windows
-    overlap). Crops are streamed in frame order and dropped once their faces are predicted."""
-
-    def __init__(self, store: Store, device: torch.device, batch_faces: int):
-        self.store = store
-        self.device = device
-        self.batch_faces = batch_faces
-        self.name = faceapi_package.MODEL_NAME
-        self.version = faceapi_package.MODEL_VERSION
-        self.columns = ["frame", "timestamp", "face_id", *BBOX_COLUMNS, *LANDMARK_COLUMNS]
-        self.net = cached_expression_net(device)
-        names = [faceapi_package.EMOTION_NAMES[e] for e in faceapi_package.EXPRESSIONS]  # its outputs, our names
-        self.order = [names.index(c) for c in TASK_CLASSES["emotion"]]
-
-    def predict(self, videos: Iterable[VideoWindows]) -> Iterator[tuple[VideoWindows, np.ndarray | None]]:
-        pending: list[tuple[np.ndarray, int, np.ndarray]] = []  # (the video's per-row probabilities, row, crop)
-        open_videos: deque[tuple[VideoWindows, np.ndarray]] = deque()
-        for video in videos:
-            rows = np.full((len(video.columns["frame"]), len(self.order)), np.nan, dtype=np.float32)
-            open_videos.append((video, rows))
-            if not video.windows:  # no face: nothing to read
-                continue
-            needed = np.unique(np.concatenate([w.rows for w in video.windows]))
-            try:
-                for _, crops in face_crops(self.store, video, needed, row_landmarks(video.columns)):
-                    pending += [(rows, r, crop) for r, crop in crops.items()]
-                    while len(pending) >= self.batch_faces:
-                        self._run(pending[: self.batch_faces])
-                        pending = pending[self.batch_faces :]
-            except VideoError as exc:
-                video.error = exc
-                pending = [p for p in pending if p[0] is not rows]
-            waiting = {id(p[0]) for p in pending}
-            while open_videos and id(open_videos[0][1]) not in waiting:
-                yield self._windows(*open_videos.popleft())
-        if pending:
-            self._run(pending)
-        for done in open_videos:
-            yield self._windows(*done)
-
-    def _run(self, batch: list[tuple[np.ndarray, int, np.ndarray]]) -> None:
-        """One forward pass over the faces of ``batch``; probabilities go into each video's row array."""
-        import torch
-
-        x = torch.from_numpy(np.stack([crop for _, _, crop in batch])).to(self.device)  # (B, 112, 112, 3) uint8
-        x = x.permute(0, 3, 1, 2).float().contiguous(memory_format=torch.channels_last)  # (B, 3, 112, 112)
-        with torch.inference_mode():
-            probs = torch.softmax(self.net(x), dim=1)[:, self.order].cpu().numpy()
-        for (rows, r, _), p in zip(batch, probs, strict=True):
-            rows[r] = p
-
-    @staticmethod
-    def _windows(video: VideoWindows, rows: np.ndarray) -> tuple[VideoWindows, np.ndarray | None]:
-        if video.error:
-            return video, None
-        probs = np.array([rows[w.rows].mean(axis=0) for w in video.windows], dtype=np.float32)
-        return video, probs.reshape(len(video.windows), rows.shape[1])
-
-
-_NETS: dict[str, nn.Module] = {}
-
-
-def cached_expression_net(device: torch.device) -> nn.Module:
-    """face-api.js's expression net on ``device``, loaded once per process (``WeightsMissing`` when setup has
-    not fetched the weights)."""
-    import torch
-
-    from models.faceapi import load_expression_net
-
-    with _MODELS_LOCK:
-        if str(device) not in _NETS:
-            # channels-last: the depthwise convolutions run about twice as fast on CPU (bench/expression_net.py)
-            _NETS[str(device)] = load_expression_net().to(device, memory_format=torch.channels_last)
-            logger.info("loaded %s on %s (weights: MIT licence)", faceapi_package.MODEL_NAME, device)
-        return _NETS[str(device)]
-
-
 class GesturePredictor(_RegistryPredictor):
     """The promoted ``teacher_gesture`` model on windows of body samples: whole frames decoded from the video,
     letterboxed into the model's square, and the BlazePose keypoints mapped into it (module docstring)."""
@@ -484,65 +347,6 @@ class GesturePredictor(_RegistryPredictor):
             video.probs[k] = row
 
 
-def face_crops(
-    store: Store, video: VideoWindows, needed: np.ndarray, landmarks: np.ndarray
-) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
-    """(frame, {row: aligned 112 × 112 crop}) of the frames-table rows ``needed``, in frame order: read from the
-    video's crops partition when it has one (matched to rows by face box), else aligned from frames decoded
-    from the video's file (``landmarks`` (N, 68, 2): the rows' landmarks in frame pixels)."""
-    frame = video.columns["frame"]
-    by_frame: dict[int, list[int]] = {}
-    for r in needed:
-        by_frame.setdefault(int(frame[r]), []).append(int(r))
-    if video.crops_path is not None:
-        boxes = np.stack([video.columns[c] for c in BBOX_COLUMNS], axis=1)
-        for f, stored_boxes, jpegs in _crop_groups(video.crops_path, set(by_frame)):
-            crops = {}
-            for r in by_frame[f]:
-                distance = np.abs(stored_boxes - boxes[r]).max(axis=1)
-                best = int(distance.argmin())
-                if distance[best] > 1.0:
-                    raise VideoError("crops_mismatch", f"video {video.video_id}: no stored crop for frame {f} face box")
-                crops[r] = decode_jpeg(jpegs[best])
-            yield f, crops
-        return
-    if video.video_path is None:
-        raise VideoError("missing_file", f"video {video.video_id}: no stored crops and no path in the catalog")
-    with local_video(video.video_path, video.video_id, store.storage_options) as path:
-        for f, pixels in decode_frames(open_video(path), tuple(sorted(by_frame))):
-            yield f, {r: align_face(pixels, landmarks[r]) for r in by_frame[f]}
-
-
-def row_landmarks(columns: dict[str, np.ndarray]) -> np.ndarray:
-    """(N, 68, 2) iBUG-68 landmarks of the frames-table rows, frame pixels."""
-    return np.stack([np.stack([columns[f"x_{i}"], columns[f"y_{i}"]], axis=1) for i in range(N_LANDMARKS)], axis=1)
-
-
-def _crop_groups(path: Path, frames: set[int]) -> Iterator[tuple[int, np.ndarray, list[bytes]]]:
-    """(frame, boxes (k, 4), jpegs) of the stored crops of ``frames``, streamed in frame order."""
-    file = parquet_file(path)
-    group: tuple[int, list, list] | None = None
-    previous = -1
-    for batch in file.iter_batches(batch_size=512, columns=["frame", *BBOX_COLUMNS, "jpeg"]):
-        frame = batch.column("frame").to_numpy()
-        boxes = np.stack([batch.column(c).to_numpy() for c in BBOX_COLUMNS], axis=1)
-        jpegs = batch.column("jpeg")
-        for i, f in enumerate(frame.tolist()):
-            if f < previous:
-                raise VideoError("crops_unsorted", f"{path}: crops are not sorted by frame ({f} after {previous})")
-            if group is not None and f != group[0]:
-                yield group[0], np.array(group[1]), group[2]
-                group = None
-            previous = f
-            if f in frames:
-                if group is None:
-                    group = (f, [], [])
-                group[1].append(boxes[i])
-                group[2].append(jpegs[i].as_py())
-    if group is not None:
-        yield group[0], np.array(group[1]), group[2]
-
-
 # the stage --------------------------------------------------------------------------------------------
 def emotion_stream(store: Store) -> dict[str, str | None]:
     """What labels ``emotion`` in ``store`` now: ``model_name``, ``model_version`` and ``fallback`` (the line
@@ -556,15 +360,6 @@ def emotion_stream(store: Store) -> dict[str, str | None]:
         return {"model_name": faceapi_package.MODEL_NAME, "model_version": faceapi_package.MODEL_VERSION,
                 "fallback": None}  # fmt: skip
     return {"model_name": rules.MODEL_NAME, "model_version": rules_version("emotion"), "fallback": missing}
-
-
-def expression_net_missing() -> str | None:
-    """Why the default emotion stream cannot run here (one line saying how to get the weights), or None."""
-    manifest = faceapi_package.weights_dir() / faceapi_package.EXPRESSION_MANIFEST
-    if manifest.is_file():
-        return None
-    hint = faceapi_package.SETUP_HINT
-    return f"face expression weights not found at {manifest.parent}: {hint}; the AU rules label emotion meanwhile"
 
 
 def load_predictor(
