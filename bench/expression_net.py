@@ -17,6 +17,7 @@ streams.
 """
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", help="write the result here (bench/run.py reads it)")
     args = parser.parse_args(argv)
+    load_at_start = os.getloadavg()[0]  # other work on the machine slows torch far more than MediaPipe
     with tempfile.TemporaryDirectory(prefix="lessonlens-bench-net-") as tmp:
         video = ping_pong(SOURCE, Path(tmp) / "video.mp4", args.seconds)
         store = Store(Path(tmp) / "store").ensure()
@@ -93,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     conditions = {"video": f"{SOURCE.name} ping-pong to {args.seconds:g} s", "fps": 5, "process": "one, in process",
                   "torch_threads": torch.get_num_threads(), "batch_faces": DEFAULT_BATCH_FACES,
-                  "repeats": args.repeats, "statistic": "median"}  # fmt: skip
+                  "repeats": args.repeats, "statistic": "median", "load_average_at_start": round(load_at_start, 1),
+                  "load_average_at_end": round(os.getloadavg()[0], 1)}  # fmt: skip
     for key, value in figures.items():
         print(f"{key}: {value}")
     headline = {"face path with / without the net": figures["ratio_with_over_without"],
