@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from flows.cli import main
 from models import faceapi_package
 from models.faceapi import load_expression_net
 from models.layout import decode_jpeg
@@ -77,7 +78,7 @@ def test_without_crops_the_video_is_decoded_and_aligned_again(extracted, tmp_pat
     assert (failed.status, failed.reason) == ("failed", "missing_file")
 
 
-def test_without_weights_the_rules_label_emotion_and_say_how_to_get_them(extracted, tmp_path, monkeypatch):  # noqa: F811
+def test_without_weights_the_rules_label_emotion_and_say_how_to_get_them(extracted, tmp_path, monkeypatch, capsys):  # noqa: F811
     monkeypatch.setenv(faceapi_package.ENV_DIR, str(tmp_path / "no-weights"))
     store = Store(tmp_path / "store")
     shutil.copytree(extracted.root, store.root)
@@ -87,6 +88,10 @@ def test_without_weights_the_rules_label_emotion_and_say_how_to_get_them(extract
     assert "\n" not in stream["fallback"]
     (done,) = infer_videos(store, ["clip"], "emotion")
     assert done.status == "ok" and done.info["model_name"] == MODEL_NAME
+    assert main(["status", "--store", str(store.root)]) == 0
+    shown = capsys.readouterr().out
+    assert f"emotion (default) now by {MODEL_NAME} ({rules_version('emotion')})" in shown
+    assert "face expression weights not found at" in shown and "the AU rules label emotion meanwhile" in shown
 
 
 def test_an_existing_store_is_recomputed_once_from_stored_crops(extracted, tmp_path, monkeypatch):  # noqa: F811
