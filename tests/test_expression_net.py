@@ -118,3 +118,27 @@ def test_an_existing_store_is_recomputed_once_from_stored_crops(extracted, tmp_p
 def test_both_streams_have_the_emotion_classes(task):
     assert inference.source_table(task) == "frames"
     assert tuple(inference.TASK_CLASSES[task]) == EMOTIONS
+
+
+def test_the_marts_read_the_stream_they_are_pointed_at(tmp_path):
+    """expression_windows reads ``emotion`` by default and ``emotion_rules`` when told, and says which."""
+    import pyarrow as pa
+
+    from tasks.analyse import warehouse
+    from tasks.store import write_table_atomic
+    from tests.test_marts import write_lesson_store
+
+    store = write_lesson_store(tmp_path)
+    for video_id in store.video_ids():  # the rules' own stream beside the lesson store's emotion windows
+        table = pq.read_table(store.prediction_path("emotion", "rules-1", video_id))
+        labels = pa.array(["anger"] * table.num_rows)
+        table = table.set_column(table.schema.get_field_index("label"), "label", labels)
+        write_table_atomic(table, store.prediction_path("emotion_rules", "rules-1", video_id))
+    default = warehouse.connect(store).sql("select distinct emotion_stream, model_version from expression_windows")
+    assert default.fetchall() == [("emotion", "2")]  # the trained model's windows, as before
+    con = warehouse.connect(store, emotion_stream="emotion_rules")
+    rows = con.sql("select distinct emotion_stream, model_version, label from expression_windows").fetchall()
+    assert rows == [("emotion_rules", "rules-1", "anger")]
+    assert warehouse.run_query(store, "select count(*) from expression_windows", "emotion_rules").num_rows == 1
+    with pytest.raises(ValueError, match="emotion stream 'rules' is not one of emotion, emotion_rules"):
+        warehouse.connect(store, emotion_stream="rules")
