@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from models import build_model
+from models import build_model, faceapi_package
 from models.registry import promote, register
 from models.rules import TASK_CLASSES
 from tasks.analyse.warehouse import run_query
@@ -121,8 +121,9 @@ def test_nightly_deployment_then_promotion_triggers_reprocessing(server, corpus,
         videos = _q(store, "select * from videos")
         assert len(videos) == 5 and all(v["status"] == "ok" for v in videos)
         before = _q(store, "select distinct task, model_name, model_version from predictions order by task")
-        assert [r["task"] for r in before] == ["emotion", "learner_state"]
-        assert all("rule baseline" in r["model_name"] for r in before)
+        assert [r["task"] for r in before] == ["emotion", "emotion_rules", "learner_state"]
+        assert before[0]["model_name"] == faceapi_package.MODEL_NAME  # the default emotion stream: the net
+        assert all("rule baseline" in r["model_name"] for r in before[1:])
 
         torch.manual_seed(0)
         model = build_model("learner_state", "paper", **TINY_LEARNER)
