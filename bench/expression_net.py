@@ -6,8 +6,8 @@ to ``--seconds`` (default 30) at 5 fps. Measured in one run, in one process (tor
 - ``extract``: decode + faces + tracking + AUs + aligned crops kept (the defaults without body), once;
 - ``rules``: the AU-rule stream (``emotion_rules``) over the video's windows, what ``emotion`` cost before;
 - ``net``: the expression net (``emotion``) from the stored crops: JPEG decode, one forward pass per face in
-  batches of ``DEFAULT_BATCH_FACES``, window means, Parquet; its one-time load (weights, first pass) apart;
-- ``forward``: the net's forward pass alone on the same crops, batched, per face.
+  batches of ``DEFAULT_BATCH_FACES`` on one torch thread, window means, Parquet; its one-time load apart;
+- ``forward``: the net's forward pass alone on the same crops, batched, one thread, per face.
 
 ``rules`` and ``net`` alternate ``--repeats`` times (median). Face path frames/s without the net =
 frames / (extract + rules); with it = frames / (extract + rules + net), as a default run now computes both
@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         x = x.contiguous(memory_format=torch.channels_last)  # as the pipeline runs it
         net = load_expression_net().to(memory_format=torch.channels_last)
         forward_s = []
+        torch.set_num_threads(1)  # as the pipeline runs it on CPU
         with torch.inference_mode():
             for _ in range(args.repeats):
                 forward_s.append(timed(lambda: [net(b) for b in x.split(DEFAULT_BATCH_FACES)]))
