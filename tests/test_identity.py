@@ -1,6 +1,8 @@
 """Persons: one ``person_id`` per person through a gallery reorder, a leave and re-entry, and in a room; the
 linking rules on made-up descriptors; gallery grids."""
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -225,3 +227,23 @@ def test_forgetting_a_person_erases_all_their_tracks_and_their_body(tmp_path):
     assert set(left["face_id"].to_pylist()) == {1} and set(left["person_id"].to_pylist()) == {1}
     assert read_table(store.partition("body", "v00")).num_rows == 0
     assert store.erased_face_tracks() == {"v00": {0, 2}}
+
+
+def test_without_the_recognition_weights_a_run_goes_on_with_descriptors_off(tmp_path, monkeypatch, caplog):
+    """No weights cache (setup not run): the run's parameters turn descriptors off with one line saying how to
+    get them (each track is then its own person) instead of every video failing in extraction."""
+    from flows.nightly_corpus import extract_params
+    from models import faceapi_package
+
+    assert extract_params(5.0, 10, "mediapipe", None, 1.0, None, True).descriptor_seconds > 0  # setup's cache
+    monkeypatch.setenv(faceapi_package.ENV_DIR, str(tmp_path / "no-weights"))
+    logger = logging.getLogger("lessonlens")
+    logger.addHandler(caplog.handler)  # importing Prefect reconfigured the root logger's handlers
+    try:
+        params = extract_params(5.0, 10, "mediapipe", None, 1.0, None, True)
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert params.descriptor_seconds == 0
+    (line,) = caplog.messages
+    assert f"face recognition weights not found at {tmp_path / 'no-weights'}" in line and "make setup" in line
+    assert "its own person" in line

@@ -34,6 +34,7 @@ import threading
 import cv2
 import numpy as np
 
+from models import faceapi_package
 from tasks.extract.tracking import landmark_shape
 
 DESCRIPTOR_SIZE = 128
@@ -69,7 +70,7 @@ class DescriptorSampler:
     """Picks, per window of ``every`` sampled frames of a chunk, the frame whose faces get descriptors.
 
     ``offer(sample, rows, chips, qualities)`` is called once per decoded frame with the fragment row of each
-    of its faces, their recognition chips (:func:`models.face_recognition.recognition_chip`) and :func:`face_quality`;
+    of its faces, their recognition chips (:func:`models.faceapi_package.recognition_chip`) and :func:`face_quality`;
     ``descriptors(n_rows)`` runs the net on the kept chips and returns an (n_rows, 128) float32 array, NaN
     for rows without a descriptor.
     """
@@ -98,6 +99,12 @@ class DescriptorSampler:
 
 _NET = None
 _NET_LOCK = threading.Lock()
+
+
+def descriptors_missing() -> str | None:
+    """Why face descriptors cannot be computed here (one line saying how to get the weights), or None."""
+    why = faceapi_package.weights_missing(faceapi_package.RECOGNITION_MANIFEST, "face recognition")
+    return why and f"{why}; each face track is its own person meanwhile"
 
 
 def describe(chips: list[np.ndarray]) -> np.ndarray:

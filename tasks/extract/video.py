@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from models.face_recognition import recognition_chip
+from models.faceapi_package import recognition_chip
 from models.layout import BLENDSHAPE_NAMES, KEYPOINT_NAMES, N_LANDMARKS
 from tasks.extract.body import load_body_backend
 from tasks.extract.crops import append_crop, crop_columns

@@ -195,8 +195,5 @@ def cached_expression_net(device: torch.device) -> nn.Module:
 
 def expression_net_missing() -> str | None:
     """Why the default emotion stream cannot run here (one line saying how to get the weights), or None."""
-    manifest = faceapi_package.weights_dir() / faceapi_package.EXPRESSION_MANIFEST
-    if manifest.is_file():
-        return None
-    hint = faceapi_package.SETUP_HINT
-    return f"face expression weights not found at {manifest.parent}: {hint}; the AU rules label emotion meanwhile"
+    why = faceapi_package.weights_missing(faceapi_package.EXPRESSION_MANIFEST, "face expression")
+    return why and f"{why}; the AU rules label emotion meanwhile"

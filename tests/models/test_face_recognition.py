@@ -9,7 +9,7 @@ import pytest
 import torch
 from test_faceapi import FIXTURE, fixture_faces
 
-from models import face_recognition, faceapi
+from models import face_recognition, faceapi, faceapi_package
 
 
 def test_descriptor_parity_with_face_api_js():
@@ -38,7 +38,7 @@ def test_missing_weights_say_how_to_get_them(tmp_path):
 def test_recognition_chip_is_the_landmark_box_enlarged_and_clipped():
     image = np.arange(100 * 200 * 3, dtype=np.uint32).reshape(100, 200, 3).astype(np.uint8)
     landmarks = np.array([[50.0, 20.0], [150.0, 70.0]])
-    chip = face_recognition.recognition_chip(image, landmarks)
+    chip = faceapi_package.recognition_chip(image, landmarks)
     assert chip.shape == (60, 120, 3)  # 100 × 50 px box, 10 % more on each side
     np.testing.assert_array_equal(chip, image[15:75, 40:160])
-    assert face_recognition.recognition_chip(image, landmarks - 45).shape == (30, 115, 3)  # clipped at the top-left
+    assert faceapi_package.recognition_chip(image, landmarks - 45).shape == (30, 115, 3)  # clipped at the top-left
