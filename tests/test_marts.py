@@ -176,7 +176,7 @@ def test_every_mart_file_states_grain_keys_and_depends_and_is_ordered():
 def _views_read(text: str) -> set[str]:
     """Names after ``from`` / ``join`` outside comments that are not CTEs of the file."""
     code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
-    ctes = set(re.findall(r"^([a-z_]+) as \($", code, flags=re.MULTILINE))
+    ctes = set(re.findall(r"^([a-z_]+) as (?:materialized )?\($", code, flags=re.MULTILINE))
     return set(re.findall(r"\b(?:from|join)\s+([a-z_]+)\b", code)) - ctes
 
 

@@ -25,7 +25,7 @@ def test_a_query_creates_only_the_marts_it_names_and_those_they_read(tmp_path):
            "from duckdb_views() where not internal")  # fmt: skip
     views = run_query(store, sql).to_pylist()[0]["views"]
     staging = {"body", "failures", "frames", "predictions", "runs", "videos"}
-    assert set(views) - staging == {"expression_frames", "expression_windows", "primary_faces"}
+    assert set(views) - staging == {"emotion_windows", "expression_frames", "expression_windows", "primary_faces"}
 
 
 @pytest.fixture

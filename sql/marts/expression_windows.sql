@@ -2,15 +2,13 @@
 -- keys: video_id, face_id, window_index
 -- person_id: the person of the track (the track itself for predictions written before person_id);
 -- is_primary_face: the window is of the video's primary person (primary_faces).
--- depends: predictions, videos, primary_faces
--- Stream: the task named by the variable emotion_stream ('emotion': a promoted model or face-api.js's
--- expression net, the default; 'emotion_rules': the AU rules), said in the emotion_stream column.
--- Model: per video, trained models come before the AU-rule baseline (model_name containing
--- 'rule baseline'), then the greatest model_version (text order); only that model's windows are kept.
+-- depends: emotion_windows, videos, primary_faces
+-- The windows of each video's emotion model (emotion_windows: how the stream and model are chosen), whether their person is
+-- the video's primary person, and the video's metadata.
 with
 
-emotion_predictions as (
-    select * from predictions where task = getvariable('emotion_stream')
+windows as (
+    select * from emotion_windows
 ),
 
 lesson_videos as (
@@ -21,63 +19,41 @@ primary_tracks as (
     select * from primary_faces
 ),
 
-ranked_models as (
-    select
-        emotion_predictions.video_id,
-        emotion_predictions.model_version,
-        emotion_predictions.model_name,
-        row_number() over (
-            partition by emotion_predictions.video_id
-            order by
-                emotion_predictions.model_name ilike '%rule baseline%',
-                emotion_predictions.model_version desc
-        ) as model_rank
-    from emotion_predictions
-    group by emotion_predictions.video_id, emotion_predictions.model_version, emotion_predictions.model_name
-),
-
 final as (
     select
-        emotion_predictions.video_id,
-        emotion_predictions.face_id,
-        coalesce(emotion_predictions.person_id, emotion_predictions.face_id) as person_id,
-        emotion_predictions.window_index,
-        emotion_predictions.start_time,
-        emotion_predictions.end_time,
-        emotion_predictions.end_time - emotion_predictions.start_time as duration_s,
-        emotion_predictions.n_frames,
-        emotion_predictions.n_owned,
-        coalesce(
-            coalesce(emotion_predictions.person_id, emotion_predictions.face_id) = primary_tracks.person_id, false
-        ) as is_primary_face,
-        emotion_predictions.task as emotion_stream,
-        emotion_predictions.model_name,
-        emotion_predictions.model_version,
-        emotion_predictions.label,
-        emotion_predictions.confidence,
-        emotion_predictions.p_anger,
-        emotion_predictions.p_disgust,
-        emotion_predictions.p_fear,
-        emotion_predictions.p_happiness,
-        emotion_predictions.p_sadness,
-        emotion_predictions.p_surprise,
-        emotion_predictions.p_neutral,
+        windows.video_id,
+        windows.face_id,
+        windows.person_id,
+        windows.window_index,
+        windows.start_time,
+        windows.end_time,
+        windows.duration_s,
+        windows.n_frames,
+        windows.n_owned,
+        coalesce(windows.person_id = primary_tracks.person_id, false) as is_primary_face,
+        windows.emotion_stream,
+        windows.model_name,
+        windows.model_version,
+        windows.label,
+        windows.confidence,
+        windows.p_anger,
+        windows.p_disgust,
+        windows.p_fear,
+        windows.p_happiness,
+        windows.p_sadness,
+        windows.p_surprise,
+        windows.p_neutral,
         lesson_videos.path,
         lesson_videos.course,
         lesson_videos.session,
         lesson_videos.teacher,
         lesson_videos.role,
         lesson_videos.lesson_type
-    from emotion_predictions
-    inner join ranked_models
-        on emotion_predictions.video_id = ranked_models.video_id
-        and emotion_predictions.model_version = ranked_models.model_version
-        and emotion_predictions.model_name = ranked_models.model_name
-        and ranked_models.model_rank = 1
+    from windows
     inner join lesson_videos
-        on emotion_predictions.video_id = lesson_videos.video_id
+        on windows.video_id = lesson_videos.video_id
     left join primary_tracks
-        on emotion_predictions.video_id = primary_tracks.video_id
+        on windows.video_id = primary_tracks.video_id
 )
 
 select * from final

@@ -1,6 +1,6 @@
 -- grain: one row per video in the catalog
 -- keys: video_id
--- depends: videos, primary_faces, expression_windows, wrist_motion, gesture_samples
+-- depends: videos, primary_faces, emotion_windows, wrist_motion, gesture_samples
 -- Expressions: the primary face's sampled frames covered by an emotion window, each counted once with the
 -- label of the window whose centre is nearest: a window's n_owned (written by inference, the per-frame form
 -- of the same rule is expression_frames; summing n_owned instead of joining every frame with its windows
@@ -11,6 +11,8 @@
 -- `lessonlens run` recomputes them. dominant_expression has the largest share (ties: alphabetical), ranked
 -- on frame counts: a float sum's last bits depend on DuckDB's thread order, which made equal shares
 -- tie-break at random. Mean AU intensities (AUxx_r) are over the primary person's face frames (primary_faces).
+-- primary_tracks is materialized and gives both the AU means and which windows are the primary person's:
+-- frames, the largest input, is scanned once (expression_windows would scan it again, bench/marts.py).
 -- face_visible_s = frames_with_face / sampled_frames × duration_s.
 -- Gestures: the person with the most body samples (see wrist_motion for the definition);
 -- body_s is the time covered by samples with a wrist speed, gesture_rate = gestures per minute of body_s,
@@ -25,12 +27,12 @@ lesson_videos as (
     select * from videos
 ),
 
-primary_tracks as (
+primary_tracks as materialized (
     select * from primary_faces
 ),
 
 windows as (
-    select * from expression_windows
+    select * from emotion_windows
 ),
 
 motion as (
@@ -47,7 +49,10 @@ label_time as (
         windows.label,
         sum(windows.n_owned) as n_frames
     from windows
-    where windows.is_primary_face and windows.label is not null
+    inner join primary_tracks
+        on windows.video_id = primary_tracks.video_id
+        and windows.person_id = primary_tracks.person_id
+    where windows.label is not null
     group by windows.video_id, windows.label
 ),
 
