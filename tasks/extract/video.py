@@ -68,6 +68,7 @@ from tasks.store import (
     read_table,
     remove_tree,
     table_from_columns,
+    write_parts_atomic,
     write_table_atomic,
 )
 
@@ -219,6 +220,19 @@ def pooled(kind: str, name: str, options: tuple[tuple[str, str], ...]) -> Iterat
     finally:
         with _POOL_LOCK:
             _POOL[key].append(backend)
+
+
+def preload_backends(params: ExtractParams) -> None:
+    """Load the face and body backends of ``params`` into this worker's pool and run each once on a blank frame,
+    so that the run's first chunk finds them ready (imports, model files, graphs: seconds per worker).
+    ``lessonlens run`` calls it on every local worker while the Prefect API starts (``flows.engine.run_services``)."""
+    quiet_native_logs()
+    blank = np.zeros((64, 64, 3), np.uint8)
+    with pooled("face", params.face_backend, params.face_options) as face_backend:
+        face_backend.detect(blank)
+    if params.body_every:
+        with pooled("body", "mediapipe", ()) as body_backend:
+            body_backend.detect(blank)
 
 
 FACE_FRAGMENT_COLUMNS = [
@@ -402,7 +416,9 @@ def finalize_video(
     """Tracks, action units, and the atomic writes of the video's partitions.
 
     ``body`` and ``crops`` are written before ``frames``: a video counts as done only once its ``frames``
-    partition and catalog row exist, so a crash in between just redoes the video.
+    partition and catalog row exist, so a crash in between just redoes the video. The crops are written in row
+    groups, a chunk's fragment at a time (:func:`in_order`): at ~4.5 kB a face a frame they are the bulk of a
+    video's rows, and holding them all made a worker's peak memory grow with the video's length (bench/scaling.py).
     """
     frames, order = _frames_table(jobs, params, result)
     if params.body_every:
@@ -415,9 +431,15 @@ def finalize_video(
     else:
         store.partition("body", video_id).unlink(missing_ok=True)
     if params.keep_crops:
-        crops = pa.concat_tables([read_table(job.crops_path) for job in jobs]).take(order)
-        crops = crops.append_column("face_id", frames["face_id"]).append_column("person_id", frames["person_id"])
-        write_table_atomic(crops, store.partition("crops", video_id))
+        ids = {name: (frames[name].to_numpy(), FRAME_SCHEMA.field(name)) for name in ("face_id", "person_id")}
+        parts = (
+            part.append_column(
+                ids["face_id"][1], pa.array(ids["face_id"][0][rows], ids["face_id"][1].type)
+            ).append_column(ids["person_id"][1], pa.array(ids["person_id"][0][rows], ids["person_id"][1].type))
+            for rows, part in in_order([job.crops_path for job in jobs], order.to_numpy())
+        )
+        schema = CROP_SCHEMA.append(ids["face_id"][1]).append(ids["person_id"][1])
+        write_parts_atomic(parts, schema, store.partition("crops", video_id))
     else:
         store.partition("crops", video_id).unlink(missing_ok=True)
     write_table_atomic(frames, store.partition("frames", video_id))
@@ -452,6 +474,25 @@ def _descriptors(column: pa.ChunkedArray) -> np.ndarray:
     """(N, 128) float32 from the fragments' ``descriptor`` column (NaN rows: no descriptor)."""
     flat = pc.list_flatten(column).to_numpy(zero_copy_only=False)
     return flat.astype(np.float32).reshape(len(column), DESCRIPTOR_SIZE)
+
+
+def in_order(paths: Sequence, order: np.ndarray) -> Iterator[tuple[np.ndarray, pa.Table]]:
+    """The rows of the Parquet files at ``paths``, concatenated, in the order ``order`` (indices into that
+    concatenation), as (positions in ``order``, table) pairs read one file at a time: each run of ``order`` within
+    one file is one table (one per file when the files hold consecutive stretches of the order, as a video's chunks
+    do)."""
+    order = np.asarray(order, dtype=np.int64)  # pyarrow's sort indices are uint64
+    starts = np.cumsum([0, *(read_metadata(p).num_rows for p in paths)])
+    source = np.searchsorted(starts, order, side="right") - 1  # the file of each row
+    current, table = -1, None
+    for rows in np.split(np.arange(len(order)), np.flatnonzero(np.diff(source)) + 1):
+        if not len(rows):
+            continue
+        if source[rows[0]] != current:
+            current = source[rows[0]]
+            table = read_table(paths[current]).replace_schema_metadata(None)
+        part = table.take(order[rows] - starts[current])
+        yield rows, part
 
 
 def _frames_table(jobs: list[ChunkJob], params: ExtractParams, result: StepResult) -> tuple[pa.Table, pa.Array]:

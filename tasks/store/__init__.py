@@ -79,6 +79,7 @@ from tasks.store.files import (
     read_schema,
     read_table,
     remove_tree,
+    write_parts_atomic,
     write_table_atomic,
 )
 from tasks.store.lease import StoreBusy
@@ -121,5 +122,6 @@ __all__ = [
     "shown",
     "remove_tree",
     "table_from_columns",
+    "write_parts_atomic",
     "write_table_atomic",
 ]

@@ -171,15 +171,27 @@ def write_table_atomic(table: pa.Table, path: Path) -> None:
 
     The file gets the mode :func:`file_mode` of its folder (0o600 under an owner-only store). On object storage:
     one upload (:func:`models.files.atomic_write`)."""
+    write_parts_atomic([table], table.schema, path)
+
+
+def write_parts_atomic(parts: Iterable[pa.Table], schema: pa.Schema, path: Path) -> None:
+    """Write the tables ``parts`` (each of ``schema``), one row group each and one at a time, as one Parquet file at
+    ``path``, atomically as :func:`write_table_atomic`: a writer holds one part at a time, not the whole file."""
+
+    def write_parts(tmp: Path) -> None:
+        with pq.ParquetWriter(tmp, schema, **PARQUET_OPTIONS) as writer:
+            for part in parts:
+                writer.write_table(part)
+
     if is_remote(path):
-        atomic_write(path, lambda tmp: pq.write_table(table, tmp, **PARQUET_OPTIONS))
+        atomic_write(path, write_parts)
         return
     path = Path(path)
     make_dirs(path.parent)
     mode = file_mode(path.parent)
 
     def write(tmp: Path) -> None:
-        pq.write_table(table, tmp, **PARQUET_OPTIONS)
+        write_parts(tmp)
         os.chmod(tmp, mode)
 
     atomic_write(path, write)
