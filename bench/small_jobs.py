@@ -1,11 +1,13 @@
 """Small jobs: how long `lessonlens run` takes when there is little or nothing to do, as a user runs it.
 
-Each measurement is a fresh ``lessonlens run`` process (imports included) on a small corpus (the 20 s
-single-face clip, a 2.4 s face clip and a 4 s title card: 3 videos, 2 workers):
+Each measurement is a fresh ``lessonlens run`` process (imports included) on a small corpus (``--clips``: the
+20 s single-face clip, then a 2.4 s face clip and a 4 s title card; default one clip, 2 workers):
 
 - ``first chunk``: a first run on an empty store, timed from the process start to the moment its first
   chunk was planned and handed to the cluster (its work folder appears) and to the moment the first chunk
-  was decoded and analysed (its fragment appears), and to the end of the run;
+  was decoded and analysed (its fragment appears), and to the end of the run; its start-up timeline: when
+  the run's own log lines (Prefect at INFO) say that the temporary API starts, that the flow run begins (the
+  API answers), that the subflow begins and that the corpus is discovered, each the first such line;
 - ``no-op rerun``: the same command again, everything already extracted and predicted;
 - ``import floor``: ``python -c "import flows.cli"``, what every command pays before doing anything.
 
@@ -13,7 +15,7 @@ With ``--baseline DIR`` (a checkout of other code, e.g. ``git archive <commit> |
 same measurements run with that code too, alternated with this checkout's, in the same Prefect home
 (warmed up first), so that the ratios compare code, not machine load.
 
-    python bench/small_jobs.py [--baseline DIR] [--repeats 2] [--json bench/out/small_jobs.json]
+    python bench/small_jobs.py [--baseline DIR] [--repeats 2] [--clips 1] [--json bench/out/small_jobs.json]
 """
 
 import argparse
@@ -24,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -33,11 +36,18 @@ HERE = Path(__file__).resolve().parent
 MEDIA = HERE.parents[1] / "shared" / "media"
 CLIPS = ("pyfeat_WolfgangLanger_Pexels.mp4", "pyfeat_single_face.mp4", "pyfeat_no_face.mp4")
 CLI = "import sys; from flows.cli import main; sys.exit(main(sys.argv[1:]))"
+# start-up timeline: the first log line of the run that contains each text
+LOG_MARKS = {
+    "temporary Prefect API starting": "Starting temporary server",
+    "flow run begun (the API answers)": "Beginning flow run",
+    "subflow begun": "Beginning subflow run",
+    "corpus discovered": " to extract (fps=",
+}
 
 
 def environment(code: Path, prefect_home: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    return env | {"PYTHONPATH": str(code), "PREFECT_HOME": str(prefect_home), "PREFECT_LOGGING_LEVEL": "WARNING"}
+    return env | {"PYTHONPATH": str(code), "PREFECT_HOME": str(prefect_home), "PREFECT_LOGGING_LEVEL": "INFO"}
 
 
 def warm_prefect_home(prefect_home: Path) -> None:
@@ -47,12 +57,24 @@ def warm_prefect_home(prefect_home: Path) -> None:
 
 
 def timed_run(code: Path, corpus: Path, store: Path, prefect_home: Path) -> dict:
-    """Wall seconds of one ``lessonlens run`` process, and when its first chunk was planned and done."""
+    """Wall seconds of one ``lessonlens run`` process, when its first chunk was planned and done, and when the
+    lines of :data:`LOG_MARKS` first appeared in its output."""
     marks: dict[str, float] = {}
+    lines: list[str] = []
     command = [sys.executable, "-c", CLI, "run", str(corpus), "--store", str(store), "--workers", "2"]
     start = time.perf_counter()
     process = subprocess.Popen(command, env=environment(code, prefect_home), cwd=code, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)  # fmt: skip
+
+    def read() -> None:
+        for line in process.stdout:
+            lines.append(line)
+            for name, text in LOG_MARKS.items():
+                if name not in marks and text in line:
+                    marks[name] = time.perf_counter() - start
+
+    reader = threading.Thread(target=read)
+    reader.start()
     while process.poll() is None:
         now = time.perf_counter() - start
         if "planned" not in marks and any((store / "work").glob("*/*")):
@@ -61,7 +83,8 @@ def timed_run(code: Path, corpus: Path, store: Path, prefect_home: Path) -> dict
             marks["first_chunk"] = now
         time.sleep(0.02)
     seconds = time.perf_counter() - start
-    output = process.stdout.read()
+    reader.join()
+    output = "".join(lines)
     if process.returncode not in (0, 1):
         raise RuntimeError(f"lessonlens run failed ({process.returncode}):\n{output[-2000:]}")
     return {"seconds": seconds, **marks, "nothing_to_do": "nothing to do" in output}
@@ -78,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", type=Path, help="a checkout of the code to compare with")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--clips", type=int, default=1, choices=range(1, len(CLIPS) + 1), help="videos in the corpus")
     parser.add_argument("--json", help="write the result here (bench/run.py reads it)")
     args = parser.parse_args(argv)
     codes = {"this checkout": HERE.parent} | ({"baseline": args.baseline.resolve()} if args.baseline else {})
@@ -91,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(tmp)
         corpus = root / "corpus"
         corpus.mkdir()
-        for clip in CLIPS:
+        for clip in CLIPS[: args.clips]:
             shutil.copy(MEDIA / clip, corpus / clip)
         home = root / "prefect"
         warm_prefect_home(home)
@@ -99,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             for name, code in codes.items():
                 store = root / f"store-{name.replace(' ', '-')}-{r}"
                 first = timed_run(code, corpus, store, home)
+                for mark in LOG_MARKS:
+                    add(name, f"first run timeline: {mark} (s)", first.get(mark))
                 add(name, "first run: chunks planned (s)", first.get("planned"))
                 add(name, "first run: first chunk decoded and analysed (s)", first.get("first_chunk"))
                 add(name, "first run: whole run (s)", first["seconds"])
@@ -121,8 +147,9 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
     for row in rows:
         print(json.dumps(row), flush=True)
-    conditions = {"corpus": f"{len(CLIPS)} videos: " + ", ".join(CLIPS), "workers": 2, "fps": 5, "crops": True,
-                  "body_fps": 1, "statistic": f"median of {args.repeats} (each a fresh process and store)",
+    conditions = {"corpus": f"{args.clips} videos: " + ", ".join(CLIPS[: args.clips]), "workers": 2, "fps": 5,
+                  "crops": True, "body_fps": 1,
+                  "statistic": f"median of {args.repeats} (each a fresh process and store)",
                   "baseline": str(args.baseline) if args.baseline else None}  # fmt: skip
     by_key = {row["what"]: row for row in rows}
     headline = {

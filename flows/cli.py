@@ -31,7 +31,7 @@ def _store(args: argparse.Namespace) -> Store:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from flows.engine import console_progress, prefect_api
+    from flows.engine import console_progress, run_services
     from flows.nightly_corpus import extract_params, nightly_corpus, run_if_nothing_to_do, validate_parameters
 
     options = parse_storage_options(args.storage_option)
@@ -61,7 +61,10 @@ def _run(args: argparse.Namespace) -> int:
     if summary is not None:
         print(f"nothing to do: run {summary['run_id']} recorded without starting Prefect or a Dask cluster")
     else:
-        with prefect_api(), console_progress(sys.stdout.isatty()):
+        # the Prefect API and the local Dask cluster start side by side, the workers loading their models meanwhile;
+        # the flow then runs on that cluster (its address in place of --workers)
+        services = run_services(args.dask_address, args.workers, params)
+        with services as dask_address, console_progress(sys.stdout.isatty()):
             summary = nightly_corpus(
                 corpus=corpus,
                 store=store.url,
@@ -74,8 +77,7 @@ def _run(args: argparse.Namespace) -> int:
                 keep_crops=not args.no_crops,
                 descriptor_seconds=args.descriptor_seconds,
                 retry_failed=args.retry_failed,
-                dask_address=args.dask_address,
-                workers=args.workers,
+                dask_address=dask_address,
                 keep_student_crops=args.keep_student_crops,
                 crops_retention_days=args.crops_retention_days,
                 store_group_readable=args.store_group_readable,

@@ -8,18 +8,24 @@ database (run names, parameters, logs, artifacts, which name files and videos) i
 removed when the API stops: nothing of a run persists in ``$PREFECT_HOME/prefect.db``.
 """
 
+import contextvars
 import logging
 import math
 import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import flows  # noqa: F401  (offline Prefect defaults)
 from tasks.store import StepResult, Store
+
+if TYPE_CHECKING:
+    from tasks.extract.video import ExtractParams
 
 # what this process has started so far: temporary Prefect APIs and local Dask clusters (tests and benchmarks
 # read it, e.g. to see that a run with nothing to do starts neither)
@@ -27,12 +33,19 @@ STARTED = {"prefect_api": 0, "dask_cluster": 0}
 
 
 @contextmanager
-def prefect_api() -> Iterator[str]:
-    """The Prefect API URL: the configured server's, or a temporary local one for this process."""
+def prefect_api(meanwhile: Callable[[], None] | None = None) -> Iterator[str]:
+    """The Prefect API URL: the configured server's, or a temporary local one for this process.
+
+    ``meanwhile`` (e.g. starting the Dask cluster) runs in this thread while the temporary API starts in
+    another: the API's URL is chosen and exported in ``PREFECT_API_URL`` first, so processes started meanwhile
+    inherit it; the API answers before this yields. With a configured server, ``meanwhile`` just runs.
+    """
     from prefect.settings import PREFECT_API_URL
 
     configured = os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value()
     if configured:
+        if meanwhile is not None:
+            meanwhile()
         yield configured
         return
     from prefect.server.api.server import SubprocessASGIServer
@@ -43,16 +56,29 @@ def prefect_api() -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="lessonlens-prefect-api-") as folder:
         database = f"sqlite+aiosqlite:///{Path(folder) / 'prefect.db'}"
         server = SubprocessASGIServer()
-        with temporary_settings(updates={PREFECT_API_DATABASE_CONNECTION_URL: database}):
-            server.start()
-        STARTED["prefect_api"] += 1
+        if server.port is None:
+            server.port = server.find_available_port()  # now, so that its URL is known before the server answers
         os.environ["PREFECT_API_URL"] = server.api_url
+        STARTED["prefect_api"] += 1
+
+        def start() -> None:
+            with temporary_settings(updates={PREFECT_API_DATABASE_CONNECTION_URL: database}):
+                server.start()
+
         try:
+            with ThreadPoolExecutor(1, thread_name_prefix="prefect-api-start") as pool:
+                starting = pool.submit(contextvars.copy_context().run, start)  # with this thread's Prefect settings
+                if meanwhile is not None:
+                    meanwhile()
+                starting.result()  # its error, if it failed
+            # the port was taken in between and the server moved (rare): point this process at it
+            os.environ["PREFECT_API_URL"] = server.api_url
             yield server.api_url
         finally:
             from prefect.logging.handlers import APILogWorker
 
-            APILogWorker.drain_all(timeout=5)  # send the last run logs before the API goes away
+            if server.running:
+                APILogWorker.drain_all(timeout=5)  # send the last run logs before the API goes away
             os.environ.pop("PREFECT_API_URL", None)
             server.stop()
 
@@ -70,27 +96,77 @@ def task_runner(dask_address: str | None = None, workers: int | None = None):
         if workers:
             raise ValueError("--workers applies to the local cluster only; omit it with --dask-address")
         return DaskTaskRunner(address=dask_address)
+    return DaskTaskRunner(cluster_class=local_cluster, cluster_kwargs=local_cluster_kwargs(workers))
+
+
+def local_cluster_kwargs(workers: int | None = None) -> dict:
+    """The ``LocalCluster`` of a run: ``workers`` processes (default: the machine's cores) of one thread each."""
     n = workers or os.cpu_count() or 1
     if n < 1:
         raise ValueError(f"workers must be >= 1, got {n}")
-    return DaskTaskRunner(
-        cluster_class=local_cluster,
-        cluster_kwargs={
-            "n_workers": n,
-            "threads_per_worker": 1,
-            "processes": True,
-            "dashboard_address": ":0",
-            "silence_logs": logging.WARNING,
-        },
-    )
+    return {
+        "n_workers": n,
+        "threads_per_worker": 1,
+        "processes": True,
+        "dashboard_address": ":0",
+        "silence_logs": logging.WARNING,
+    }
 
 
 def local_cluster(**kwargs):
     """A Dask ``LocalCluster`` (counted in :data:`STARTED`)."""
     from distributed import LocalCluster
 
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # after distributed's import, which sets it to INFO
     STARTED["dask_cluster"] += 1
     return LocalCluster(**kwargs)
+
+
+@contextmanager
+def run_services(dask_address: str | None, workers: int | None, params: "ExtractParams") -> Iterator[str]:
+    """What a ``lessonlens run`` with work to do runs on: the Prefect API (:func:`prefect_api`) and the Dask
+    scheduler at ``dask_address``, or a new local cluster of ``workers`` processes; yields the scheduler's address.
+
+    Start-up in sequence cost a first run 11.7 s before its first chunk was planned, and the first chunk then
+    loaded the models (bench/small_jobs.py). So the local cluster starts while the temporary API starts (its URL
+    is exported first: the workers inherit it), and each worker loads the face and body models of ``params``
+    (:func:`tasks.extract.video.preload_backends`, a task left to run while the flow runs are created and the
+    corpus discovered), ahead of its first chunk. The cluster is closed before the API stops.
+    """
+    if dask_address:
+        with prefect_api():
+            yield dask_address
+        return
+    kwargs = local_cluster_kwargs(workers)
+    started: dict = {}
+
+    def start_cluster() -> None:
+        started["url"] = os.environ.get("PREFECT_API_URL")
+        started["cluster"] = local_cluster(**kwargs)
+        _preload(started["cluster"], params)
+
+    try:
+        with prefect_api(meanwhile=start_cluster) as url:
+            if started["url"] not in (None, url):  # the temporary API moved to another port while the workers started
+                started.pop("cluster").close()
+                start_cluster()
+            yield started["cluster"].scheduler_address
+            started.pop("cluster").close()  # before the API stops: the workers' last logs reach it
+    finally:
+        if "cluster" in started:
+            started["cluster"].close()
+
+
+def _preload(cluster, params: "ExtractParams") -> None:
+    """:func:`tasks.extract.video.preload_backends` on every worker of ``cluster``, left running (fire and forget):
+    a worker's first chunk waits for it on the worker's one thread."""
+    from distributed import Client, fire_and_forget
+
+    from tasks.extract.video import preload_backends
+
+    with Client(cluster) as client:
+        for worker in client.scheduler_info(n_workers=-1)["workers"]:
+            fire_and_forget(client.submit(preload_backends, params, workers=[worker], pure=False))
 
 
 def map_on_cluster(fn: Callable, items: list) -> list:
