@@ -122,7 +122,7 @@ def profile_video(video: Path, root: Path, params: ExtractParams) -> dict:
     start = time.perf_counter()
     _, chunks, _ = plan_video(ref, params)
     plan = time.perf_counter() - start
-    work = store.work_dir(ref.video_id, params.key())
+    work = store.work_dir(ref.video_id, params.work_key())
     work.mkdir(parents=True, exist_ok=True)
     jobs = [ChunkJob(ref.video_id, str(video), chunk, params, work) for chunk in chunks]
     warm = ChunkJob(ref.video_id, str(video), chunks[0], params, root / "warm")

@@ -15,10 +15,13 @@ Measured in one run, alternated ``--repeats`` times (median), each on a fresh co
   their sandbox, as ``lessonlens query`` and ``analyse`` run it);
 - ``bare aggregate``: one DuckDB ``group by video_id`` over the same frame columns the mart reads (row count,
   face tracks, mean of every AU intensity) with ``read_parquet`` on the same files;
-- once, after those: the mart's parts alone (``count(*)`` of ``primary_faces``, ``expression_windows``,
-  ``wrist_motion``), to say where its time goes.
+- with ``--baseline DIR`` (a checkout of other code, e.g. ``git archive <commit> | tar -x -C DIR``): the same mart
+  with that code's SQL and connection, in a subprocess that times the query alone, alternated with the two above;
+- once, after those (unless ``--no-parts``): the mart's parts alone (``count(*)`` of ``primary_faces``,
+  ``expression_windows``, ``wrist_motion``), to say where its time goes.
 
-    python bench/marts.py [--videos 5000] [--rows 2000] [--repeats 3] [--store DIR] [--json bench/out/marts.json]
+    python bench/marts.py [--videos 5000] [--rows 2000] [--repeats 3] [--store DIR] [--baseline DIR] [--no-parts]
+                          [--json bench/out/marts.json]
 
 ``--store DIR`` keeps the generated store there (reused when it exists with the same size); otherwise it
 is made in a temporary folder and deleted (about 11 GB at the default size; making it takes minutes).
@@ -30,6 +33,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -169,6 +173,24 @@ def bare_aggregate(root: Path) -> int:
     return len(duckdb.connect().sql(sql).fetchall())
 
 
+BASELINE_MART = """
+import sys, time
+from tasks.analyse.warehouse import run_query
+from tasks.store import Store
+start = time.perf_counter()
+run_query(Store(sys.argv[1]), "select * from video_summary")
+print(time.perf_counter() - start)
+"""
+
+
+def baseline_mart(code: Path, root: Path) -> float:
+    """Seconds of ``select * from video_summary`` through ``run_query`` of the checkout at ``code``."""
+    env = os.environ | {"PYTHONPATH": str(code)}
+    done = subprocess.run([sys.executable, "-c", BASELINE_MART, str(root)], env=env, cwd=code, check=True,
+                          capture_output=True, text=True)  # fmt: skip
+    return float(done.stdout.split()[-1])
+
+
 def timed(fn) -> tuple[float, object]:
     start = time.perf_counter()
     out = fn()
@@ -181,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=2000, help="frame rows per video")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--store", type=Path, help="keep the generated store here (reused when the size matches)")
+    parser.add_argument("--baseline", type=Path, help="a checkout of the code to compare the mart with")
+    parser.add_argument("--no-parts", action="store_true", help="leave out the mart's parts")
     parser.add_argument("--json", help="write the result here (bench/run.py reads it)")
     args = parser.parse_args(argv)
     tmp = None if args.store else tempfile.mkdtemp(prefix="lessonlens-marts-")
@@ -204,17 +228,24 @@ def main(argv: list[str] | None = None) -> int:
                 bare_aggregate(root)
             ),
         }
+        if args.baseline:
+            compared[f"mart with the baseline's code ({args.baseline.name})"] = lambda: baseline_mart(
+                args.baseline.resolve(), root
+            )
         parts = {  # once, after the comparison: where the mart's time goes
             f"part (once): count(*) from {name}": lambda name=name: run_query(store, f"select count(*) from {name}")
             for name in ("primary_faces", "expression_windows", "wrist_motion")
+            if not args.no_parts
         }
         seconds: dict[str, list[float]] = {name: [] for name in compared | parts}
         for runs in [compared] * args.repeats + [parts]:
             for name, query in runs.items():
-                took, _ = timed(query)
+                took, inside = timed(query)
+                if name.startswith("mart with the baseline"):
+                    took = inside  # the query's own seconds, without the subprocess' start
                 seconds[name].append(took)
                 print(json.dumps({name: round(took, 3)}), flush=True)
-        mart, bare = (statistics.median(seconds[name]) for name in compared)
+        mart, bare = (statistics.median(seconds[name]) for name in list(compared)[:2])
         rows = [
             {"what": name, "seconds": round(statistics.median(s), 3), "seconds_each_run": [round(v, 3) for v in s],
              "over_bare_aggregate": round(statistics.median(s) / bare, 2)}
@@ -228,10 +259,14 @@ def main(argv: list[str] | None = None) -> int:
             "duckdb": duckdb.__version__,
             "threads": os.cpu_count(),
             "statistic": f"median of {args.repeats}, alternated",
+            "baseline": str(args.baseline) if args.baseline else None,
             "store made in (s)": round(made, 1) if made else None,
         }
         headline = {"mart / bare aggregate": round(mart / bare, 2), "mart (s)": round(mart, 2),
                     "bare aggregate (s)": round(bare, 2)}  # fmt: skip
+        if args.baseline:
+            base = statistics.median(seconds[list(compared)[2]])
+            headline["baseline's mart / bare aggregate"] = round(base / bare, 2)
         write_result(args.json, "marts", "Marts: video_summary over 10M frame rows vs a bare DuckDB aggregate",
                      command_line(__file__, argv), conditions, rows, headline)  # fmt: skip
         for row in rows:

@@ -25,6 +25,22 @@ def test_plan_takes_the_frame_on_screen_at_each_grid_time():
     assert chunks[2].timestamps == (2.31, 2.9)
 
 
+def test_chunks_start_at_keyframes_where_one_is_near():
+    from tasks.extract.decode import chunk_starts
+
+    gop_10_4 = np.array([0.0, 10.4, 20.9, 31.3, 41.7])  # ffmpeg's default GOP of 250 frames at 24 fps
+    assert chunk_starts(50.0, 10, gop_10_4).tolist() == [0.0, 10.4, 20.9, 31.3, 41.7]
+    every_3 = np.arange(0.0, 60.0, 3.0)
+    assert chunk_starts(40.0, 10, every_3).tolist() == [0.0, 9.0, 18.0, 27.0, 36.0]
+    assert chunk_starts(35.0, 10, np.array([0.0])).tolist() == [0.0, 10.0, 20.0, 30.0]  # one GOP: every 10 s
+    times = np.arange(0.0, 50.0, 1 / 24)
+    plain = plan_chunks(times, fps=5, chunk_seconds=10)
+    aligned = plan_chunks(times, fps=5, chunk_seconds=10, keyframes=gop_10_4)
+    assert [f for c in aligned for f in c.frames] == [f for c in plain for f in c.frames]  # the same samples
+    assert [c.timestamps[0] >= k - 1e-6 for c, k in zip(aligned, gop_10_4, strict=True)] == [True] * 5
+    assert [c.timestamps[-1] < k for c, k in zip(aligned, gop_10_4[1:], strict=False)] == [True] * 4
+
+
 def test_plan_skips_edit_list_preroll_and_validates_arguments():
     times = np.array([np.nan, np.nan, 0.0, 0.5, 1.0])
     (chunk,) = plan_chunks(times, fps=2, chunk_seconds=10)

@@ -16,7 +16,10 @@ frame on screen at that time (the last frame whose PTS is <= t_k); the video's l
 too, so that the end of a clip shorter than a grid step is seen (the apex of a short neutral-to-apex
 clip); a frame picked twice (sampling faster than the video) is kept once. Chunks are whole seconds of
 the grid: chunk ``c`` holds the samples with ``c * chunk_seconds <= t_k < (c + 1) * chunk_seconds`` (the
-last frame counts at its own time).
+last frame counts at its own time). Given the video's keyframes (:func:`keyframe_times`; the pipeline does),
+chunks start at keyframes instead where one is near (:func:`chunk_starts`): decoding a chunk starts at the
+keyframe before its first sample, so a chunk that starts mid-GOP decodes the previous chunk's frames again
+(ffmpeg's default GOP is 250 frames, 10.4 s at 24 fps: 1.5-1.7x the decoding CPU per video, bench/limit.py).
 
 Fallback: decord decodes ahead in a thread and seeks by the container's keyframe index; phone video
 (HEVC, variable rate, edit lists), a wrong keyframe index or damaged packets can make a ``get_batch``
@@ -167,8 +170,27 @@ def pyav_first_frame_size(path: str | Path, decord_error: BaseException) -> tupl
     raise VideoError("decode_error", f"{path}: decord: {first_line(decord_error)}; PyAV decoded no frame")
 
 
-def plan_chunks(times: np.ndarray, fps: float, chunk_seconds: int) -> list[Chunk]:
-    """Sampled frames grouped in chunks of whole seconds (see module docstring)."""
+def keyframe_times(reader, times: np.ndarray) -> np.ndarray:
+    """Presentation times of the video's keyframes (``times`` from :func:`frame_times`; hidden ones left out)."""
+    keys = times[np.asarray(reader.get_key_indices(), dtype=np.int64)]
+    return np.sort(keys[~np.isnan(keys)])
+
+
+def chunk_starts(end: float, chunk_seconds: int, keyframes: np.ndarray) -> np.ndarray:
+    """Start times of the chunks of a video whose last sample is at ``end``: from 0, each next start is the keyframe
+    nearest to ``chunk_seconds`` after the previous start among those between half and twice that far, else
+    exactly ``chunk_seconds`` after it (no keyframe near: a long GOP)."""
+    starts = [0.0]
+    while starts[-1] + chunk_seconds <= end:
+        start, target = starts[-1], starts[-1] + chunk_seconds
+        near = keyframes[(keyframes > start + chunk_seconds / 2) & (keyframes <= start + 2 * chunk_seconds)]
+        starts.append(float(near[np.argmin(np.abs(near - target))]) if near.size else target)
+    return np.asarray(starts)
+
+
+def plan_chunks(times: np.ndarray, fps: float, chunk_seconds: int, keyframes: np.ndarray | None = None) -> list[Chunk]:
+    """Sampled frames grouped in chunks of whole seconds, or starting at ``keyframes`` (times) where one is near
+    (see module docstring)."""
     if fps <= 0:
         raise ValueError(f"fps must be > 0, got {fps}")
     if chunk_seconds < 1 or int(chunk_seconds) != chunk_seconds:
@@ -184,7 +206,11 @@ def plan_chunks(times: np.ndarray, fps: float, chunk_seconds: int) -> list[Chunk
     picked, first = np.unique(pos[keep], return_index=True)
     frames = order[picked]
     stamps = shown[picked]
-    chunk_of = np.floor(grid[keep][first] / chunk_seconds + 1e-9).astype(int)
+    if keyframes is None:
+        chunk_of = np.floor(grid[keep][first] / chunk_seconds + 1e-9).astype(int)
+    else:  # by the frames' own times: a chunk's first frame is at or after the keyframe it starts at
+        starts = chunk_starts(float(stamps[-1]), chunk_seconds, keyframes)
+        chunk_of = np.searchsorted(starts, stamps + 1e-6, side="right") - 1
     return [
         Chunk(
             int(c),

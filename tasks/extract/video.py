@@ -38,6 +38,7 @@ from tasks.extract.decode import (
     decode_chunk,
     decode_frames,
     frame_times,
+    keyframe_times,
     open_video,
     plan_chunks,
     probe,
@@ -118,6 +119,12 @@ class ExtractParams:
 
     def key(self) -> str:
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
+
+    def work_key(self) -> str:
+        """The folder of a video's chunk fragments (``Store.work_dir``): :meth:`key` and the chunking rule, so that a
+        run never reuses the fragments a crashed run left from chunks planned otherwise (before they started at
+        keyframes, ``tasks.extract.decode.plan_chunks``)."""
+        return f"{self.key()}-keyframe-chunks"
 
     @property
     def descriptor_every(self) -> int:
@@ -366,7 +373,7 @@ def plan_video(
         probed = probe(reader, times, path)
         return (
             probed,
-            plan_chunks(times, params.fps, params.chunk_seconds),
+            plan_chunks(times, params.fps, params.chunk_seconds, keyframe_times(reader, times)),
             truncation_warnings(path, probed, params.fps),
         )
 
@@ -387,7 +394,7 @@ def extract_video(
     quiet_native_logs()
     start = time.perf_counter()
     result = StepResult(ref.video_id, ref.path, "extract", counts=dict.fromkeys(CATALOG_COUNTS, 0))
-    work = store.work_dir(ref.video_id, params.key())
+    work = store.work_dir(ref.video_id, params.work_key())
     stage = "probe"
     try:
         probed, chunks, warnings = plan_video(ref, params, store.storage_options)
