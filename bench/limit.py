@@ -103,8 +103,8 @@ CATEGORIES = {
     "MediaPipe landmarks (Face Landmarker)": ("face_landmarker.py:detect",),
     "mesh crop (warpAffine)": ("faces.py:_square_crop",),
     "crops: alignment + JPEG encoding": ("crops.py:append_crop",),
-    "Parquet assembly and writes": ("store.py:table_from_columns", "store.py:write_table_atomic"),
-    "per-frame Python: column appends": ("extract.py:_append_face",),
+    "Parquet assembly and writes": ("schemas.py:table_from_columns", "files.py:write_table_atomic"),
+    "per-frame Python: column appends": ("video.py:_append_face",),
 }
 BACKEND = "faces.py:detect"  # what the backend's detect costs beyond its MediaPipe calls and crop: Python
 
