@@ -410,9 +410,6 @@ def _with_presence(intensity: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
-CANONICAL_BLOCK = 1024  # faces per canonical_landmarks call in GeometricAUEstimator.predict
-
-
 class GeometricAUEstimator:
     """Landmark geometry relative to a population / person baseline (module docstring): the fallback for faces
     without blendshapes, and the source of :data:`GEOMETRIC_AUS` in the default estimator."""
@@ -428,12 +425,7 @@ class GeometricAUEstimator:
         infraorbital: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
         landmarks, pose, face_id = _validated(landmarks, pose, face_id)
-        # row by row, in blocks: its float64 temporaries stay a few MB whatever the video's length (bench/scaling.py)
-        blocks = range(0, max(len(landmarks), 1), CANONICAL_BLOCK)  # one (empty) block without faces
-        canonical = [
-            canonical_landmarks(landmarks[i : i + CANONICAL_BLOCK], pose[i : i + CANONICAL_BLOCK]) for i in blocks
-        ]
-        displacement = feature_displacements(np.concatenate(canonical), face_id, infraorbital)
+        displacement = feature_displacements(canonical_landmarks(landmarks, pose), face_id, infraorbital)
         intensity = {
             au: np.clip(5.0 * rule.correlate(displacement) / rule.full_scale, 0.0, 5.0) for au, rule in AU_RULES.items()
         }
