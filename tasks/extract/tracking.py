@@ -30,7 +30,6 @@ GAP_STEP = 0.15  # extra allowance per missed sampled frame
 MAX_JUMP = 1.5  # cap on the allowance, whatever the gap
 MAX_SIZE_RATIO = 1.6  # larger / smaller face size
 SHAPE_WEIGHT = 4.0
-SHAPE_BLOCK = 1024  # detections per landmark_shape call: its float64 temporaries stay a few MB for any video length
 
 
 @dataclass(slots=True)
@@ -67,8 +66,7 @@ def assign_face_ids(frame: np.ndarray, bboxes: np.ndarray, landmarks: np.ndarray
     frame, bboxes, landmarks = _validated(frame, bboxes, landmarks)
     if len(frame) == 0:
         return np.zeros(0, np.int32)
-    blocks = range(0, len(frame), SHAPE_BLOCK)
-    shapes = np.concatenate([landmark_shape(landmarks[i : i + SHAPE_BLOCK]) for i in blocks])  # float64 (_validated)
+    shapes = landmark_shape(landmarks.astype(np.float64))
     ids = np.empty(len(frame), np.int32)
     tracks: list[_Track] = []
     starts = np.flatnonzero(np.r_[True, frame[1:] != frame[:-1]])
