@@ -32,6 +32,7 @@ BENCHMARKS = {
     "limit": (["limit.py", "--seconds", "60", "--repeats", "3"], ["limit.py", "--seconds", "30", "--repeats", "1"]),
     "small_jobs": (["small_jobs.py", "--repeats", "2"], ["small_jobs.py", "--repeats", "1"]),
     "scaling": (["scaling.py"], ["scaling.py", "--short-minutes", "0.5", "--clips", "6", "--clip-seconds", "10"]),
+    "scaling-finalize": (["scaling.py", "--finalize-only"], ["scaling.py", "--finalize-only", "--clips", "12"]),
     "orchestration": (["orchestration.py"], ["orchestration.py", "--minutes", "1", "--repeats", "1"]),
     "marts": (["marts.py"], ["marts.py", "--videos", "200", "--repeats", "1"]),
     "backends-faces": (["backends.py", "faces", CLIP], ["backends.py", "faces", CLIP, "--fps", "2"]),

@@ -14,8 +14,8 @@ starts. Videos are the real single-face 640×360 clip played forwards and backwa
   fragments of ``--short-minutes`` and of the long video's length (the real clip's two 10 s chunks extracted
   once, then repeated with their frames and times shifted), its peak RSS above the process' RSS before it
   (``VmHWM`` reset through ``/proc/self/clear_refs`` after the imports and the AU estimator); with
-  ``--baseline DIR`` (a checkout of other code) the same with that code, alternated. ``--finalize-only``
-  measures only this.
+  ``--baseline DIR`` (a checkout of other code) the same with that code, alternated: with ``--finalize-only``,
+  which measures only this (``bench/run.py``'s ``scaling-finalize``).
 
     python bench/scaling.py [--short-minutes 1] [--clips 120] [--clip-seconds 10] [--baseline DIR] [--finalize-only]
                             [--json bench/out/scaling.json]
@@ -167,8 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     lengths = {"short video": args.short_minutes, "long video": long_seconds / 60}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        finalize = finalize_peaks(root, lengths, codes)
         if args.finalize_only:
+            finalize = finalize_peaks(root, lengths, codes)
             growth = {r["what"]: r["finalize_growth_mb"] for r in finalize}
             headline = {f"finalize growth, long video (MiB): {name}": growth[f"finalize alone, long video: {name}"]
                         for name in codes}  # fmt: skip
@@ -193,7 +193,6 @@ def main(argv: list[str] | None = None) -> int:
                          "largest_worker_peak_mb": max(run["peak_rss_mb_per_worker"])})  # fmt: skip
             print(json.dumps(rows[-1]), flush=True)
     short, long, clips = rows
-    rows += finalize
     headline = {
         "peak RSS long / short video": round(long["largest_worker_peak_mb"] / short["largest_worker_peak_mb"], 2),
         "largest worker peak (MiB), long video": long["largest_worker_peak_mb"],
