@@ -1,6 +1,6 @@
 """face-api.js's face-recognition net (dlib's ResNet descriptor) from the weights of ``@vladmandic/face-api``:
-parity with the package's own JavaScript (fixture written by ``tests/fixtures/faceapi/parity_recognition.mjs``
-on the faces of ``parity.mjs``; no node needed here) and the chip it is fed."""
+parity with the package's own JavaScript (fixture written by ``tests/fixtures/faceapi/parity.mjs``
+with the expression net's; no node needed here) and the chip it is fed."""
 
 import json
 
