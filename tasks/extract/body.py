@@ -12,7 +12,8 @@ the metadata the Tasks API demands: "it requires specifying NormalizationOptions
 that face's body can be (:func:`body_region`: 4 face widths wide, from 1 face height above the face to 6
 below, clipped to the frame), in static mode (each region is another person), and maps the keypoints back to
 the frame. Each body is then that face's: ``body.person_id`` is the face's person
-(``tasks.extract.video``). A frame without a face gets the whole-frame pass (:meth:`detect`).
+(``tasks.extract.video``). A frame without a face, or with one face, gets the whole-frame pass
+(:meth:`detect`), which for one face keeps the body only when its nose lies in the face's box.
 
 Whole-frame passes run in MediaPipe's tracking mode (``static_image_mode=False``): the person detector runs
 only when the landmark model loses the person, otherwise the previous frame's keypoints give the region to
@@ -93,12 +94,18 @@ class MediaPipeBodyBackend:
 
     def detect_people(self, frame: np.ndarray, face_boxes: list[np.ndarray]) -> list[Body | None]:
         """For each face box (x1, y1, x2, y2), the body in its :func:`body_region` whose nose lies in the box,
-        or None (none found, or the region's most prominent body is a neighbour's)."""
+        or None (none found, or the region's most prominent body is a neighbour's). With one face in the frame
+        the body is looked for in the whole frame in tracking mode (:meth:`detect`), as for a frame without
+        faces: a close-up's shoulders and hands reach past the region, and the region's static mode loses them
+        (the demo's portrait teacher: shoulder visibility 0.29 in the region, every wrist speed lost)."""
         check_frame(frame)
         out = []
         for box in face_boxes:
-            x1, y1, x2, y2 = body_region(box, frame.shape)
-            found = _bodies(self._still, np.ascontiguousarray(frame[y1:y2, x1:x2]), x1, y1)
+            if len(face_boxes) == 1:
+                found = self.detect(frame)
+            else:
+                x1, y1, x2, y2 = body_region(box, frame.shape)
+                found = _bodies(self._still, np.ascontiguousarray(frame[y1:y2, x1:x2]), x1, y1)
             nose = found[0].keypoints[0, :2] if found else None
             inside = nose is not None and box[0] <= nose[0] <= box[2] and box[1] <= nose[1] <= box[3]
             out.append(found[0] if inside else None)
