@@ -18,5 +18,5 @@ $PIP install --no-deps -c constraints.txt mediapipe==0.10.21 insightface==2.1 tq
 # once (npm pack), checked against the integrity hash pinned in models/faceapi_package.py, only model files kept
 # in the cache (~/.cache/lessonlens/face-api-1.7.15, or $LESSONLENS_FACE_API_DIR). Nothing is fetched at run time.
 $VENV/bin/python -m models.faceapi_package
-$VENV/bin/python -c "import torch, decord, mediapipe, insightface, prefect, duckdb; from tasks.faces import face_landmarker_model; face_landmarker_model(); print('lessonlens environment ready:', torch.__version__, prefect.__version__)"
+$VENV/bin/python -c "import torch, decord, mediapipe, insightface, prefect, duckdb; from tasks.extract.faces import face_landmarker_model; face_landmarker_model(); print('lessonlens environment ready:', torch.__version__, prefect.__version__)"
 touch "$VENV/.installed"
