@@ -8,12 +8,12 @@ first use, so they are not offered. The legacy Pose solution follows ONE person 
 Every body in view. MediaPipe's Tasks ``PoseLandmarker`` (several poses per image) needs a
 ``pose_landmarker.task`` bundle that no installed wheel ships (the legacy models inside mediapipe's wheel lack
 the metadata the Tasks API demands: "it requires specifying NormalizationOptions metadata"), so
-:meth:`MediaPipeBodyBackend.detect_people` runs the one-person model once per face, on the region where
+:meth:`MediaPipeBodyBackend.detect_in_view` runs the one-person model once per face, on the region where
 that face's body can be (:func:`body_region`: 4 face widths wide, from 1 face height above the face to 6
 below, clipped to the frame), in static mode (each region is another person), and maps the keypoints back to
 the frame. Each body is then that face's: ``body.person_id`` is the face's person
-(``tasks.extract.video``). A frame without a face, or with one face, gets the whole-frame pass
-(:meth:`detect`), which for one face keeps the body only when its nose lies in the face's box.
+(``tasks.extract.video`` links it by box). A frame without a face, or with one face, gets the whole-frame pass
+(:meth:`detect`) once, and so does a frame where no region gave its own face's body.
 
 Whole-frame passes run in MediaPipe's tracking mode (``static_image_mode=False``): the person detector runs
 only when the landmark model loses the person, otherwise the previous frame's keypoints give the region to
@@ -60,7 +60,7 @@ class BodyBackend(Protocol):
 
     def detect(self, frame: np.ndarray) -> list[Body]: ...
 
-    def detect_people(self, frame: np.ndarray, face_boxes: list[np.ndarray]) -> list[Body | None]: ...
+    def detect_in_view(self, frame: np.ndarray, face_boxes: list[np.ndarray]) -> list[Body]: ...
 
 
 _UPPER_BODY = list(range(17))
@@ -92,24 +92,26 @@ class MediaPipeBodyBackend:
         check_frame(frame)
         return _bodies(self._pose, frame, 0, 0)
 
-    def detect_people(self, frame: np.ndarray, face_boxes: list[np.ndarray]) -> list[Body | None]:
-        """For each face box (x1, y1, x2, y2), the body in its :func:`body_region` whose nose lies in the box,
-        or None (none found, or the region's most prominent body is a neighbour's). With one face in the frame
-        the body is looked for in the whole frame in tracking mode (:meth:`detect`), as for a frame without
-        faces: a close-up's shoulders and hands reach past the region, and the region's static mode loses them
-        (the demo's portrait teacher: shoulder visibility 0.29 in the region, every wrist speed lost)."""
+    def detect_in_view(self, frame: np.ndarray, face_boxes: list[np.ndarray]) -> list[Body]:
+        """The bodies of a frame whose faces are ``face_boxes`` (x1, y1, x2, y2 each).
+
+        With several faces: for each face, the body found in its :func:`body_region` (static mode) whose nose
+        lies in the face's box (a region whose most prominent body is a neighbour's gives none). With one face
+        or none, or when no region gave its own face's body: the whole frame's most prominent body
+        (:meth:`detect`, tracking mode), run once. A close-up's shoulders and hands reach past its region, and
+        the region's static mode loses them (the demo's portrait teacher: shoulder visibility 0.29 in the
+        region, every wrist speed lost), so one face always gets the whole-frame pass. Which person a body
+        belongs to is decided by the caller, by box."""
         check_frame(frame)
         out = []
-        for box in face_boxes:
-            if len(face_boxes) == 1:
-                found = self.detect(frame)
-            else:
+        if len(face_boxes) > 1:
+            for box in face_boxes:
                 x1, y1, x2, y2 = body_region(box, frame.shape)
                 found = _bodies(self._still, np.ascontiguousarray(frame[y1:y2, x1:x2]), x1, y1)
-            nose = found[0].keypoints[0, :2] if found else None
-            inside = nose is not None and box[0] <= nose[0] <= box[2] and box[1] <= nose[1] <= box[3]
-            out.append(found[0] if inside else None)
-        return out
+                nose = found[0].keypoints[0, :2] if found else None
+                if nose is not None and box[0] <= nose[0] <= box[2] and box[1] <= nose[1] <= box[3]:
+                    out.append(found[0])
+        return out or self.detect(frame)
 
 
 def body_region(face_box: np.ndarray, shape: tuple[int, ...]) -> tuple[int, int, int, int]:

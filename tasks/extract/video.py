@@ -310,8 +310,7 @@ def extract_chunk(job: ChunkJob) -> ChunkResult:
                 if job.params.keep_crops:
                     append_crop(crops, frame, stamps[frame], index, face, pixels)
             if body_every and i % body_every == 0:
-                people = body_backend.detect_people(pixels, [f.bbox for f in found]) if found else []
-                for body in [b for b in people if b is not None] or body_backend.detect(pixels):
+                for body in body_backend.detect_in_view(pixels, [f.bbox for f in found]):
                     _append_body(bodies, frame, stamps[frame], -1, body)  # person: set by finalize_video
     n_decoded = len(job.chunk.frames) - len(decoded.missing)
     sampled = {b"sampled_frames": str(n_decoded).encode(), b"grid": grid_metadata(grid), **decoded.metadata()}
