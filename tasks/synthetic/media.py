@@ -81,7 +81,13 @@ def side_by_side(left: np.ndarray, right: np.ndarray, height: int = 360) -> np.n
 
 
 def write_video(path: Path, frames: Iterable[np.ndarray], fps: float, codec: str = "libx264") -> Path:
-    """Encode RGB frames to ``path`` (H.264, yuv420p) with PyAV."""
+    """Encode RGB frames to ``path`` (H.264, yuv420p) with PyAV; the same frames give the same bytes.
+
+    libx264 runs with ``tune=zerolatency`` (no lookahead, no B-frames, no macroblock tree): with its defaults
+    the same frames came out different now and then inside a process that had run MediaPipe (up to 47 grey
+    levels apart once decoded; 30 of the 36 clips of ``tests/models/test_train.py``'s set between three
+    encodings), and that test's held-out WAR with them (0.58-1.00). With it, three encodings of the set were
+    byte-identical."""
     from fractions import Fraction
 
     import av
@@ -95,6 +101,8 @@ def write_video(path: Path, frames: Iterable[np.ndarray], fps: float, codec: str
                 stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
                 stream.height, stream.width = frame.shape[0] // 2 * 2, frame.shape[1] // 2 * 2
                 stream.pix_fmt = "yuv420p"
+                if codec == "libx264":
+                    stream.codec_context.options = {"tune": "zerolatency"}
             frame = frame[: stream.height, : stream.width]
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
                 container.mux(packet)
