@@ -41,7 +41,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"parameter corpus: {exc}") from exc
     store = validate_parameters(
         corpus, args.store, args.face_backend, args.face_model_dir, args.au_model_dir, args.workers,
-        args.dask_address, args.crops_retention_days, args.store_group_readable, options,
+        args.dask_address, args.crops_retention_days, args.store_group_readable, options, args.link_people,
     )  # fmt: skip
     try:
         params = extract_params(
@@ -56,7 +56,7 @@ def _run(args: argparse.Namespace) -> int:
         store.remove_temporary_files()
         summary = run_if_nothing_to_do(
             corpus, store, params, args.retry_failed, args.keep_student_crops,
-            args.crops_retention_days,
+            args.crops_retention_days, args.link_people,
         )  # fmt: skip
     if summary is not None:
         print(f"nothing to do: run {summary['run_id']} recorded without starting Prefect or a Dask cluster")
@@ -82,11 +82,14 @@ def _run(args: argparse.Namespace) -> int:
                 crops_retention_days=args.crops_retention_days,
                 store_group_readable=args.store_group_readable,
                 storage_options=options or None,
+                link_people=args.link_people,
             )
     print(
         f"{summary['found']} videos: {summary['extracted']} extracted, {summary['skipped']} already done, "
         f"{summary['failed']} failed; {summary['windows']} prediction windows; store {store.url}"
     )
+    if "people" in summary:
+        print(f"{summary['people']} persons in {summary['linked']} linked videos (people table, person_key)")
     if summary["replaced"]:
         print(f"{summary['replaced']} videos' earlier results removed: their files now hold other content")
     if summary["known_failed"]:
@@ -797,6 +800,12 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         default=ExtractParams.descriptor_seconds,
         help="face descriptors (to link a video's face tracks into persons) on one frame per this many seconds; "
         "0 = none, each track is its own person (default %(default)s)",
+    )
+    parser.add_argument(
+        "--link-people",
+        action="store_true",
+        help="link persons across the videos of each manifest course into one person_key (people table); "
+        "keeps face descriptors, which are biometric data (README, Personal data)",
     )
     parser.add_argument(
         "--chunk-seconds", type=int, default=ExtractParams.chunk_seconds, help="seconds of video per Dask task"

@@ -20,6 +20,7 @@ from prefect.futures import as_completed
 
 import flows  # noqa: F401  (offline Prefect defaults)
 from flows.engine import map_on_cluster, report_progress
+from models import faceapi_package
 from models.rules import TASK_CLASSES
 from tasks.extract.discover import MANIFEST_COLUMNS, VideoRef, discover
 from tasks.extract.identity import descriptors_missing
@@ -62,6 +63,14 @@ def retention_task(store: Store, days: int) -> int:
     from tasks.predict.privacy import expire_crops
 
     return len(expire_crops(store, days))
+
+
+@task(name="link-people")
+def link_people_task(store: Store, refs: list[VideoRef]) -> dict[str, int]:
+    """Persons across the videos of each course (``tasks.extract.linking``): describe, link, ``people``."""
+    from tasks.extract.linking import link_people
+
+    return link_people(store, {ref.video_id: ref.path for ref in refs})
 
 
 @task(name="infer", task_run_name="infer {task_name}")
@@ -144,14 +153,15 @@ def refresh_rows(catalog: pd.DataFrame, refs: list[VideoRef]) -> pd.DataFrame:
 
 def run_if_nothing_to_do(
     corpus: str, st: Store, params: ExtractParams, retry_failed: bool = False, keep_student_crops: bool = False,
-    crops_retention_days: int | None = None,
+    crops_retention_days: int | None = None, link_people: bool = False,
 ) -> dict | None:  # fmt: skip
     """A run with nothing to extract or predict, done in this process without Prefect or Dask; None otherwise.
 
     Nothing to do: every video of ``corpus`` is extracted with its parameters, failed before (unless
     ``retry_failed``) or is held by an erasure, and no predictions are stale. Then it does what the flow
     would: the ``files`` cache, catalog rows of renamed files and manifest edits (only rows that changed),
-    crop retention and the ``runs`` row, and returns the flow's counts. Otherwise only the ``files`` cache
+    the linking of persons across videos (``link_people``), crop retention and the ``runs`` row, and returns
+    the flow's counts. Otherwise only the ``files`` cache
     is written (the flow then finds every hash in it). Call under the writer lock.
     """
     from tasks.predict.privacy import video_params
@@ -179,6 +189,8 @@ def run_if_nothing_to_do(
     counts = {"found": len(refs), "skipped": len(skipped), "known_failed": known, "extracted": 0, "failed": 0,
               "frames": 0, "erased": n_erased, "windows": 0, "crops_expired": 0,
               "replaced": retire_superseded(st)}  # fmt: skip
+    if link_people:
+        counts.update(link_people_task.fn(st, skipped))
     if crops_retention_days is not None:
         counts["crops_expired"] = len(expire_crops(st, crops_retention_days))
     run_id = uuid.uuid4().hex[:12]
@@ -215,6 +227,7 @@ def validate_parameters(
     crops_retention_days: int | None = None,
     store_group_readable: bool | None = None,
     storage_options: dict | None = None,
+    link_people: bool = False,
 ) -> Store:
     """Fail the run at once, naming the parameter, before any work starts (the CLI calls it too).
 
@@ -225,6 +238,10 @@ def validate_parameters(
     from tasks.predict.privacy import check_retention
 
     check_retention(crops_retention_days)
+    if link_people and (
+        why := faceapi_package.weights_missing(faceapi_package.RECOGNITION_MANIFEST, "face recognition")
+    ):
+        raise ValueError(f"parameter link_people: {why}")
 
     try:
         found = location(corpus, storage_options, what="corpus").exists()
@@ -297,6 +314,7 @@ def nightly_corpus(
     crops_retention_days: int | None = DEFAULT_CROPS_RETENTION_DAYS,
     store_group_readable: bool | None = None,
     storage_options: dict | None = None,
+    link_people: bool = False,
 ) -> dict:
     """Extract per-frame features of every new or changed video in ``corpus`` into ``store``.
 
@@ -321,13 +339,14 @@ def nightly_corpus(
     Returns counts: found, skipped (already extracted with the same parameters, or held by a face-track
     erasure), known_failed, erased (files skipped because their video was erased), extracted, failed (unreadable
     files included), frames (analysed), windows, crops_expired, replaced (videos whose results were removed
-    because their file now holds other content), and the run id.
+    because their file now holds other content), with ``link_people`` described, linked and people
+    (``tasks.extract.linking.link_people``), and the run id.
     """
     from flows.engine import task_runner
 
     st = validate_parameters(
         corpus, store, face_backend, face_model_dir, au_model_dir, workers, dask_address, crops_retention_days,
-        store_group_readable, storage_options,
+        store_group_readable, storage_options, link_people,
     )  # fmt: skip
     try:
         params = extract_params(
@@ -343,7 +362,7 @@ def nightly_corpus(
         extract = extract_corpus.with_options(task_runner=runner)
         return extract(
             str(location(corpus, storage_options, what="corpus")), st.url, params, run_id, retry_failed,
-            keep_student_crops, crops_retention_days, st.storage_options,
+            keep_student_crops, crops_retention_days, st.storage_options, link_people,
         )  # fmt: skip
 
 
@@ -351,17 +370,18 @@ def nightly_corpus(
 def extract_corpus(
     corpus: str, store: str, params: ExtractParams, run_id: str, retry_failed: bool = False,
     keep_student_crops: bool = False, crops_retention_days: int | None = None, storage_options: dict | None = None,
+    link_people: bool = False,
 ) -> dict:  # fmt: skip
     """Discover, extract on Dask, record: the body of ``nightly-corpus`` (which holds the store lock)."""
     return _extract_corpus(
         corpus, Store(store, storage_options), params, run_id, get_run_logger(), retry_failed, keep_student_crops,
-        crops_retention_days,
+        crops_retention_days, link_people,
     )  # fmt: skip
 
 
 def _extract_corpus(
     corpus: str, st: Store, params: ExtractParams, run_id: str, logger, retry_failed: bool = False,
-    keep_student_crops: bool = False, crops_retention_days: int | None = None,
+    keep_student_crops: bool = False, crops_retention_days: int | None = None, link_people: bool = False,
 ) -> dict:  # fmt: skip
     from prefect.runtime import flow_run
 
@@ -427,6 +447,10 @@ def _extract_corpus(
     counts["windows"], infer_failures = run_inference(st, list(TASK_CLASSES), run_id, logger)
     failures += infer_failures
     counts["failed"] += len({f["video_id"] for f in infer_failures})  # a video without predictions failed too
+    if link_people:
+        counts.update(link_people_task(st, refs))
+        logger.info("people: %d persons in %d linked videos (%d described now)", counts["people"],
+                    counts["linked"], counts["described"])  # fmt: skip
     counts["crops_expired"] = 0
     if crops_retention_days is not None:
         counts["crops_expired"] = retention_task(st, crops_retention_days)

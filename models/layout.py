@@ -7,6 +7,7 @@
 - The horizontal-flip tables: the index each point takes after mirroring an image (iBUG-68 image-left <->
   image-right; BlazePose person's left <-> right).
 - MediaPipe Face Landmarker's 52 blendshape coefficients (:data:`BLENDSHAPE_NAMES`, stored as ``bs_<name>``).
+- The face descriptor's length (:data:`DESCRIPTOR_SIZE`, face-api.js's recognition net).
 - JPEG, the storage of aligned face crops and cached training frames: RGB uint8 in and out, quality
   :data:`JPEG_QUALITY` (``tasks.extract.crops`` gives the measurements that chose it).
 """
@@ -15,6 +16,8 @@ import cv2
 import numpy as np
 
 N_LANDMARKS = 68
+
+DESCRIPTOR_SIZE = 128  # face descriptors (models.face_recognition): person linking in tasks.extract.identity
 
 # The 17 facial action units measured, named as OpenFace's (stored as ``<AU>_r`` intensity and ``<AU>_c`` presence).
 AU_NAMES = [

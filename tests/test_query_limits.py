@@ -26,15 +26,25 @@ def cli(*args: str, **kwargs) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
-def test_the_sandbox_allows_the_store_only_not_duckdbs_temp_directory(tmp_path, monkeypatch, capsys):
+def test_the_sandbox_allows_the_stores_tables_only_not_duckdbs_temp_directory(tmp_path, monkeypatch, capsys):
     store = Store(tmp_path / "store").ensure()
     (tmp_path / ".tmp").mkdir()
     (tmp_path / ".tmp" / "secret").write_text("hunter2")
     monkeypatch.chdir(tmp_path)
     con = connect(store)
-    assert con.execute("select current_setting('allowed_directories')").fetchone()[0] == [f"{store.root}/"]
+    allowed = con.execute("select current_setting('allowed_directories')").fetchone()[0]
+    assert sorted(allowed) == sorted(
+        f"{store.root}/{folder}/" for folder in ("catalog", "frames", "body", "predictions")
+    )
     assert main(["query", "--store", str(store.root), "select content from read_text('.tmp/secret')"]) == 2
     assert "hunter2" not in capsys.readouterr().out
+    # face descriptors and crops are inside the store, and out of the query's reach all the same
+    for table in ("descriptors", "crops"):
+        (store.root / table / "video_id=0123456789abcdef").mkdir(parents=True)
+        (store.root / table / "video_id=0123456789abcdef" / "part-0.parquet").write_text("secret")
+        sql = f"select * from read_text('{store.root}/{table}/video_id=0123456789abcdef/part-0.parquet')"
+        assert main(["query", "--store", str(store.root), sql]) == 2
+        assert "secret" not in capsys.readouterr().out
 
 
 def test_ctrl_c_stops_a_running_query_within_a_second(tmp_path):

@@ -2,7 +2,9 @@
 -- keys: video_id
 -- depends: video_summary
 -- The videos of teachers: role 'teacher' or not given in the manifest (videos of the students, role
--- 'students', are left out). Every per-teacher and per-session measure reads these.
+-- 'students', are left out). Every per-teacher and per-session measure reads these. A video whose manifest
+-- names no teacher takes its primary person's person_key as teacher (linked with --link-people), so the
+-- per-teacher measures need no manifest column.
 with
 
 summaries as (
@@ -10,7 +12,7 @@ summaries as (
 ),
 
 final as (
-    select summaries.*
+    select summaries.* replace (coalesce(summaries.teacher, summaries.primary_person_key) as teacher)
     from summaries
     where summaries.role is null or lower(summaries.role) = 'teacher'
 )

@@ -1,6 +1,6 @@
 -- grain: one row per video in the catalog
 -- keys: video_id
--- depends: videos, primary_faces, emotion_windows, wrist_motion, gesture_samples
+-- depends: videos, primary_faces, emotion_windows, wrist_motion, gesture_samples, people
 -- Expressions: the primary face's sampled frames covered by an emotion window, each counted once with the
 -- label of the window whose centre is nearest: a window's n_owned (written by inference, the per-frame form
 -- of the same rule is expression_frames; summing n_owned instead of joining every frame with its windows
@@ -13,7 +13,8 @@
 -- tie-break at random. Mean AU intensities (AUxx_r) are over the primary person's face frames (primary_faces).
 -- primary_tracks is materialized and gives both the AU means and which windows are the primary person's:
 -- frames, the largest input, is scanned once (expression_windows would scan it again, bench/marts.py).
--- face_visible_s = frames_with_face / sampled_frames × duration_s.
+-- face_visible_s = frames_with_face / sampled_frames × duration_s. primary_person_key: the primary person's
+-- person_key across the course's videos (people: only with `lessonlens run --link-people`; else null).
 -- Gestures: the person with the most body samples (see wrist_motion for the definition);
 -- body_s is the time covered by samples with a wrist speed, gesture_rate = gestures per minute of body_s,
 -- moving_share = time with is_moving / body_s.
@@ -41,6 +42,10 @@ motion as (
 
 model_samples as (
     select * from gesture_samples
+),
+
+linked as (
+    select * from people
 ),
 
 label_time as (
@@ -142,6 +147,7 @@ final as (
         lesson_videos.frames_with_face / nullif(lesson_videos.sampled_frames, 0) * lesson_videos.duration_s
             as face_visible_s,
         primary_tracks.person_id as primary_person_id,
+        linked.person_key as primary_person_key,
         expression_seconds.expression_frames * expression_seconds.sample_s as expression_s,
         expression_seconds.expression_frames / nullif(primary_tracks.n_frames, 0) as expression_coverage,
         expression_seconds.anger_frames * expression_seconds.sample_s as anger_s,
@@ -182,6 +188,9 @@ final as (
         on lesson_videos.video_id = gestures.video_id
     left join model_gestures
         on lesson_videos.video_id = model_gestures.video_id
+    left join linked
+        on primary_tracks.video_id = linked.video_id
+        and primary_tracks.person_id = linked.person_id
 )
 
 select * from final

@@ -55,7 +55,7 @@ from models.rules import EMOTION_STREAMS, TASK_CLASSES
 from tasks.store import BODY_SCHEMA, CATALOG_TABLES, FRAME_SCHEMA, Store, empty_frame, prediction_schema
 
 SQL = files("sql")
-STAGING_VIEWS = ("videos", "frames", "body", "predictions")
+STAGING_VIEWS = ("videos", "frames", "body", "predictions", "people")
 _SOURCE = re.compile(r"read_parquet\('\$\{store\}/([^']+)'")
 _GLOB_CHARACTER = re.compile(r"[][*?{}]")
 PIVOT_WORDS = frozenset({"pivot", "pivot_wider", "unpivot", "pivot_longer"})
@@ -184,6 +184,9 @@ def needed_marts(names: Iterable[str]) -> set[str]:
     return needed
 
 
+QUERYABLE = ("catalog", "frames", "body", "predictions")  # the store's folders the staging views read (sql/staging)
+
+
 def default_memory_limit() -> str:
     """DuckDB's memory limit on our connections unless set: a quarter of the machine's memory (DuckDB's own
     default, 80 %, lets one runaway statement take the machine)."""
@@ -231,14 +234,15 @@ def connect(
     ``emotion_stream`` the expression marts read and every mart as a view (``marts``: only those and the marts
     they depend on), sandboxed by DuckDB itself (the connection of ``query``, the marts and ``analyse``):
 
-    - file access only under the store root (``allowed_directories`` + ``enable_external_access=false``):
-      no other file, no URL, can be read or written. A store on object storage is read through the store's
-      own fsspec filesystem registered on the connection (``register_filesystem``; no DuckDB extension is
-      downloaded or loaded), and its URL prefix is the only allowed directory: another bucket or prefix is
-      refused by DuckDB like any other path;
+    - file access only to the store's tables the views read (:data:`QUERYABLE`: ``allowed_directories`` +
+      ``enable_external_access=false``): no other file, no URL, can be read or written, and inside the store
+      neither the face crops, nor the face descriptors (``tasks.extract.linking``), nor the reports. A store on
+      object storage is read through the store's own fsspec filesystem registered on the connection
+      (``register_filesystem``; no DuckDB extension is downloaded or loaded), and its URL prefixes are the only
+      allowed directories: another bucket or prefix is refused by DuckDB like any other path;
     - extensions are never installed or loaded automatically (a URL cannot pull one in);
     - no temporary directory (``temp_directory = ''``): DuckDB would otherwise add ``<cwd>/.tmp/`` to the
-      allowed directories, so the allowed list is exactly the store; nothing spills to disk, and
+      allowed directories, so the allowed list is exactly the store's tables; nothing spills to disk, and
     - ``memory_limit`` (default :func:`default_memory_limit`, a quarter of the machine's memory) stops a
       runaway statement with an error;
     - ``lock_configuration=true`` once the views exist, so no statement can undo the above.
@@ -259,7 +263,8 @@ def connect(
     con.execute("set parquet_metadata_cache = true")
     con.execute("set temp_directory = ''")
     con.execute(f"set memory_limit = '{sql_literal(memory_limit or default_memory_limit())}'")
-    con.execute(f"set allowed_directories = ['{sql_literal(store.url)}/']")
+    allowed = ", ".join(f"'{sql_literal(store.url)}/{folder}/'" for folder in QUERYABLE)
+    con.execute(f"set allowed_directories = [{allowed}]")
     con.execute("set enable_external_access = false")
     for path in sql_files("staging"):
         text = path.read_text()

@@ -35,9 +35,9 @@ import cv2
 import numpy as np
 
 from models import faceapi_package
+from models.layout import DESCRIPTOR_SIZE
 from tasks.extract.tracking import landmark_shape
 
-DESCRIPTOR_SIZE = 128
 MIN_FACE_PX = 40.0  # landmark box height below which a face gets no descriptor
 MAX_TURN = 0.6  # rad (34°) of yaw or pitch beyond which a face gets no descriptor
 # Measured with `python bench/identity.py distances` on the dev clips of tasks.synthetic.people (166 usable
@@ -183,7 +183,7 @@ def assign_person_ids(
         for k, piece in enumerate(np.split(rows, cuts)):
             segment[piece] = count + k
         count += len(cuts) + 1
-    person = _link(segment, count, frame, descriptors)
+    person = link_groups(segment, count, frame, descriptors)
     return _first_appearance(segment), _first_appearance(person)
 
 
@@ -223,8 +223,10 @@ def _cuts(rows: np.ndarray, descriptors: np.ndarray, tile: np.ndarray, features:
     return sorted(c for c in cuts if 0 < c < len(rows))
 
 
-def _link(segment: np.ndarray, count: int, frame: np.ndarray, descriptors: np.ndarray) -> np.ndarray:
-    """Person of each row: segments merged closest-first below LINK_DISTANCE, never two that share a frame."""
+def link_groups(segment: np.ndarray, count: int, frame: np.ndarray, descriptors: np.ndarray) -> np.ndarray:
+    """Person of each row: its segment (0..count-1) merged closest-first on mean descriptors (NaN rows left out)
+    below :data:`LINK_DISTANCE`, never two that share a ``frame`` value (within a video, a sampled frame; across
+    videos, :mod:`tasks.extract.linking` passes the video, as two persons of one video are two people)."""
     frames = [set(frame[segment == s].tolist()) for s in range(count)]
     sums = np.zeros((count, DESCRIPTOR_SIZE))
     weight = np.zeros(count)

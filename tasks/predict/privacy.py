@@ -15,7 +15,9 @@ ids and bring the person back). ``undo`` lets later runs extract the video again
 once no track of the video stays erased, the next run extracts it again); it restores nothing.
 
 Retention. :func:`expire_crops` deletes crops older than N days once the video has predictions of every task
-by the version inference would use now (``tasks.predict.inference.current_version``).
+by the version inference would use now (``tasks.predict.inference.current_version``), and face descriptors
+(kept only with ``--link-people``, ``tasks.extract.linking``) older than N days: a later linking run describes a
+video still in the corpus again.
 """
 
 import dataclasses
@@ -113,9 +115,11 @@ def check_retention(days: int | None) -> int | None:
 
 
 def expire_crops(store: Store, days: int, now: datetime | None = None) -> list[str]:
-    """Delete crops older than ``days`` whose predictions by the current models exist; the videos affected."""
+    """Delete crops older than ``days`` whose predictions by the current models exist, and face descriptors older
+    than ``days``; the videos whose crops were deleted."""
     from tasks.predict.inference import current_version  # torch: only where retention runs
 
+    store.expire_descriptors(check_retention(days), now)
     # the face tasks read crops; gestures (body samples, whole frames) never do
     versions = {task: current_version(store, task) for task in TASK_CLASSES if task not in BODY_TASKS}
     return store.expire_crops(check_retention(days), versions, now)

@@ -1,5 +1,5 @@
 """Personal data in the store: erasure of a video or of one face track, results replaced by a file's new
-content, and the face crops' retention.
+content, and the retention of face crops and face descriptors.
 
 Erasures are recorded in the append-only ``erasures`` catalog table by content hash, scope and time, never
 by path; erased videos are never extracted, predicted or read for training again until an undo. Reports
@@ -103,11 +103,11 @@ class ErasureMixin:
         return int((~keep.fillna(True)).sum())
 
     def remove_results(self, video_id: str) -> dict[str, int]:
-        """Remove what was derived from ``video_id``: its frames, body and crops partitions, its predictions of
-        every task and model version, its work fragments and training-cache entry, and its ``videos`` row.
-        Idempotent: returns what this call removed."""
+        """Remove what was derived from ``video_id``: its frames, body, crops and descriptors partitions, its
+        predictions of every task and model version, its work fragments and training-cache entry, and its
+        ``videos`` and ``people`` rows. Idempotent: returns what this call removed."""
         removed = {}
-        for table in ("frames", "body", "crops"):
+        for table in ("frames", "body", "crops", "descriptors"):
             removed[table] = int(remove_tree(self.partition(table, video_id).parent))
         removed["predictions"] = 0
         for folder in self.root.glob(f"predictions/task=*/model_version=*/video_id={video_id}"):
@@ -117,6 +117,7 @@ class ErasureMixin:
         removed["work"] = int(remove_tree(self.work_dir(video_id)))
         removed["training_cache"] = int(remove_tree(self.training_cache() / video_id))
         removed["videos_rows"] = self._drop_catalog_rows("videos", video_id)
+        removed["people_rows"] = self._drop_catalog_rows("people", video_id)
         return removed
 
     def superseded_videos(self) -> set[str]:
@@ -207,8 +208,10 @@ class ErasureMixin:
 
     def forget_face(self, video_id: str, face_id: int) -> dict[str, int]:
         """Remove one face track's rows (frames, crops, predictions of every face task and version) and record the
-        erasure; the other faces' rows stay. Body keypoints and gesture predictions are not linked to face tracks
-        and stay (forget the video to remove them). Reports that may show the video, and its training clips
+        erasure; the other faces' rows stay. The video's face descriptors and ``people`` rows go too (a person's
+        descriptors may come from this track; the next ``--link-people`` run describes what is left). Body
+        keypoints and gesture predictions are not linked to face tracks and stay (forget the video to remove
+        them). Reports that may show the video, and its training clips
         (cached crops), are removed. Call under the writer lock.
 
         Raises ValueError when the video has no such face track and it was not erased before.
@@ -241,6 +244,8 @@ class ErasureMixin:
                 videos.loc[at, "persons"] = len(set(frames["person_id"].to_pylist()))
             videos.loc[at, "frames_with_face"] = len(set(frames["frame"].to_pylist()))
             self.write_catalog("videos", videos)
+        removed["descriptors"] = int(remove_tree(self.partition("descriptors", video_id).parent))
+        removed["people_rows"] = self._drop_catalog_rows("people", video_id)
         removed["work"] = int(remove_tree(self.work_dir(video_id)))
         # training clips of the video hold its faces' crops; training skips the video from now on
         removed["training_cache"] = int(remove_tree(self.training_cache() / video_id))
@@ -285,4 +290,15 @@ class ErasureMixin:
             if info.st_mtime < limit and video_id not in stale and self.has_partition("frames", video_id):
                 remove_tree(self.partition("crops", video_id).parent)
                 expired.append(video_id)
+        return expired
+
+    def expire_descriptors(self, max_age_days: float, now: datetime | None = None) -> list[str]:
+        """Delete the face descriptors partitions older than ``max_age_days`` (the next ``--link-people`` run
+        describes a video still in the corpus again); returns the videos affected."""
+        if max_age_days < 0:
+            raise ValueError(f"descriptors retention must be >= 0 days, got {max_age_days}")
+        limit = (now or datetime.now(UTC)).timestamp() - max_age_days * 86400
+        expired = [v for v in self.video_ids("descriptors") if self.partition("descriptors", v).stat().st_mtime < limit]
+        for video_id in expired:
+            remove_tree(self.partition("descriptors", video_id).parent)
         return expired

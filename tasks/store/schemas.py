@@ -1,8 +1,9 @@
 """The store's Parquet schemas and catalog columns, and the small frame helpers that conform rows to them.
 
-``FRAME_SCHEMA``, ``BODY_SCHEMA``, ``CROP_SCHEMA`` and :func:`prediction_schema` are the partition files'
-schemas; ``CATALOG_TABLES`` the catalog tables' columns with their pandas dtypes, ``CATALOG_KEYS`` the key
-that makes a newer catalog row replace an older one. Column names follow OpenFace where they overlap.
+``FRAME_SCHEMA``, ``BODY_SCHEMA``, ``CROP_SCHEMA``, ``DESCRIPTOR_SCHEMA`` and :func:`prediction_schema` are the
+partition files' schemas; ``CATALOG_TABLES`` the catalog tables' columns with their pandas dtypes,
+``CATALOG_KEYS`` the key that makes a newer catalog row replace an older one. Column names follow OpenFace where
+they overlap.
 """
 
 from collections.abc import Iterable
@@ -10,7 +11,7 @@ from collections.abc import Iterable
 import pandas as pd
 import pyarrow as pa
 
-from models.layout import AU_NAMES, BLENDSHAPE_NAMES, KEYPOINT_NAMES, N_LANDMARKS
+from models.layout import AU_NAMES, BLENDSHAPE_NAMES, DESCRIPTOR_SIZE, KEYPOINT_NAMES, N_LANDMARKS
 from models.rules import check_task
 
 PARQUET_OPTIONS = {"compression": "zstd"}
@@ -63,6 +64,15 @@ CROP_SCHEMA = pa.schema(
         ("bbox_w", pa.float32()),
         ("bbox_h", pa.float32()),
         ("jpeg", pa.binary()),  # the aligned 112 × 112 RGB crop (``tasks.extract.crops``), JPEG
+    ]
+)
+
+# Face descriptors of a video's persons, kept only with ``--link-people`` (biometric data: README, Personal data).
+DESCRIPTOR_SCHEMA = pa.schema(
+    [
+        ("person_id", pa.int32()),  # as in ``frames``
+        ("frame", pa.int32()),  # the frame the face was described in
+        ("descriptor", pa.list_(pa.float32(), DESCRIPTOR_SIZE)),  # tasks.extract.identity.describe
     ]
 )
 
@@ -159,12 +169,22 @@ ERASURE_COLUMNS = {
     "recorded_at": "datetime64[us, UTC]",
 }
 
+PEOPLE_COLUMNS = {  # written whole by each linking (tasks.extract.linking), never as fragments
+    "video_id": "string",
+    "person_id": "Int32",  # as in ``frames``
+    "person_key": "string",  # the same person across the videos of one course: "<video_id>:<person_id>" of their
+    # first appearance in the course (first by extraction time)
+    "course": "string",  # the manifest's course ("" when the video has none: those videos are one course)
+    "linked_at": "datetime64[us, UTC]",
+}
+
 CATALOG_TABLES = {
     "videos": VIDEO_COLUMNS,
     "files": FILE_COLUMNS,
     "failures": FAILURE_COLUMNS,
     "runs": RUN_COLUMNS,
     "erasures": ERASURE_COLUMNS,
+    "people": PEOPLE_COLUMNS,
 }
 
 OWNER_ONLY_MODES = (0o700, 0o600)  # (folders, files)
