@@ -24,7 +24,7 @@ def test_a_query_creates_only_the_marts_it_names_and_those_they_read(tmp_path):
     sql = ("select (select count(*) from expression_frames) as n, list(view_name order by view_name) as views "
            "from duckdb_views() where not internal")  # fmt: skip
     views = run_query(store, sql).to_pylist()[0]["views"]
-    staging = {"body", "failures", "frames", "predictions", "runs", "videos"}
+    staging = {"body", "failures", "frames", "people", "predictions", "runs", "videos"}
     assert set(views) - staging == {"emotion_windows", "expression_frames", "expression_windows", "primary_faces"}
 
 
