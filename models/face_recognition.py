@@ -130,3 +130,8 @@ def load_recognition_net(folder: str | os.PathLike | None = None) -> FaceRecogni
     if not manifest.is_file():
         raise WeightsMissing(f"face recognition weights not found at {manifest}: {SETUP_HINT}")
     return FaceRecognitionNet().load_tfjs(read_tfjs_weights(manifest)).eval()
+
+
+def example_inputs(config: RecognitionConfig, batch_size: int = 1) -> tuple[Tensor, ...]:
+    """A batch of random face chips as :func:`models.faceapi.prepare` gives them (``models info``)."""
+    return (torch.rand(batch_size, 3, config.image_size, config.image_size) * 255,)

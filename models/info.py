@@ -118,8 +118,11 @@ def measure(name: str, variant: str = "paper", *, latency: bool = True, runs: in
 
 
 # pretrained nets read from weights shipped in registry packages (not trained here, so not in the factory):
-# name -> (module, class); the module defines ``Config`` and ``example_inputs(config, batch_size)``
-PRETRAINED = {"face_expression": ("models.faceapi", "FaceExpressionNet")}
+# name -> (module, net class, config class); the module defines ``example_inputs(config, batch_size)``
+PRETRAINED = {
+    "face_expression": ("models.faceapi", "FaceExpressionNet", "Config"),
+    "face_recognition": ("models.face_recognition", "FaceRecognitionNet", "RecognitionConfig"),
+}
 PRETRAINED_VARIANT = "pretrained"
 
 
@@ -128,9 +131,9 @@ def measure_pretrained(name: str, *, latency: bool = True, runs: int = 5) -> dic
     speed do not depend on the weights, so no weight file is needed."""
     if name not in PRETRAINED:
         raise ValueError(f"unknown pretrained net {name!r}; valid: {', '.join(PRETRAINED)}")
-    module_name, cls = PRETRAINED[name]
+    module_name, cls, config_cls = PRETRAINED[name]
     module = import_module(module_name)
-    config = module.Config()
+    config = getattr(module, config_cls)()
 
     def build(device: str) -> nn.Module:
         with torch.device(device):

@@ -67,9 +67,13 @@ def test_point_inputs_are_faked_for_teacher_models(name, points):
 
 
 def test_pretrained_nets_have_rows_without_weights():
-    """The pretrained expression net is measured like the papers' models (random weights: no files needed)."""
-    (row,) = info.collect(["face_expression"], latency=False)
-    assert row["variant"] == "pretrained" and row["input"] == "1x3x112x112"
-    assert 300_000 < row["params"] < 350_000 and 0.01 < row["gflops"] < 0.2
+    """The pretrained expression and recognition nets are measured like the papers' models (random weights: no
+    files needed)."""
+    expression, recognition = info.collect(["face_expression", "face_recognition"], latency=False)
+    assert expression["variant"] == "pretrained" and expression["input"] == "1x3x112x112"
+    assert 300_000 < expression["params"] < 350_000 and 0.01 < expression["gflops"] < 0.2
+    # dlib's ResNet-29 metric net as face-api.js ships it: 6.4 MB of weights quantised to one byte each
+    assert recognition["variant"] == "pretrained" and recognition["input"] == "1x3x150x150"
+    assert 5_500_000 < recognition["params"] < 5_700_000 and 0.2 < recognition["gflops"] < 0.4, recognition
     with pytest.raises(ValueError, match="valid: face_expression"):
         info.measure_pretrained("nope")
