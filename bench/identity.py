@@ -1,10 +1,12 @@
 """Identity dev benchmark: person ids and purity on generated galleries, a leave/re-enter clip and a room clip,
 and the descriptor distances the linking thresholds rest on.
 
+    # all of it, as `make bench` runs it (steps 1, 2 and 4 in a temporary folder; --json: bench/results.py)
+    PYTHONPATH=. python bench/identity.py bench --baseline-tree DIR [--seconds 60] [--rounds 2] [--json PATH]
     # 1. write the dev corpus (tasks.synthetic.people) and its ground truth (<corpus>/<clip>.truth.json)
     PYTHONPATH=. python bench/identity.py make /tmp/iddev/corpus
     # 2. `lessonlens run` the corpus (the nightly-corpus flow itself), then per clip: face tracks, person ids,
-    #    purity, layout; writes bench/out/identity.json
+    #    purity, layout
     PYTHONPATH=. python bench/identity.py score /tmp/iddev/corpus /tmp/iddev/store
     # 3. descriptor distances between faces of the same person and of different people (1 frame/s of each clip)
     PYTHONPATH=. python bench/identity.py distances /tmp/iddev/corpus
@@ -12,20 +14,26 @@ and the descriptor distances the linking thresholds rest on.
     #    forwards and backwards, 5 fps, crops, body at 1 fps), alternating: the baseline tree's code (today's
     #    defaults), this tree's defaults (descriptors, body per face), this tree without descriptors; per wall
     #    second and per CPU-second of the process (steadier on a shared machine); and the descriptor's own
-    #    time per face. Writes bench/out/identity_cost.json
-    PYTHONPATH=. python bench/identity.py cost --baseline-tree /work/main [--seconds 60] [--rounds 2]
+    #    time per face
+    PYTHONPATH=. python bench/identity.py cost --baseline-tree DIR [--seconds 60] [--rounds 2]
+
+``DIR`` is a checkout of the code before persons (``git archive 8657020 | tar -x -C DIR``; ``make bench`` makes
+it).
 """
 
 import argparse
 import json
+import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from results import command_line, write_result  # bench/results.py
 
-MEDIA = Path("/work/shared/media")
+MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 GALLERIES = {  # file: people, columns x rows
     "gallery_a.mp4": (["wolfgang", "kindel", "cremad", "hanks"], (2, 2)),
     "gallery_b.mp4": (["selfie", "hanks", "wolfgang", "cremad", "kindel"], (3, 2)),
@@ -72,8 +80,6 @@ def score(corpus: Path, store: Path) -> dict:
                          "face_tracks": int(rows.face_id.nunique()), "rows": on_people,
                          "layout": rows.layout.iloc[0] if len(rows) else None}  # fmt: skip
             print(name, out[name])
-    Path("bench/out").mkdir(parents=True, exist_ok=True)
-    Path("bench/out/identity.json").write_text(json.dumps(out, indent=1))
     return out
 
 
@@ -131,9 +137,6 @@ with tempfile.TemporaryDirectory() as tmp:
 
 
 def cost(baseline: Path, seconds: float, rounds: int) -> dict:
-    import os
-    import tempfile
-
     from extract import ping_pong  # bench/extract.py
 
     from models.faceapi_package import recognition_chip
@@ -175,9 +178,33 @@ def cost(baseline: Path, seconds: float, rounds: int) -> dict:
            "cpu_ratio_to_baseline": {name: ratio(cpu_rates, name) for name in runs},
            "descriptor_ms_per_face": round(per_face_ms, 1), "load_average": os.getloadavg()}  # fmt: skip
     print(json.dumps(out, indent=1))
-    Path("bench/out").mkdir(parents=True, exist_ok=True)
-    Path("bench/out/identity_cost.json").write_text(json.dumps(out, indent=1))
     return out
+
+
+def bench(baseline: Path, seconds: float, rounds: int, json_path: Path | None) -> dict:
+    """Dev corpus, scores and cost in one run: one JSON result (bench/results.py)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        make(Path(tmp) / "corpus")
+        clips = score(Path(tmp) / "corpus", Path(tmp) / "store")
+    spent = cost(baseline, seconds, rounds)
+    rows = [{"what": name, **{k: v for k, v in clip.items() if k != "rows"}} for name, clip in clips.items()]
+    for name in ("descriptors", "no_descriptors"):
+        rows.append({"what": f"cost: this tree, {name.replace('_', ' ')} / baseline",
+                     "frames_per_s": spent["ratio_to_baseline"][name],
+                     "frames_per_cpu_s": spent["cpu_ratio_to_baseline"][name]})  # fmt: skip
+    headline = {
+        "gallery 2x2 (4 people, reorder): person ids": clips["gallery_a.mp4"]["person_ids"],
+        "gallery 2x2: purity": clips["gallery_a.mp4"]["purity"],
+        "leave and re-enter: person ids": clips["reentry.mp4"]["person_ids"],
+        "defaults with descriptors / before persons, frames per CPU-s": spent["cpu_ratio_to_baseline"]["descriptors"],
+        "descriptor ms per face": spent["descriptor_ms_per_face"],
+    }
+    conditions = {"corpus": "tasks.synthetic.people: gallery_a 2x2, gallery_b 3x2, reentry, room (shared/media clips "
+                  "and a pip-shipped photo)", "scored by": "lessonlens run (defaults) + true_person",
+                  "cost video": f"Wolfgang clip played forwards and backwards, {seconds:g} s, 5 fps, crops, body 1 fps",
+                  "cost rounds": rounds, "baseline": str(baseline), "load_average": spent["load_average"]}  # fmt: skip
+    return write_result(json_path, "identity", "Persons: ids and purity on dev clips, and what descriptors cost",
+                        command_line(__file__, None), conditions, rows, headline)  # fmt: skip
 
 
 def main() -> None:
@@ -192,8 +219,15 @@ def main() -> None:
     costs.add_argument("--baseline-tree", type=Path, required=True, help="a checkout of the code to compare with")
     costs.add_argument("--seconds", type=float, default=60.0)
     costs.add_argument("--rounds", type=int, default=2)
+    everything = sub.add_parser("bench")
+    everything.add_argument("--baseline-tree", type=Path, required=True, help="a checkout of the code to compare with")
+    everything.add_argument("--seconds", type=float, default=60.0)
+    everything.add_argument("--rounds", type=int, default=2)
+    everything.add_argument("--json", type=Path, default=None, help="write the result here (bench/results.py)")
     args = parser.parse_args()
-    if args.command == "make":
+    if args.command == "bench":
+        bench(args.baseline_tree, args.seconds, args.rounds, args.json)
+    elif args.command == "make":
         make(args.corpus)
     elif args.command == "score":
         score(args.corpus, args.store)

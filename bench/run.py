@@ -24,6 +24,7 @@ HERE = Path(__file__).resolve().parent
 MEDIA = HERE.parents[1] / "shared" / "media"
 CLIP = str(MEDIA / "pyfeat_WolfgangLanger_Pexels.mp4")
 BASELINE = "2e8fedf"  # the commit bench/small_jobs.py compares with (before small jobs were made small)
+BEFORE_PERSONS = "8657020"  # the commit bench/identity.py compares with (face tracks only, one body per frame)
 
 # name -> (arguments of the full run, arguments of the quick run), in the order of RESULTS.md
 BENCHMARKS = {
@@ -43,16 +44,17 @@ BENCHMARKS = {
     "expression_net": (["expression_net.py"], ["expression_net.py", "--seconds", "10", "--repeats", "1"]),
     "remote_store": (["remote_store.py"], ["remote_store.py", "--videos", "1", "--seconds", "10", "--repeats", "1"]),
     "analysis_fpr": (["analysis_fpr.py", "--reps", "60"], ["analysis_fpr.py", "--reps", "20", "--designs", "0:6"]),
+    "identity": (["identity.py", "bench"], ["identity.py", "bench", "--seconds", "20", "--rounds", "1"]),
 }
 ORDER = [n for b in BENCHMARKS for n in ([b, "limit-profile"] if b == "limit" else [b])]  # limit.py writes two
 
 
-def baseline_checkout(out: Path) -> Path | None:
-    """The code of :data:`BASELINE` under ``out`` (from git), for small_jobs' before/after; None without git."""
-    target = out / f"baseline-{BASELINE}"
+def baseline_checkout(out: Path, commit: str = BASELINE) -> Path | None:
+    """The code of ``commit`` under ``out`` (from git), for a benchmark's before/after; None without git."""
+    target = out / f"baseline-{commit}"
     if not target.is_dir():
         target.mkdir(parents=True)
-        archive = subprocess.run(["git", "archive", BASELINE], cwd=HERE.parent, capture_output=True)
+        archive = subprocess.run(["git", "archive", commit], cwd=HERE.parent, capture_output=True)
         if archive.returncode:
             return None
         subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
@@ -66,6 +68,8 @@ def run_benchmarks(names: list[str], quick: bool, out: Path) -> dict:
         script, *arguments = small if quick else full
         if name == "small_jobs" and (baseline := baseline_checkout(out)) is not None:
             arguments += ["--baseline", str(baseline)]
+        if name == "identity" and (baseline := baseline_checkout(out, BEFORE_PERSONS)) is not None:
+            arguments += ["--baseline-tree", str(baseline)]
         command = [sys.executable, str(HERE / script), *arguments, "--json", str(out / f"{name}.json")]
         print(f"== {name}: {' '.join(command[1:])}", flush=True)
         start = time.perf_counter()

@@ -2,6 +2,7 @@
 across courses; descriptors kept only when asked, out of the query's reach, erased and expired; the linking
 rules on made-up descriptors."""
 
+import logging
 import shutil
 from datetime import UTC, datetime, timedelta
 
@@ -10,7 +11,7 @@ import numpy as np
 from flows.cli import main
 from models.layout import DESCRIPTOR_SIZE
 from tasks.analyse.warehouse import run_query
-from tasks.extract.linking import link_course
+from tasks.extract.linking import link_course, link_people
 from tasks.store import Store
 
 # CREMA-D actor 1001 in three clips (two in course c1, one in c2) and another person in c1
@@ -48,7 +49,7 @@ def _keys(store):
 
 
 def test_a_persons_lessons_share_one_key_within_a_course_and_their_descriptors_are_personal_data(
-    media_dir, tmp_path, capsys
+    media_dir, tmp_path, capsys, caplog
 ):
     corpus, root = tmp_path / "corpus", tmp_path / "store"
     names = list(CLIPS)
@@ -73,6 +74,19 @@ def test_a_persons_lessons_share_one_key_within_a_course_and_their_descriptors_a
     assert _run(corpus, root, "--link-people") == 0  # nothing new: linked without Prefect, nothing described
     assert "nothing to do" in capsys.readouterr().out and _keys(store) == keys
 
+    # a video that cannot be decoded again is named and left unlinked; the others stay linked
+    sad = _ids(store)["1001_DFA_SAD_XX.flv"]
+    shutil.rmtree(store.partition("descriptors", sad).parent)
+    logger = logging.getLogger("lessonlens")
+    logger.addHandler(caplog.handler)  # importing Prefect reconfigured the root logger's handlers
+    try:
+        counts = link_people(store, {sad: str(tmp_path / "moved-away.flv")})
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert counts == {"described": 0, "linked": 3, "people": 2}
+    assert any("moved-away.flv: not linked to other videos" in r.getMessage() for r in caplog.records)
+    assert "1001_DFA_SAD_XX.flv" not in _keys(store)
+
     hap, neu = _ids(store)["1001_DFA_HAP_XX.flv"], _ids(store)["1001_DFA_NEU_XX.flv"]
     assert main(["forget", "--store", str(root), "--video-id", hap]) == 0
     assert not store.has_partition("descriptors", hap) and hap not in set(store.read_catalog("people")["video_id"])
@@ -81,7 +95,7 @@ def test_a_persons_lessons_share_one_key_within_a_course_and_their_descriptors_a
 
     from tasks.predict.privacy import expire_crops
 
-    assert len(store.video_ids("descriptors")) == 2
+    assert len(store.video_ids("descriptors")) == 1  # the selfie's (the SAD clip's were removed above)
     expire_crops(store, 1, now=datetime.now(UTC) + timedelta(days=2))
     assert store.video_ids("descriptors") == []  # older than the retention: gone with the crops' retention
 

@@ -37,7 +37,7 @@ import pyarrow as pa
 
 from models.faceapi_package import recognition_chip
 from models.layout import DESCRIPTOR_SIZE, N_LANDMARKS
-from tasks.extract.decode import VideoError, decode_frames, open_video
+from tasks.extract.decode import Chunk, ChunkDecode, VideoError, decode_chunk, open_video
 from tasks.extract.discover import local_video
 from tasks.extract.identity import MAX_TURN, MIN_FACE_PX, describe, link_groups
 from tasks.store import DESCRIPTOR_SCHEMA, Store, read_table, shown, write_table_atomic
@@ -50,9 +50,10 @@ logger = logging.getLogger("lessonlens")
 
 def describe_persons(frames: pa.Table, path: str, video_id: str, storage_options: dict | None = None) -> pa.Table:
     """Descriptors (:data:`tasks.store.DESCRIPTOR_SCHEMA`) of up to :data:`PER_PERSON` faces per person of a video
-    whose ``frames`` rows are given (columns ``frame``, ``person_id``, ``pose_Rx``, ``pose_Ry`` and the landmarks),
-    from the video at ``path``; VideoError when it cannot be decoded."""
-    columns = {name: frames[name].to_numpy() for name in ("frame", "person_id", "pose_Rx", "pose_Ry")}
+    whose ``frames`` rows are given (columns ``frame``, ``timestamp``, ``person_id``, ``pose_Rx``, ``pose_Ry`` and the
+    landmarks), from the video at ``path`` (decord, PyAV where decord fails, as extraction decodes; a face whose
+    frame neither decodes is left out); VideoError when it cannot be opened."""
+    columns = {name: frames[name].to_numpy() for name in ("frame", "timestamp", "person_id", "pose_Rx", "pose_Ry")}
     xy = np.stack([frames[c].to_numpy() for c in _LANDMARK_COLUMNS], axis=1).astype(np.float32)
     landmarks = np.stack([xy[:, :N_LANDMARKS], xy[:, N_LANDMARKS:]], axis=2)  # (N, 68, 2)
     height = landmarks[:, :, 1].max(axis=1) - landmarks[:, :, 1].min(axis=1)
@@ -66,9 +67,13 @@ def describe_persons(frames: pa.Table, path: str, video_id: str, storage_options
         chosen += [int(part[np.argmax(height[part])]) for part in np.array_split(rows, PER_PERSON) if len(part)]
     if not chosen:
         return DESCRIPTOR_SCHEMA.empty_table()
-    wanted = tuple(sorted({int(columns["frame"][r]) for r in chosen}))
+    stamps = {int(columns["frame"][r]): float(columns["timestamp"][r]) for r in chosen}
+    wanted = Chunk(0, tuple(sorted(stamps)), tuple(stamps[f] for f in sorted(stamps)))
     with local_video(path, video_id, storage_options) as local:
-        pixels = dict(decode_frames(open_video(local), wanted))
+        pixels = dict(decode_chunk(local, open_video(local), wanted, ChunkDecode()))
+    chosen = [r for r in chosen if int(columns["frame"][r]) in pixels]
+    if not chosen:
+        return DESCRIPTOR_SCHEMA.empty_table()
     vectors = describe([recognition_chip(pixels[int(columns["frame"][r])], landmarks[r]) for r in chosen])
     return pa.table(
         {
@@ -117,7 +122,8 @@ def link_people(store: Store, paths: Mapping[str, str]) -> dict[str, int]:
         frames_path, kept = store.partition("frames", video_id), store.partition("descriptors", video_id)
         if video_id not in paths or (kept.is_file() and kept.stat().st_mtime >= frames_path.stat().st_mtime):
             continue
-        frames = read_table(frames_path, columns=["frame", "person_id", "pose_Rx", "pose_Ry", *_LANDMARK_COLUMNS])
+        wanted = ["frame", "timestamp", "person_id", "pose_Rx", "pose_Ry", *_LANDMARK_COLUMNS]
+        frames = read_table(frames_path, columns=wanted)
         try:
             table = describe_persons(frames, paths[video_id], video_id, store.storage_options)
         except (VideoError, ValueError, OSError) as exc:
