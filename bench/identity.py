@@ -41,13 +41,17 @@ GALLERIES = {  # file: people, columns x rows
 
 
 def make(corpus: Path) -> None:
-    from tasks.synthetic.people import write_gallery, write_reentry, write_room
+    from tasks.synthetic.people import write_camera_move, write_gallery, write_reentry, write_room
 
     corpus.mkdir(parents=True, exist_ok=True)
     for name, (people, grid) in GALLERIES.items():
         write_gallery(corpus / name, people, MEDIA, grid=grid).save(corpus / f"{name}.truth.json")
     write_reentry(corpus / "reentry.mp4", "wolfgang", MEDIA).save(corpus / "reentry.mp4.truth.json")
     write_room(corpus / "room.mp4", ("wolfgang", "kindel"), MEDIA).save(corpus / "room.mp4.truth.json")
+    people = ("wolfgang", "cremad", "selfie", "hanks")
+    write_camera_move(corpus / "camera_move.mp4", people, MEDIA, size=(640, 360)).save(
+        corpus / "camera_move.mp4.truth.json"
+    )
     print(f"dev corpus in {corpus}")
 
 
@@ -196,11 +200,13 @@ def bench(baseline: Path, seconds: float, rounds: int, json_path: Path | None) -
         "gallery 2x2 (4 people, reorder): person ids": clips["gallery_a.mp4"]["person_ids"],
         "gallery 2x2: purity": clips["gallery_a.mp4"]["purity"],
         "leave and re-enter: person ids": clips["reentry.mp4"]["person_ids"],
+        "camera move, 4 people: person ids": clips["camera_move.mp4"]["person_ids"],
         "defaults with descriptors / before persons, frames per CPU-s": spent["cpu_ratio_to_baseline"]["descriptors"],
         "descriptor ms per face": spent["descriptor_ms_per_face"],
     }
-    conditions = {"corpus": "tasks.synthetic.people: gallery_a 2x2, gallery_b 3x2, reentry, room (shared/media clips "
-                  "and a pip-shipped photo)", "scored by": "lessonlens run (defaults) + true_person",
+    conditions = {"corpus": "tasks.synthetic.people: gallery_a 2x2, gallery_b 3x2, reentry, room, camera_move "
+                  "(shared/media clips and a pip-shipped photo)",
+                  "scored by": "lessonlens run (defaults) + true_person",
                   "cost video": f"Wolfgang clip played forwards and backwards, {seconds:g} s, 5 fps, crops, body 1 fps",
                   "cost rounds": rounds, "baseline": str(baseline), "load_average": spent["load_average"]}  # fmt: skip
     return write_result(json_path, "identity", "Persons: ids and purity on dev clips, and what descriptors cost",

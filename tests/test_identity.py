@@ -8,7 +8,7 @@ import pytest
 
 from tasks.extract.gallery import detect_grid, layout_of, tile_of, video_grid
 from tasks.extract.identity import DESCRIPTOR_SIZE, LINK_DISTANCE, assign_person_ids
-from tasks.synthetic.people import purity, write_gallery, write_reentry, write_room
+from tasks.synthetic.people import purity, write_camera_move, write_gallery, write_reentry, write_room
 
 
 def _extract(path, tmp_path, **params):
@@ -55,6 +55,17 @@ def test_leaving_and_coming_back_elsewhere_is_one_person(media_dir, tmp_path):
     assert rows >= 40 and ids == 1 and value == 1.0
     assert frames.face_id.nunique() >= 2  # the tracker alone sees two people (the face came back elsewhere)
     assert result.info["layout"] == "single"
+
+
+def test_a_camera_move_in_a_room_of_four_keeps_four_people(media_dir, tmp_path):
+    # a wide shot of four small faces (45-115 px high), then the camera zooms and pans: boxes jump, a person leaves
+    people = ("wolfgang", "cremad", "selfie", "hanks")
+    truth = write_camera_move(tmp_path / "move.mp4", people, media_dir, size=(640, 360))
+    result, frames, _ = _extract(tmp_path / "move.mp4", tmp_path, keep_crops=False)
+    value, ids, rows = _score(truth, frames)
+    assert rows > 0.9 * (4 * 65 + 3 * 35) and ids == 4 and value == 1.0, (rows, ids, value)
+    assert frames.face_id.nunique() > 4  # the tracker alone cuts tracks at the move
+    assert result.info["layout"] == "room"
 
 
 def test_without_descriptors_each_track_is_a_person(media_dir, tmp_path):

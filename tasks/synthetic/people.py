@@ -8,7 +8,9 @@ animated by :func:`tasks.synthetic.media.animate`. A clip shorter than needed pl
 :func:`write_gallery` tiles several people in a grid with flat gaps, like a video-call app, and moves every
 person to another tile at ``reorder_at`` seconds (a cyclic shift, so nobody keeps a tile); :func:`write_reentry`
 shows one person, then an empty textured scene, then the same person elsewhere and larger; :func:`write_room`
-puts two people next to each other with no gap (one scene, not a gallery). Each returns :class:`Truth`;
+puts two people next to each other with no gap (one scene, not a gallery); :func:`write_camera_move` shows four
+small faces in a wide shot until the camera zooms and pans (OpenFace's multi-person sample moves its camera at
+13 s: every box jumps, one person leaves the shot). Each returns :class:`Truth`;
 :func:`true_person` names the person of a face row from its time and box centre.
 """
 
@@ -188,6 +190,31 @@ def write_room(
     right = (width * 9 // 16, height // 5, width * 15 // 16, height * 17 // 20)
     layers = [(people[0], left, 0.0, 8.0), (people[1], right, 0.0, 8.0)]
     return _scene(path, layers, media, 8.0, fps, size)
+
+
+def write_camera_move(
+    path: Path, people: tuple[str, ...], media: Path, size: tuple[int, int] = (960, 540), fps: float = 15.0,
+    move_at: float = 13.0, seconds: float = 20.0,
+) -> Truth:  # fmt: skip
+    """``people`` side by side in one room, small (a wide shot: each a 1/len(people) strip, faces of about 60 px),
+    until the camera moves at ``move_at`` s: then everyone is shown 1.3× larger, shifted right and down, the
+    rightmost person cut out of the shot (like OpenFace's multi-person sample)."""
+    width, height = size
+    n = len(people)
+    strip = width // n
+    before = [(k * strip + strip // 8, height // 3, (k + 1) * strip - strip // 8, height * 3 // 4) for k in range(n)]
+    after = [
+        (
+            int(x1 * 1.3) + strip // 6,
+            int(y1 * 1.3) - height // 5,
+            int(x2 * 1.3) + strip // 6,
+            int(y2 * 1.3) - height // 5,
+        )
+        for x1, y1, x2, y2 in before
+    ]
+    layers = [(person, box, 0.0, move_at) for person, box in zip(people, before, strict=True)]
+    layers += [(person, box, move_at, seconds) for person, box in zip(people, after, strict=True) if box[2] <= width]
+    return _scene(path, layers, media, seconds, fps, size)
 
 
 def true_person(truth: Truth) -> Callable[[float, float, float], str | None]:
