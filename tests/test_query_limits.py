@@ -9,6 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 
@@ -155,3 +156,32 @@ def test_pivot_runs(tmp_path):
     store = Store(tmp_path / "store").ensure()
     sql = "pivot (select 'a' as k, 2 as v union all select 'b', 3) on k using sum(v)"
     assert run_query(store, sql).to_pylist() == [{"a": 2, "b": 3}]
+
+
+def test_a_partition_a_run_replaces_while_a_query_lists_it_is_read_again(tmp_path, monkeypatch):
+    # a run removing a file between the query's listing and DuckDB opening it (new predictions after a promotion)
+    # used to fail the query ("No such file or directory"); it is read again on a fresh listing
+    from tasks.analyse import warehouse
+
+    store = Store(tmp_path / "store [b]").ensure()  # glob characters: the views list the files when connecting
+    for video in ("v1", "v2", "v3"):
+        partition = store.partition("frames", video)
+        partition.parent.mkdir(parents=True)
+        pd.DataFrame({"frame": [0, 1], "face_id": [0, 0]}).to_parquet(partition)
+    removals, opened = [store.partition("frames", "v3")], []
+    real = warehouse.open_query
+
+    def open_query(*args, **kwargs):
+        found = real(*args, **kwargs)
+        if removals:
+            removals.pop().unlink()  # the run removes it after the listing
+        opened.append(1)
+        return found
+
+    monkeypatch.setattr(warehouse, "open_query", open_query)
+    assert run_query(store, "select count(*) as n from frames").to_pylist() == [{"n": 4}]
+    assert len(opened) == 2
+    monkeypatch.setattr(warehouse, "QUERY_ATTEMPTS", 1)
+    removals.append(store.partition("frames", "v2"))
+    with pytest.raises(duckdb.IOException, match="No files found"):
+        run_query(store, "select count(*) as n from frames")

@@ -403,11 +403,28 @@ def run_interruptible(con: duckdb.DuckDBPyConnection, work: Callable[[], None], 
         raise failure[0]
 
 
+QUERY_ATTEMPTS = 3  # a run replacing a partition while a query lists the files: read again (run_query)
+VANISHED = ("No such file or directory", "No files found that match the pattern")  # DuckDB's words for it
+
+
 def run_query(store: Store, sql: str, emotion_stream: str = "emotion") -> pa.Table:
     """Run read-only ``sql`` over the store's staging views and marts (the expression marts read
     ``emotion_stream``) and return the last statement's rows (whole: ``lessonlens query`` streams them with
-    :func:`open_query` and :func:`query_batches`)."""
-    con, statements = open_query(store, sql, emotion_stream=emotion_stream)
-    for statement in statements[:-1]:
-        con.execute(statement).fetchall()
-    return con.sql(statements[-1]).to_arrow_table()
+    :func:`open_query` and :func:`query_batches`).
+
+    A file the views listed that a run removed before DuckDB opened it (a partition replaced meanwhile: new
+    predictions after a promotion, a video extracted again, an erasure) makes the query run again on a fresh
+    listing, up to :data:`QUERY_ATTEMPTS` times in all."""
+    attempt = 1
+    while True:
+        con, statements = open_query(store, sql, emotion_stream=emotion_stream)
+        try:
+            for statement in statements[:-1]:
+                con.execute(statement).fetchall()
+            return con.sql(statements[-1]).to_arrow_table()
+        except duckdb.IOException as exc:
+            if not any(words in str(exc) for words in VANISHED) or attempt == QUERY_ATTEMPTS:
+                raise
+            attempt += 1
+        finally:
+            con.close()
