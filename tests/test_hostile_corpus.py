@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import prefect
 import pytest
 
 from flows.cli import main
@@ -97,8 +98,10 @@ def test_a_corpus_of_dangling_links_exits_1_not_0(tmp_path, prefect_api):
     assert len(Store(tmp_path / "store").read_catalog("failures")) == 2
 
 
-def test_the_temporary_prefect_api_keeps_nothing_in_prefect_home(tmp_path):
-    home = tmp_path / "home"
+def test_the_temporary_prefect_api_keeps_nothing_in_prefect_home_or_the_cache(tmp_path):
+    # the API's database starts as a copy of an empty one kept in the cache (flows.engine.empty_database): that
+    # one holds Prefect's schema only, never a run
+    home, cache = tmp_path / "home", tmp_path / "cache"
     script = (
         "from prefect import flow\n"
         "from flows.engine import prefect_api\n"
@@ -108,11 +111,13 @@ def test_the_temporary_prefect_api_keeps_nothing_in_prefect_home(tmp_path):
         "with prefect_api():\n"
         "    f('/lessons/teacher-x.mp4')\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFECT_HOME": str(home)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFECT_HOME": str(home), "XDG_CACHE_HOME": str(cache)}
     env.pop("PREFECT_API_URL", None)
-    subprocess.run([sys.executable, "-c", script], env=env, check=True, capture_output=True, timeout=300)
+    for _ in range(2):  # the first run makes the empty database, the second copies it
+        subprocess.run([sys.executable, "-c", script], env=env, check=True, capture_output=True, timeout=300)
     assert not (home / "prefect.db").exists()
-    for path in home.rglob("*"):
+    assert [p.name for p in (cache / "lessonlens").iterdir()] == [f"prefect-{prefect.__version__}-empty.db"]
+    for path in [*home.rglob("*"), *cache.rglob("*")]:
         assert not path.is_file() or b"teacher-x" not in path.read_bytes(), path
 
 
