@@ -13,6 +13,7 @@ import tempfile
 import traceback
 import warnings
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import flows  # noqa: F401  (offline Prefect defaults)
@@ -150,17 +151,31 @@ def _print_table(table, fmt: str) -> None:
 def _query(args: argparse.Namespace) -> int:
     import duckdb
 
-    from tasks.analyse.warehouse import open_query, query_batches, run_interruptible
+    from tasks.analyse.warehouse import QUERY_ATTEMPTS, file_vanished, open_query, query_batches, run_interruptible
 
     if args.timeout is not None and not args.timeout > 0:
         raise UsageError(f"parameter --timeout: must be a number of seconds > 0, got {args.timeout}")
-    con, statements = open_query(_store(args), args.sql, args.memory_limit, args.emotion_stream)
-    try:
-        run_interruptible(con, lambda: write_result(query_batches(con, statements), args.format), args.timeout)
-    except duckdb.OutOfMemoryException as exc:
-        limit = con.execute("select current_setting('memory_limit')").fetchone()[0]
-        raise UsageError(f"parameter --memory-limit: the query needs more than {limit} ({exc})") from exc
+    for attempt in range(1, QUERY_ATTEMPTS + 1):
+        con, statements = open_query(_store(args), args.sql, args.memory_limit, args.emotion_stream)
+        written: list[int] = []  # a run removed a file the views listed before any row was written: read again
+        write = partial(write_result, _counted(query_batches(con, statements), written), args.format)
+        try:
+            run_interruptible(con, write, args.timeout)
+            return 0
+        except duckdb.OutOfMemoryException as exc:
+            limit = con.execute("select current_setting('memory_limit')").fetchone()[0]
+            raise UsageError(f"parameter --memory-limit: the query needs more than {limit} ({exc})") from exc
+        except duckdb.IOException as exc:
+            if written or not file_vanished(exc) or attempt == QUERY_ATTEMPTS:
+                raise
     return 0
+
+
+def _counted(batches, rows: list[int]):
+    """``batches``, appending each one's row count to ``rows`` as it passes."""
+    for batch in batches:
+        rows.append(batch.num_rows)
+        yield batch
 
 
 def _status(args: argparse.Namespace) -> int:

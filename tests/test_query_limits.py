@@ -158,7 +158,7 @@ def test_pivot_runs(tmp_path):
     assert run_query(store, sql).to_pylist() == [{"a": 2, "b": 3}]
 
 
-def test_a_partition_a_run_replaces_while_a_query_lists_it_is_read_again(tmp_path, monkeypatch):
+def test_a_partition_a_run_replaces_while_a_query_lists_it_is_read_again(tmp_path, monkeypatch, capsys):
     # a run removing a file between the query's listing and DuckDB opening it (new predictions after a promotion)
     # used to fail the query ("No such file or directory"); it is read again on a fresh listing
     from tasks.analyse import warehouse
@@ -181,7 +181,11 @@ def test_a_partition_a_run_replaces_while_a_query_lists_it_is_read_again(tmp_pat
     monkeypatch.setattr(warehouse, "open_query", open_query)
     assert run_query(store, "select count(*) as n from frames").to_pylist() == [{"n": 4}]
     assert len(opened) == 2
-    monkeypatch.setattr(warehouse, "QUERY_ATTEMPTS", 1)
+    # `lessonlens query` too, when no row was written yet
     removals.append(store.partition("frames", "v2"))
+    assert main(["query", "--store", str(store.root), "--format", "csv", "select count(*) as n from frames"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["n", "2"] and len(opened) == 4
+    monkeypatch.setattr(warehouse, "QUERY_ATTEMPTS", 1)
+    removals.append(store.partition("frames", "v1"))
     with pytest.raises(duckdb.IOException, match="No files found"):
         run_query(store, "select count(*) as n from frames")

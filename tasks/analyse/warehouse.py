@@ -407,6 +407,11 @@ QUERY_ATTEMPTS = 3  # a run replacing a partition while a query lists the files:
 VANISHED = ("No such file or directory", "No files found that match the pattern")  # DuckDB's words for it
 
 
+def file_vanished(exc: BaseException) -> bool:
+    """Whether ``exc`` is DuckDB failing to open a file the views listed, which a run removed meanwhile."""
+    return isinstance(exc, duckdb.IOException) and any(words in str(exc) for words in VANISHED)
+
+
 def run_query(store: Store, sql: str, emotion_stream: str = "emotion") -> pa.Table:
     """Run read-only ``sql`` over the store's staging views and marts (the expression marts read
     ``emotion_stream``) and return the last statement's rows (whole: ``lessonlens query`` streams them with
@@ -423,7 +428,7 @@ def run_query(store: Store, sql: str, emotion_stream: str = "emotion") -> pa.Tab
                 con.execute(statement).fetchall()
             return con.sql(statements[-1]).to_arrow_table()
         except duckdb.IOException as exc:
-            if not any(words in str(exc) for words in VANISHED) or attempt == QUERY_ATTEMPTS:
+            if not file_vanished(exc) or attempt == QUERY_ATTEMPTS:
                 raise
             attempt += 1
         finally:
