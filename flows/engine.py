@@ -98,7 +98,9 @@ def empty_database() -> Path | None:
     API then migrates its own database, as before)."""
     import prefect
 
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lessonlens"
+    from models.files import cache_dir
+
+    cache = cache_dir()
     target = cache / f"prefect-{prefect.__version__}-empty.db"
     if target.is_file():
         return target

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from models.files import cache_dir
+
 PACKAGE = "@vladmandic/face-api"
 VERSION = "1.7.15"
 LICENCE = "MIT"
@@ -59,8 +61,7 @@ def weights_dir() -> Path:
     """Where the kept model files are: ``$LESSONLENS_FACE_API_DIR``, else ``~/.cache/lessonlens/face-api-<v>``."""
     if os.environ.get(ENV_DIR):
         return Path(os.environ[ENV_DIR]).expanduser()
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "lessonlens" / f"face-api-{VERSION}"
+    return cache_dir() / f"face-api-{VERSION}"
 
 
 def weights_missing(manifest: str, what: str) -> str | None:

@@ -1,4 +1,5 @@
-"""Atomic file writes: the one way the store, the registry and training checkpoints put a file in place.
+"""Atomic file writes: the one way the store, the registry and training checkpoints put a file in place; and
+:func:`cache_dir`, the per-user folder of what setup and runs keep between runs (weights, an empty database).
 
 A file is written under a temporary name in its final folder (``.<name>.<random>.tmp``, the pattern
 ``tasks.store.Store.remove_temporary_files`` cleans up), flushed to disk and renamed over the target, so a
@@ -16,6 +17,11 @@ import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+
+
+def cache_dir() -> Path:
+    """LessonLens's per-user cache: ``$XDG_CACHE_HOME/lessonlens``, by default ``~/.cache/lessonlens``."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lessonlens"
 
 
 def atomic_write(path, write: Callable[[Path], None]) -> None:

@@ -33,9 +33,14 @@ import threading
 
 import cv2
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from models import faceapi_package
+from models.faceapi_package import recognition_chip
 from models.layout import DESCRIPTOR_SIZE
+from tasks.extract.decode import Chunk, ChunkDecode, decode_chunk, open_video
+from tasks.extract.discover import local_video
 from tasks.extract.tracking import landmark_shape
 
 MIN_FACE_PX = 40.0  # landmark box height below which a face gets no descriptor
@@ -51,13 +56,21 @@ SPLIT_DISTANCE = 0.55
 MIN_TRACK_ROWS = 3  # a track this long without a descriptor gets one from its best face (undescribed_tracks)
 
 
+def usable_faces(landmarks: np.ndarray, pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(height, usable) of faces with ``landmarks`` (N, 68, 2) and ``pose`` (N, 2 or 3: pitch, yaw, ...): the
+    landmark box's height in pixels, and whether the face may get a descriptor (height at least
+    :data:`MIN_FACE_PX`, pitch and yaw within :data:`MAX_TURN`)."""
+    height = landmarks[:, :, 1].max(axis=1) - landmarks[:, :, 1].min(axis=1)
+    return height, (height >= MIN_FACE_PX) & (np.abs(pose[:, 0]) <= MAX_TURN) & (np.abs(pose[:, 1]) <= MAX_TURN)
+
+
 def face_quality(pixels: np.ndarray, landmarks: np.ndarray, pose: np.ndarray) -> float:
-    """0 when the face is too small or turned for a descriptor, else size × sharpness (variance of the
-    Laplacian of its grey landmark box, resized to 64 px)."""
-    (x1, y1), (x2, y2) = landmarks.min(axis=0), landmarks.max(axis=0)
-    height = y2 - y1
-    if height < MIN_FACE_PX or abs(pose[0]) > MAX_TURN or abs(pose[1]) > MAX_TURN:
+    """0 when the face is too small or turned for a descriptor (:func:`usable_faces`), else size × sharpness
+    (variance of the Laplacian of its grey landmark box, resized to 64 px)."""
+    (height,), (usable,) = usable_faces(landmarks[None], np.asarray(pose)[None])
+    if not usable:
         return 0.0
+    (x1, y1), (x2, y2) = landmarks.min(axis=0), landmarks.max(axis=0)
     H, W = pixels.shape[:2]
     box = pixels[max(int(y1), 0) : min(int(y2) + 1, H), max(int(x1), 0) : min(int(x2) + 1, W)]
     if box.size == 0:
@@ -128,14 +141,44 @@ def describe(chips: list[np.ndarray]) -> np.ndarray:
         torch.set_num_threads(threads)
 
 
+def describe_at(
+    path: str, video_id: str, storage_options: dict | None, frames: np.ndarray, timestamps: np.ndarray,
+    landmarks: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    """(N, 128) descriptors of the faces with ``landmarks`` (N, 68, 2) in the video's ``frames`` (at
+    ``timestamps``), those frames decoded again as extraction decodes them (decord, PyAV where decord fails); NaN
+    rows for faces whose frame neither decodes. VideoError when the video cannot be opened."""
+    out = np.full((len(frames), DESCRIPTOR_SIZE), np.nan, np.float32)
+    stamps = {int(f): float(t) for f, t in zip(frames, timestamps, strict=True)}
+    if not stamps:
+        return out
+    wanted = Chunk(0, tuple(sorted(stamps)), tuple(stamps[f] for f in sorted(stamps)))
+    with local_video(path, video_id, storage_options) as local:
+        pixels = dict(decode_chunk(local, open_video(local), wanted, ChunkDecode()))
+    rows = [k for k, frame in enumerate(frames) if int(frame) in pixels]
+    if rows:
+        out[rows] = describe([recognition_chip(pixels[int(frames[k])], landmarks[k]) for k in rows])
+    return out
+
+
+def descriptor_column(vectors: np.ndarray) -> pa.FixedSizeListArray:
+    """(N, 128) descriptors as an Arrow column of 128-float lists (chunk fragments, ``descriptors`` partitions)."""
+    return pa.FixedSizeListArray.from_arrays(pa.array(np.asarray(vectors, np.float32).reshape(-1)), DESCRIPTOR_SIZE)
+
+
+def descriptor_matrix(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """(N, 128) float32 from a column of 128-float lists (NaN rows: no descriptor)."""
+    flat = pc.list_flatten(column).to_numpy(zero_copy_only=False)
+    return flat.astype(np.float32).reshape(len(column), DESCRIPTOR_SIZE)
+
+
 def undescribed_tracks(
     face_id: np.ndarray, landmarks: np.ndarray, pose: np.ndarray, descriptors: np.ndarray
 ) -> list[int]:
     """For each track of at least :data:`MIN_TRACK_ROWS` rows that no window gave a descriptor (a track shorter
     than a window, or whose faces were never the window's best), its largest usable face's row (height at
     least :data:`MIN_FACE_PX`, yaw and pitch within :data:`MAX_TURN`); tracks without one are left out."""
-    height = landmarks[:, :, 1].max(axis=1) - landmarks[:, :, 1].min(axis=1)
-    usable = (height >= MIN_FACE_PX) & (np.abs(pose[:, 0]) <= MAX_TURN) & (np.abs(pose[:, 1]) <= MAX_TURN)
+    height, usable = usable_faces(landmarks, pose)
     rows = []
     for track in np.unique(face_id):
         mine = np.flatnonzero(face_id == track)

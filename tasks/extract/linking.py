@@ -35,11 +35,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from models.faceapi_package import recognition_chip
 from models.layout import DESCRIPTOR_SIZE, N_LANDMARKS
-from tasks.extract.decode import Chunk, ChunkDecode, VideoError, decode_chunk, open_video
-from tasks.extract.discover import local_video
-from tasks.extract.identity import MAX_TURN, MIN_FACE_PX, describe, link_groups
+from tasks.extract.decode import VideoError
+from tasks.extract.identity import describe_at, descriptor_column, descriptor_matrix, link_groups, usable_faces
 from tasks.store import DESCRIPTOR_SCHEMA, Store, read_table, shown, write_table_atomic
 
 PER_PERSON = 3  # faces described per person of a video
@@ -56,30 +54,22 @@ def describe_persons(frames: pa.Table, path: str, video_id: str, storage_options
     columns = {name: frames[name].to_numpy() for name in ("frame", "timestamp", "person_id", "pose_Rx", "pose_Ry")}
     xy = np.stack([frames[c].to_numpy() for c in _LANDMARK_COLUMNS], axis=1).astype(np.float32)
     landmarks = np.stack([xy[:, :N_LANDMARKS], xy[:, N_LANDMARKS:]], axis=2)  # (N, 68, 2)
-    height = landmarks[:, :, 1].max(axis=1) - landmarks[:, :, 1].min(axis=1)
-    usable = (
-        (height >= MIN_FACE_PX) & (np.abs(columns["pose_Rx"]) <= MAX_TURN) & (np.abs(columns["pose_Ry"]) <= MAX_TURN)
-    )
+    height, usable = usable_faces(landmarks, np.stack([columns["pose_Rx"], columns["pose_Ry"]], axis=1))
     chosen = []
     for person in np.unique(columns["person_id"]):
         rows = np.flatnonzero((columns["person_id"] == person) & usable)
         rows = rows[np.argsort(columns["frame"][rows], kind="stable")]
         chosen += [int(part[np.argmax(height[part])]) for part in np.array_split(rows, PER_PERSON) if len(part)]
-    if not chosen:
-        return DESCRIPTOR_SCHEMA.empty_table()
-    stamps = {int(columns["frame"][r]): float(columns["timestamp"][r]) for r in chosen}
-    wanted = Chunk(0, tuple(sorted(stamps)), tuple(stamps[f] for f in sorted(stamps)))
-    with local_video(path, video_id, storage_options) as local:
-        pixels = dict(decode_chunk(local, open_video(local), wanted, ChunkDecode()))
-    chosen = [r for r in chosen if int(columns["frame"][r]) in pixels]
-    if not chosen:
-        return DESCRIPTOR_SCHEMA.empty_table()
-    vectors = describe([recognition_chip(pixels[int(columns["frame"][r])], landmarks[r]) for r in chosen])
+    vectors = describe_at(
+        path, video_id, storage_options, columns["frame"][chosen], columns["timestamp"][chosen], landmarks[chosen]
+    )
+    described = ~np.isnan(vectors[:, 0])
+    kept = np.asarray(chosen, np.int64)[described]
     return pa.table(
         {
-            "person_id": pa.array(columns["person_id"][chosen], pa.int32()),
-            "frame": pa.array(columns["frame"][chosen], pa.int32()),
-            "descriptor": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), DESCRIPTOR_SIZE),
+            "person_id": pa.array(columns["person_id"][kept], pa.int32()),
+            "frame": pa.array(columns["frame"][kept], pa.int32()),
+            "descriptor": descriptor_column(vectors[described]),
         },
         schema=DESCRIPTOR_SCHEMA,
     )
@@ -142,8 +132,7 @@ def link_people(store: Store, paths: Mapping[str, str]) -> dict[str, int]:
             ids = read_table(store.partition("frames", video_id), columns=["person_id"])["person_id"].to_numpy()
             persons += [(video_id, int(p)) for p in np.unique(ids)]
             table = read_table(store.partition("descriptors", video_id))
-            flat = table["descriptor"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
-            vectors = flat.astype(np.float32).reshape(table.num_rows, DESCRIPTOR_SIZE)
+            vectors = descriptor_matrix(table["descriptor"])
             for person in np.unique(table["person_id"].to_numpy()):
                 descriptors[(video_id, int(person))] = vectors[table["person_id"].to_numpy() == person]
         for (video_id, person_id), key in zip(persons, link_course(persons, descriptors), strict=True):

@@ -36,7 +36,6 @@ from tasks.extract.decode import (
     Probe,
     VideoError,
     decode_chunk,
-    decode_frames,
     frame_times,
     keyframe_times,
     open_video,
@@ -52,7 +51,9 @@ from tasks.extract.identity import (
     DESCRIPTOR_SIZE,
     DescriptorSampler,
     assign_person_ids,
-    describe,
+    describe_at,
+    descriptor_column,
+    descriptor_matrix,
     face_quality,
     link_bodies,
     undescribed_tracks,
@@ -320,7 +321,7 @@ def extract_chunk(job: ChunkJob) -> ChunkResult:
         write_table_atomic(table_from_columns(crops, CROP_SCHEMA), job.crops_path)
     n_faces = len(faces["frame"])
     descriptors = sampler.descriptors(n_faces) if sampler else np.full((n_faces, DESCRIPTOR_SIZE), np.nan, np.float32)
-    faces["descriptor"] = pa.FixedSizeListArray.from_arrays(descriptors.reshape(-1), DESCRIPTOR_SIZE)
+    faces["descriptor"] = descriptor_column(descriptors)
     fields = [FRAME_SCHEMA.field(n) for n in FACE_FRAGMENT_COLUMNS] + [pa.field("descriptor", DESCRIPTOR_TYPE)]
     write_table_atomic(table_from_columns(faces, pa.schema(fields, metadata=sampled)), job.faces_path)
     return ChunkResult(
@@ -467,19 +468,13 @@ def _describe_rows(job: ChunkJob, rows: list[int], columns: dict, landmarks: np.
     again (a few frames: one per track that no chunk window described)."""
     if not rows:
         return
-    frames = sorted({int(columns["frame"][r]) for r in rows})
     try:
-        with local_video(job.path, job.video_id, dict(job.storage_options)) as path:
-            pixels = dict(decode_frames(open_video(path), tuple(frames)))
-    except VideoError:  # frames only the PyAV fallback decoded: those tracks stay without a descriptor
+        out[rows] = describe_at(
+            job.path, job.video_id, dict(job.storage_options), columns["frame"][rows], columns["timestamp"][rows],
+            landmarks[rows],
+        )  # fmt: skip
+    except VideoError:  # the video cannot be opened again: those tracks stay without a descriptor
         return
-    out[rows] = describe([recognition_chip(pixels[int(columns["frame"][r])], landmarks[r]) for r in rows])
-
-
-def _descriptors(column: pa.ChunkedArray) -> np.ndarray:
-    """(N, 128) float32 from the fragments' ``descriptor`` column (NaN rows: no descriptor)."""
-    flat = pc.list_flatten(column).to_numpy(zero_copy_only=False)
-    return flat.astype(np.float32).reshape(len(column), DESCRIPTOR_SIZE)
 
 
 def in_order(paths: Sequence, order: np.ndarray) -> Iterator[tuple[np.ndarray, pa.Table]]:
@@ -512,7 +507,7 @@ def _frames_table(jobs: list[ChunkJob], params: ExtractParams, result: StepResul
     faces = pa.concat_tables([t.replace_schema_metadata(None) for t in fragments])
     order = pc.sort_indices(faces, [("frame", "ascending"), ("bbox_x", "ascending")])
     faces = faces.take(order)
-    descriptors = _descriptors(faces["descriptor"])
+    descriptors = descriptor_matrix(faces["descriptor"])
     faces = faces.drop_columns(["descriptor"])
     columns = {name: faces[name].to_numpy() for name in faces.column_names}
     xy = [np.stack([columns[f"{axis}_{i}"] for i in range(N_LANDMARKS)], axis=1) for axis in ("x", "y")]
