@@ -20,7 +20,6 @@ from prefect.futures import as_completed
 
 import flows  # noqa: F401  (offline Prefect defaults)
 from flows.engine import map_on_cluster, report_progress
-from models import faceapi_package
 from models.rules import TASK_CLASSES
 from tasks.extract.discover import MANIFEST_COLUMNS, VideoRef, discover
 from tasks.extract.identity import descriptors_missing
@@ -207,7 +206,7 @@ def extract_params(
     ValueError naming the bad one. Without the face-recognition weights (setup fetches them) descriptors are
     off, with a warning saying how to get them: each face track is then its own person."""
     if descriptor_seconds and (why := descriptors_missing()):
-        logging.getLogger("lessonlens").warning("%s", why)
+        logging.getLogger("lessonlens").warning("%s; each face track is its own person meanwhile", why)
         descriptor_seconds = 0.0
     options = (("model_dir", str(Path(face_model_dir).resolve())),) if face_model_dir else ()
     return ExtractParams(
@@ -238,9 +237,7 @@ def validate_parameters(
     from tasks.predict.privacy import check_retention
 
     check_retention(crops_retention_days)
-    if link_people and (
-        why := faceapi_package.weights_missing(faceapi_package.RECOGNITION_MANIFEST, "face recognition")
-    ):
+    if link_people and (why := descriptors_missing()):
         raise ValueError(f"parameter link_people: {why}")
 
     try:

@@ -3,6 +3,7 @@
 ``resolve_device``: ``auto`` is cuda when a GPU is visible, else cpu; ``cpu``, ``cuda`` and ``cuda:N`` are
 taken as given, but a cuda device without a GPU is a ValueError, as is any other device. ``autocast``: bf16
 autocast on CUDA, plain fp32 on CPU (training and inference use the same, so they see the same numbers).
+``one_cpu_thread``: torch on one CPU thread inside a block (the pipeline's workers are one process per core).
 """
 
 import contextlib
@@ -28,3 +29,17 @@ def resolve_device(device: str) -> torch.device:
 def autocast(device: torch.device) -> contextlib.AbstractContextManager:
     """bf16 autocast on a CUDA ``device``, else a context that changes nothing."""
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def one_cpu_thread(device: torch.device | None = None):
+    """On a CPU ``device`` (default: the CPU), torch's intra-op threads set to one inside the block and restored
+    after: Dask runs one single-threaded worker process per core, and torch's own threads would make two workers
+    fight for the cores. On CUDA nothing changes."""
+    threads = torch.get_num_threads()
+    if device is None or device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

@@ -116,8 +116,7 @@ _NET_LOCK = threading.Lock()
 
 def descriptors_missing() -> str | None:
     """Why face descriptors cannot be computed here (one line saying how to get the weights), or None."""
-    why = faceapi_package.weights_missing(faceapi_package.RECOGNITION_MANIFEST, "face recognition")
-    return why and f"{why}; each face track is its own person meanwhile"
+    return faceapi_package.weights_missing(faceapi_package.RECOGNITION_MANIFEST, "face recognition")
 
 
 def describe(chips: list[np.ndarray]) -> np.ndarray:
@@ -126,19 +125,15 @@ def describe(chips: list[np.ndarray]) -> np.ndarray:
     import torch
 
     from models import face_recognition, faceapi
+    from models.device import one_cpu_thread
 
     global _NET
     with _NET_LOCK:
         if _NET is None:
             _NET = face_recognition.load_recognition_net()
         net = _NET
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.inference_mode():
-            return net(faceapi.prepare(chips, face_recognition.RECOGNITION_SIZE)).numpy().astype(np.float32)
-    finally:
-        torch.set_num_threads(threads)
+    with one_cpu_thread(), torch.inference_mode():
+        return net(faceapi.prepare(chips, face_recognition.RECOGNITION_SIZE)).numpy().astype(np.float32)
 
 
 def describe_at(

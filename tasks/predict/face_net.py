@@ -154,16 +154,12 @@ class ExpressionNetPredictor:
         """One forward pass over the faces of ``batch``; probabilities go into each video's row array."""
         import torch
 
+        from models.device import one_cpu_thread
+
         x = torch.from_numpy(np.stack([crop for _, _, crop in batch])).to(self.device)  # (B, 112, 112, 3) uint8
         x = x.permute(0, 3, 1, 2).float().contiguous(memory_format=torch.channels_last)  # (B, 3, 112, 112)
-        threads = torch.get_num_threads()
-        if self.device.type == "cpu":
-            torch.set_num_threads(1)
-        try:
-            with torch.inference_mode():
-                probs = torch.softmax(self.net(x), dim=1)[:, self.order].cpu().numpy()
-        finally:
-            torch.set_num_threads(threads)
+        with one_cpu_thread(self.device), torch.inference_mode():
+            probs = torch.softmax(self.net(x), dim=1)[:, self.order].cpu().numpy()
         for (rows, r, _), p in zip(batch, probs, strict=True):
             rows[r] = p
 
