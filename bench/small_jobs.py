@@ -9,7 +9,11 @@ Each measurement is a fresh ``lessonlens run`` process (imports included) on a s
   the run's own log lines (Prefect at INFO) say that the temporary API starts, that the flow run begins (the
   API answers), that the subflow begins and that the corpus is discovered, each the first such line;
 - ``no-op rerun``: the same command again, everything already extracted and predicted;
-- ``import floor``: ``python -c "import flows.cli"``, what every command pays before doing anything.
+- ``import floor``: ``python -c "import flows.cli"``, what every command pays before doing anything;
+- ``first chunk floor`` (this checkout only): a fresh process that imports what ``lessonlens run`` imports, starts
+  the same local cluster, loads the models on its workers and starts the first chunks as ``lessonlens run`` does
+  (``flows.engine.head_start``), without the Prefect API or a flow: timed to the first chunk's fragment, the
+  part of the first run's start-up that the API's start does not add.
 
 With ``--baseline DIR`` (a checkout of other code, e.g. ``git archive <commit> | tar -x -C DIR``), the
 same measurements run with that code too, alternated with this checkout's, in the same Prefect home
@@ -90,6 +94,44 @@ def timed_run(code: Path, corpus: Path, store: Path, prefect_home: Path) -> dict
     return {"seconds": seconds, **marks, "nothing_to_do": "nothing to do" in output}
 
 
+FIRST_CHUNK_FLOOR = """
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+if __name__ == "__main__":
+    from flows.engine import _preload, head_start, local_cluster, local_cluster_kwargs
+    from flows.nightly_corpus import discover_task, extract_params
+    from tasks.extract.video import chunks_ahead
+    from tasks.store import Store
+
+    corpus, store = sys.argv[1], Store(sys.argv[2])
+    params = extract_params(5.0, 10, "mediapipe", None, 1.0, None, True, 30.0)  # lessonlens run's defaults
+    refs = discover_task.fn(corpus, store)[0]
+    with local_cluster(**local_cluster_kwargs(2)) as cluster:
+        _preload(cluster, params)
+        head_start(cluster, partial(chunks_ahead, [(ref, params) for ref in refs], store))
+        while not any(Path(sys.argv[2], "work").glob("*/*/faces-*.parquet")):
+            time.sleep(0.02)
+"""
+
+
+def first_chunk_floor(code: Path, corpus: Path, store: Path, prefect_home: Path) -> float:
+    """Seconds from a fresh process's start to its first chunk's fragment (:data:`FIRST_CHUNK_FLOOR`)."""
+    start = time.perf_counter()
+    command = [sys.executable, "-c", FIRST_CHUNK_FLOOR, str(corpus), str(store)]
+    process = subprocess.Popen(command, env=environment(code, prefect_home), cwd=code, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
+    while not any((store / "work").glob("*/*/faces-*.parquet")):
+        if process.poll() is not None:
+            raise RuntimeError(f"the first-chunk floor script failed ({process.returncode})")
+        time.sleep(0.02)
+    seconds = time.perf_counter() - start
+    process.wait()
+    return seconds
+
+
 def import_floor(code: Path, prefect_home: Path) -> float:
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", "import flows.cli"], env=environment(code, prefect_home), cwd=code,
@@ -135,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
                 add(name, "no-op rerun (s)", again["seconds"])
                 add(name, "import floor: python -c 'import flows.cli' (s)", import_floor(code, home))
                 print(json.dumps({name: again}), flush=True)
+            floor = first_chunk_floor(HERE.parent, corpus, root / f"store-floor-{r}", home)
+            add("this checkout", "first chunk floor: cluster, models, first chunk, no Prefect (s)", floor)
     keys = list(figures["this checkout"])
     rows = []
     for key in keys:

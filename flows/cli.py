@@ -34,6 +34,7 @@ def _store(args: argparse.Namespace) -> Store:
 def _run(args: argparse.Namespace) -> int:
     from flows.engine import console_progress, run_services
     from flows.nightly_corpus import extract_params, nightly_corpus, run_if_nothing_to_do, validate_parameters
+    from tasks.extract.video import chunks_ahead
 
     options = parse_storage_options(args.storage_option)
     try:
@@ -55,16 +56,16 @@ def _run(args: argparse.Namespace) -> int:
     # nothing new, changed or stale (discovery and the stale checks are cheap): no Prefect API, no Dask cluster
     with store.writer_lock("lessonlens run (looking for work)"):
         store.remove_temporary_files()
-        summary = run_if_nothing_to_do(
+        summary, to_extract = run_if_nothing_to_do(
             corpus, store, params, args.retry_failed, args.keep_student_crops,
             args.crops_retention_days, args.link_people,
         )  # fmt: skip
     if summary is not None:
         print(f"nothing to do: run {summary['run_id']} recorded without starting Prefect or a Dask cluster")
     else:
-        # the Prefect API and the local Dask cluster start side by side, the workers loading their models meanwhile;
-        # the flow then runs on that cluster (its address in place of --workers)
-        services = run_services(args.dask_address, args.workers, params)
+        # the Prefect API and the local Dask cluster start side by side, the workers loading their models and
+        # extracting the first chunks meanwhile; the flow then runs on that cluster (its address in place of --workers)
+        services = run_services(args.dask_address, args.workers, params, partial(chunks_ahead, to_extract, store))
         with services as dask_address, console_progress(sys.stdout.isatty()):
             summary = nightly_corpus(
                 corpus=corpus,

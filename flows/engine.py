@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -53,24 +54,28 @@ def prefect_api(meanwhile: Callable[[], None] | None = None) -> Iterator[str]:
             meanwhile()
         yield configured
         return
-    from prefect.server.api.server import SubprocessASGIServer
-    from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL, temporary_settings
-
     # its database (flow and task run names, parameters, logs, artifacts: file names and video ids) lives in a
     # private folder removed with the server, never in $PREFECT_HOME/prefect.db
     with tempfile.TemporaryDirectory(prefix="lessonlens-prefect-api-") as folder:
         database = f"sqlite+aiosqlite:///{Path(folder) / 'prefect.db'}"
-        if (empty := empty_database()) is not None:
-            shutil.copyfile(empty, Path(folder) / "prefect.db")  # else the server creates it (migrations)
-        server = SubprocessASGIServer()
-        if server.port is None:
-            server.port = server.find_available_port()  # now, so that its URL is known before the server answers
-        os.environ["PREFECT_API_URL"] = server.api_url
+        port = free_port()  # now, so that its URL is known before the server module is even imported
+        os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
         STARTED["prefect_api"] += 1
+        servers = []
 
         def start() -> None:
+            # Prefect's server module takes 1.8 s to import here: in this thread, beside ``meanwhile``
+            from prefect.server.api.server import SubprocessASGIServer
+            from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL, temporary_settings
+
+            if (empty := empty_database()) is not None:
+                shutil.copyfile(empty, Path(folder) / "prefect.db")  # else the server creates it (migrations)
+            # without a port: Prefect's own client in this process (``get_client``, which does not see the
+            # exported URL: its settings were read at import) asks for the same port-less instance and gets this one
+            servers.append(SubprocessASGIServer())
+            servers[0].port = port
             with temporary_settings(updates={PREFECT_API_DATABASE_CONNECTION_URL: database}):
-                server.start()
+                servers[0].start()
 
         try:
             with ThreadPoolExecutor(1, thread_name_prefix="prefect-api-start") as pool:
@@ -79,15 +84,23 @@ def prefect_api(meanwhile: Callable[[], None] | None = None) -> Iterator[str]:
                     meanwhile()
                 starting.result()  # its error, if it failed
             # the port was taken in between and the server moved (rare): point this process at it
-            os.environ["PREFECT_API_URL"] = server.api_url
-            yield server.api_url
+            os.environ["PREFECT_API_URL"] = servers[0].api_url
+            yield servers[0].api_url
         finally:
-            from prefect.logging.handlers import APILogWorker
-
-            if server.running:
-                APILogWorker.drain_all(timeout=5)  # send the last run logs before the API goes away
             os.environ.pop("PREFECT_API_URL", None)
-            server.stop()
+            if servers:
+                from prefect.logging.handlers import APILogWorker
+
+                if servers[0].running:
+                    APILogWorker.drain_all(timeout=5)  # send the last run logs before the API goes away
+                servers[0].stop()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (the operating system's choice)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def empty_database() -> Path | None:
@@ -159,18 +172,21 @@ def local_cluster(**kwargs):
 
 
 @contextmanager
-def run_services(dask_address: str | None, workers: int | None, params: "ExtractParams") -> Iterator[str]:
+def run_services(
+    dask_address: str | None, workers: int | None, params: "ExtractParams", ahead: Callable[[int], list] | None = None
+) -> Iterator[str]:
     """What a ``lessonlens run`` with work to do runs on: the Prefect API (:func:`prefect_api`) and the Dask
     scheduler at ``dask_address``, or a new local cluster of ``workers`` processes; yields the scheduler's address.
 
     Start-up in sequence cost a first run 11.7 s before its first chunk was planned, and the first chunk then
-    loaded the models (bench/small_jobs.py). So the local cluster starts while the temporary API starts (its URL
-    is exported first: the workers inherit it), and each worker loads the face and body models of ``params``
-    (:func:`tasks.extract.video.preload_backends`, a task left to run while the flow runs are created and the
-    corpus discovered), ahead of its first chunk. The cluster is closed before the API stops.
+    loaded the models (bench/small_jobs.py). So the cluster starts while the temporary API starts (its URL
+    is exported first: the workers inherit it); each local worker loads the face and body models of ``params``
+    (:func:`tasks.extract.video.preload_backends`), and the chunk jobs ``ahead(n)`` plans (the first ``n`` that the
+    flow will run) start on the cluster (:func:`head_start`), all while the API starts and the flow runs are
+    created. The local cluster is closed before the API stops.
     """
     if dask_address:
-        with prefect_api():
+        with prefect_api(meanwhile=partial(head_start, dask_address, ahead) if ahead else None):
             yield dask_address
         return
     kwargs = local_cluster_kwargs(workers)
@@ -180,6 +196,8 @@ def run_services(dask_address: str | None, workers: int | None, params: "Extract
         started["url"] = os.environ.get("PREFECT_API_URL")
         started["cluster"] = local_cluster(**kwargs)
         _preload(started["cluster"], params)
+        if ahead is not None:
+            head_start(started["cluster"], ahead)
 
     try:
         with prefect_api(meanwhile=start_cluster) as url:
@@ -205,18 +223,52 @@ def _preload(cluster, params: "ExtractParams") -> None:
             fire_and_forget(client.submit(preload_backends, params, workers=[worker], pure=False))
 
 
-def map_on_cluster(fn: Callable, items: list) -> list:
+AHEAD_PER_WORKER = 2  # chunks started ahead of the flow per worker: a chunk takes 2-4 s, the API 5-7 s to answer
+
+
+def head_start(cluster, ahead: Callable[[int], list]) -> None:
+    """Start the first chunk jobs that ``ahead(n)`` plans (``n``: :data:`AHEAD_PER_WORKER` per worker) on
+    ``cluster`` (a cluster or a scheduler address), left running (fire and forget): a worker plans them (probing a
+    video writes FFmpeg's noise to stderr, which workers silence) and submits each under its key
+    (:attr:`tasks.extract.video.ChunkJob.key`), so that the flow's own submission of a chunk still running joins
+    it, and one already done finds its fragments and reuses them."""
+    from distributed import Client, fire_and_forget
+
+    with Client(cluster) as client:
+        n = AHEAD_PER_WORKER * len(client.scheduler_info(n_workers=-1)["workers"])
+        fire_and_forget(client.submit(_start_ahead, ahead, n, pure=False, priority=1))  # before the model loads
+
+
+def _start_ahead(ahead: Callable[[int], list], n: int) -> None:
+    """On a worker: the chunk jobs ``ahead(n)`` plans, submitted under their keys and left running."""
+    from distributed import fire_and_forget, worker_client
+
+    from tasks.extract.video import extract_chunk
+    from tasks.store import make_dirs
+
+    jobs = ahead(n)
+    for work in dict.fromkeys(job.work_dir for job in jobs):
+        make_dirs(work)
+    if jobs:
+        with worker_client() as client:
+            fire_and_forget(client.map(extract_chunk, jobs, key=[job.key for job in jobs]))
+
+
+def map_on_cluster(fn: Callable, items: list, keys: list[str] | None = None) -> list:
     """``fn`` over ``items`` on the Dask cluster of the Prefect task that calls it, results in input order.
 
     Called from inside a task running on a Dask worker: ``worker_client`` secedes from the worker's thread
-    pool while it waits, so the worker's slot serves the items meanwhile.
+    pool while it waits, so the worker's slot serves the items meanwhile. ``keys``: the items' Dask keys (a
+    task of the same key already on the cluster is joined, not run again); else new ones.
     """
     from distributed import worker_client
 
     if not items:
         return []
     with worker_client() as client:
-        return client.gather(client.map(fn, items, pure=False))
+        if keys is None:
+            return client.gather(client.map(fn, items, pure=False))
+        return client.gather(client.map(fn, items, key=keys))
 
 
 def gpu_resources_available(client) -> bool:

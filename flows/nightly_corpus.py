@@ -25,7 +25,7 @@ from tasks.extract.discover import MANIFEST_COLUMNS, VideoRef, discover
 from tasks.extract.identity import descriptors_missing
 from tasks.extract.video import ExtractParams, extract_chunk, extract_video
 from tasks.predict.privacy import DEFAULT_CROPS_RETENTION_DAYS
-from tasks.store import StepResult, Store, location, path_text, shown
+from tasks.store import StepResult, Store, location, path_text, remove_tree, shown
 
 
 @task(name="discover")
@@ -116,7 +116,7 @@ def run_inference(st: Store, tasks: list[str], run_id: str, logger) -> tuple[int
 
 @task(name="extract-video", task_run_name="extract {ref.video_id}")
 def extract_video_task(ref: VideoRef, params: ExtractParams, store: Store) -> StepResult:
-    return extract_video(ref, params, store, lambda jobs: map_on_cluster(extract_chunk, jobs))
+    return extract_video(ref, params, store, lambda jobs: map_on_cluster(extract_chunk, jobs, [j.key for j in jobs]))
 
 
 def done_ids(catalog: pd.DataFrame, params: dict[str, ExtractParams], store: Store) -> set[str]:
@@ -153,8 +153,9 @@ def refresh_rows(catalog: pd.DataFrame, refs: list[VideoRef]) -> pd.DataFrame:
 def run_if_nothing_to_do(
     corpus: str, st: Store, params: ExtractParams, retry_failed: bool = False, keep_student_crops: bool = False,
     crops_retention_days: int | None = None, link_people: bool = False,
-) -> dict | None:  # fmt: skip
-    """A run with nothing to extract or predict, done in this process without Prefect or Dask; None otherwise.
+) -> tuple[dict | None, list[tuple[VideoRef, ExtractParams]]]:  # fmt: skip
+    """A run with nothing to extract or predict, done in this process without Prefect or Dask: its summary;
+    otherwise None and the videos the flow will extract, with their parameters, in the order it submits them.
 
     Nothing to do: every video of ``corpus`` is extracted with its parameters, failed before (unless
     ``retry_failed``) or is held by an erasure, and no predictions are stale. Then it does what the flow
@@ -171,13 +172,14 @@ def run_if_nothing_to_do(
     catalog = st.read_catalog("videos")
     done = done_ids(catalog, plan, st) | set(st.erased_face_tracks())
     known_bad = set() if retry_failed else known_failed_ids(catalog, params)
-    if unreadable or any(r.video_id not in done | known_bad for r in refs):
-        return None  # the flow extracts, and records the unreadable files as failures
+    to_extract = [(r, plan[r.video_id]) for r in refs if r.video_id not in done | known_bad]
+    if unreadable or to_extract:
+        return None, to_extract  # the flow extracts, and records the unreadable files as failures
     from tasks.predict.inference import stale_videos  # only once nothing is left to extract
     from tasks.predict.privacy import expire_crops
 
     if any(stale_videos(st, t) for t in TASK_CLASSES):
-        return None
+        return None, []
     skipped = [r for r in refs if r.video_id in done]
     rows = refresh_rows(catalog, skipped)  # rows keep their catalog index
     columns = ["path", *MANIFEST_COLUMNS]
@@ -195,7 +197,7 @@ def run_if_nothing_to_do(
     run_id = uuid.uuid4().hex[:12]
     st.append_run(run_id, started, params.to_json(), counts, corpus=corpus)
     st.compact_catalogs()
-    return {"run_id": run_id, **counts}
+    return {"run_id": run_id, **counts}, []
 
 
 def extract_params(
@@ -389,6 +391,8 @@ def _extract_corpus(
     plan = {r.video_id: video_params(params, r.meta, keep_student_crops) for r in refs}
     catalog = st.read_catalog("videos")
     held = set(st.erased_face_tracks())  # a new extraction would bring an erased face track back
+    for video_id in held & {r.video_id for r in refs}:
+        remove_tree(st.work_dir(video_id))  # chunks `lessonlens run` started before an erasure took the store
     done = done_ids(catalog, plan, st)
     known_bad = set() if retry_failed else known_failed_ids(catalog, params)
     todo = [r for r in refs if r.video_id not in done | held | known_bad]

@@ -137,3 +137,27 @@ def test_an_unreadable_file_fails_alone_and_is_read_again_next_run(store, corpus
     assert main(["run", str(corpus), "--store", str(store), "--workers", "2"]) == 0
     (video,) = run_query(Store(store), "select * from videos where path like '%locked.flv'").to_pylist()
     assert video["status"] == "ok"
+
+
+def test_chunks_started_ahead_of_the_flow_are_joined_by_it_not_extracted_twice(tmp_path, media_dir):
+    from distributed import Client
+
+    from flows.nightly_corpus import discover_task, extract_params
+    from tasks.extract.video import chunks_ahead, extract_chunk
+
+    st = Store(tmp_path / "store")
+    refs = discover_task.fn(str(media_dir / "pyfeat_WolfgangLanger_Pexels.mp4"), st)[0]
+    params = extract_params(5.0, 10, "mediapipe", None, 1.0, None, True, 30.0)
+    planned = chunks_ahead([(refs[0], params)], st, 10)
+    assert len(planned) == 3  # a 20 s clip in chunks of about 10 s that start at keyframes
+    with engine.local_cluster(**engine.local_cluster_kwargs(1)) as cluster, Client(cluster) as client:
+        engine.head_start(cluster, lambda n: chunks_ahead([(refs[0], params)], st, n))  # one worker: 2 chunks
+        # the flow's submission of the same chunks while they run (model loads alone take a second)
+        results = client.gather(client.map(extract_chunk, planned, key=[job.key for job in planned]))
+        processed = {
+            job.key: sum(t[2] == "processing" for t in cluster.scheduler.story(job.key) if len(t) > 2)
+            for job in planned
+        }
+    assert processed == {job.key: 1 for job in planned}  # each chunk computed once, on the head start's task
+    assert all(r.seconds > 0 and r.sampled > 0 for r in results)  # the results of that computation, not a reuse
+    assert all(job.is_done() for job in planned)

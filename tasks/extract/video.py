@@ -167,6 +167,14 @@ class ChunkJob:
         """All fragments of this chunk are in place (the faces fragment is renamed into place last)."""
         return self.faces_path.is_file()
 
+    @property
+    def key(self) -> str:
+        """This chunk's Dask key, the same wherever it is planned (its fragments' folder and chunk): a chunk that
+        ``lessonlens run`` started ahead of the flow (``flows.engine.head_start``) and is still running is joined
+        by the flow's own submission of it, never computed twice."""
+        digest = hashlib.sha256(f"{self.work_dir}|{self.chunk.index}|{self.chunk.frames}".encode()).hexdigest()
+        return f"extract_chunk-{self.video_id[:12]}-{self.chunk.index}-{digest[:16]}"
+
 
 @dataclass(frozen=True)
 class ChunkResult:
@@ -378,6 +386,32 @@ def plan_video(
         )
 
 
+def chunk_jobs(
+    ref: VideoRef, params: ExtractParams, store: Store
+) -> tuple[Probe, list[ChunkJob], list[dict[str, str]]]:
+    """The video's probe, the jobs of its chunks (:func:`plan_video`) and the probe's warnings."""
+    quiet_native_logs()
+    probed, chunks, warnings = plan_video(ref, params, store.storage_options)
+    work = store.work_dir(ref.video_id, params.work_key())
+    options = tuple(sorted(store.storage_options.items()))
+    return probed, [ChunkJob(ref.video_id, ref.path, chunk, params, work, options) for chunk in chunks], warnings
+
+
+def chunks_ahead(to_extract: list[tuple[VideoRef, ExtractParams]], st: Store, n: int) -> list[ChunkJob]:
+    """The first ``n`` chunk jobs of the videos ``to_extract`` (in the order the flow submits them), planned as
+    :func:`extract_video` plans them, for ``lessonlens run`` to start while the Prefect API starts
+    (``flows.engine.head_start``). A video that cannot be planned is left out: the flow plans it again and says why."""
+    jobs: list[ChunkJob] = []
+    for ref, params in to_extract:
+        if len(jobs) >= n:
+            break
+        try:
+            jobs += chunk_jobs(ref, params, st)[1]
+        except (VideoError, OSError):
+            continue
+    return jobs[:n]
+
+
 def extract_video(
     ref: VideoRef,
     params: ExtractParams,
@@ -397,11 +431,9 @@ def extract_video(
     work = store.work_dir(ref.video_id, params.work_key())
     stage = "probe"
     try:
-        probed, chunks, warnings = plan_video(ref, params, store.storage_options)
+        probed, jobs, warnings = chunk_jobs(ref, params, store)
         result.info["probe"] = asdict(probed)
         stage = "decode"
-        options = tuple(sorted(store.storage_options.items()))
-        jobs = [ChunkJob(ref.video_id, ref.path, chunk, params, work, options) for chunk in chunks]
         make_dirs(work)  # with the store's permissions
         chunk_results = list(run_chunks(jobs))
         result.info.update(video_decoding([(j.chunk, read_schema(j.faces_path).metadata) for j in jobs]))
