@@ -7,7 +7,9 @@ to ``--seconds`` (default 30) at 5 fps. Measured in one run, in one process (tor
 - ``rules``: the AU-rule stream (``emotion_rules``) over the video's windows, what ``emotion`` cost before;
 - ``net``: the expression net (``emotion``) from the stored crops: JPEG decode, one forward pass per face in
   batches of ``DEFAULT_BATCH_FACES`` on one torch thread, window means, Parquet; its one-time load apart;
-- ``forward``: the net's forward pass alone on the same crops, batched, one thread, per face.
+- ``forward``: the net's forward pass alone on the same crops, batched, one thread, per face;
+- ``net, 2 threads``: ``net`` on two torch threads, as inference runs it when one batch of videos has the cluster
+  to itself (``flows.engine.infer_on_dask``: one long video on two workers).
 
 ``rules`` and ``net`` alternate ``--repeats`` times (median). Face path frames/s without the net =
 frames / (extract + rules); with it = frames / (extract + rules + net), as a default run now computes both
@@ -64,10 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         frames, faces = result.counts["sampled_frames"], result.counts["face_rows"]
         load_s = timed(load_expression_net)
         first_s = timed(lambda: infer_videos(store, [video_id], "emotion"))  # loads the net once per process
-        rules_s, net_s = [], []
+        rules_s, net_s, net2_s = [], [], []
         for _ in range(args.repeats):
             rules_s.append(timed(lambda: infer_videos(store, [video_id], "emotion_rules")))
             net_s.append(timed(lambda: infer_videos(store, [video_id], "emotion")))
+            net2_s.append(timed(lambda: infer_videos(store, [video_id], "emotion", threads=2)))
         crops = pq.read_table(store.partition("crops", video_id), columns=["jpeg"])["jpeg"].to_pylist()
         x = torch.from_numpy(np.stack([decode_jpeg(j) for j in crops])).permute(0, 3, 1, 2).float()
         x = x.contiguous(memory_format=torch.channels_last)  # as the pipeline runs it
@@ -87,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         "rules_s": round(rules, 3),
         "net_s": round(infer, 3),
         "net_ms_per_face": round(1e3 * infer / faces, 2),
+        "net_ms_per_face_2_threads": round(1e3 * statistics.median(net2_s) / faces, 2),
         "forward_ms_per_face": round(1e3 * statistics.median(forward_s) / len(crops), 2),
         "net_load_s": round(load_s, 2),
         "first_net_call_s": round(first_s, 2),

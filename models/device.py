@@ -3,10 +3,12 @@
 ``resolve_device``: ``auto`` is cuda when a GPU is visible, else cpu; ``cpu``, ``cuda`` and ``cuda:N`` are
 taken as given, but a cuda device without a GPU is a ValueError, as is any other device. ``autocast``: bf16
 autocast on CUDA, plain fp32 on CPU (training and inference use the same, so they see the same numbers).
-``one_cpu_thread``: torch on one CPU thread inside a block (the pipeline's workers are one process per core).
+``cpu_threads``: torch on a given number of CPU threads inside a block (the pipeline's workers are one process per
+core: one thread each, unless the others are idle).
 """
 
 import contextlib
+import os
 
 import torch
 
@@ -32,13 +34,14 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager:
 
 
 @contextlib.contextmanager
-def one_cpu_thread(device: torch.device | None = None):
-    """On a CPU ``device`` (default: the CPU), torch's intra-op threads set to one inside the block and restored
-    after: Dask runs one single-threaded worker process per core, and torch's own threads would make two workers
-    fight for the cores. On CUDA nothing changes."""
+def cpu_threads(device: torch.device | None = None, n: int = 1):
+    """On a CPU ``device`` (default: the CPU), torch's intra-op threads set to ``n`` (at most the machine's cores)
+    inside the block and restored after: Dask runs one single-threaded worker process per core, and torch's own
+    threads would make two workers fight for the cores; a caller that knows the other workers idle (one batch of
+    inference for two workers) gives it their cores. On CUDA nothing changes."""
     threads = torch.get_num_threads()
     if device is None or device.type == "cpu":
-        torch.set_num_threads(1)
+        torch.set_num_threads(max(1, min(n, os.cpu_count() or 1)))
     try:
         yield
     finally:

@@ -125,14 +125,14 @@ def describe(chips: list[np.ndarray]) -> np.ndarray:
     import torch
 
     from models import face_recognition, faceapi
-    from models.device import one_cpu_thread
+    from models.device import cpu_threads
 
     global _NET
     with _NET_LOCK:
         if _NET is None:
             _NET = face_recognition.load_recognition_net()
         net = _NET
-    with one_cpu_thread(), torch.inference_mode():
+    with cpu_threads(), torch.inference_mode():
         return net(faceapi.prepare(chips, face_recognition.RECOGNITION_SIZE)).numpy().astype(np.float32)
 
 

@@ -113,9 +113,10 @@ class ExpressionNetPredictor:
     a window's probabilities are the mean over its samples (every sample is computed once, though windows
     overlap). Crops are streamed in frame order and dropped once their faces are predicted."""
 
-    def __init__(self, store: Store, device: torch.device, batch_faces: int):
+    def __init__(self, store: Store, device: torch.device, batch_faces: int, threads: int = 1):
         self.store = store
         self.device = device
+        self.threads = threads  # torch's CPU threads (models.device.cpu_threads)
         self.batch_faces = batch_faces
         self.name = faceapi_package.MODEL_NAME
         self.version = faceapi_package.MODEL_VERSION
@@ -154,11 +155,11 @@ class ExpressionNetPredictor:
         """One forward pass over the faces of ``batch``; probabilities go into each video's row array."""
         import torch
 
-        from models.device import one_cpu_thread
+        from models.device import cpu_threads
 
         x = torch.from_numpy(np.stack([crop for _, _, crop in batch])).to(self.device)  # (B, 112, 112, 3) uint8
         x = x.permute(0, 3, 1, 2).float().contiguous(memory_format=torch.channels_last)  # (B, 3, 112, 112)
-        with one_cpu_thread(self.device), torch.inference_mode():
+        with cpu_threads(self.device, self.threads), torch.inference_mode():
             probs = torch.softmax(self.net(x), dim=1)[:, self.order].cpu().numpy()
         for (rows, r, _), p in zip(batch, probs, strict=True):
             rows[r] = p

@@ -169,12 +169,13 @@ class _RegistryPredictor:
     """What every predictor of a promoted registry model holds: the model (cached per process), its input
     size and normalisation on the device, and the map from its logits to the task's class order."""
 
-    def __init__(self, store: Store, record: dict, device: torch.device, batch_windows: int):
+    def __init__(self, store: Store, record: dict, device: torch.device, batch_windows: int, threads: int = 1):
         import torch
 
         self.store = store
         self.device = device
         self.batch_windows = batch_windows
+        self.threads = threads  # torch's CPU threads (models.device.cpu_threads)
         self.name = f"{record['name']} {record['version']}"
         self.version = version_key(record)
         self.model = cached_model(store, record["name"], record["version"], device)
@@ -189,8 +190,8 @@ class _RegistryPredictor:
 class ModelPredictor(_RegistryPredictor):
     """A promoted registry model on aligned face crops (see the module docstring)."""
 
-    def __init__(self, store: Store, record: dict, device: torch.device, batch_windows: int):
-        super().__init__(store, record, device, batch_windows)
+    def __init__(self, store: Store, record: dict, device: torch.device, batch_windows: int, threads: int = 1):
+        super().__init__(store, record, device, batch_windows, threads)
         self.takes_landmarks = "landmarks" in inspect.signature(self.model.forward).parameters
         self.columns = ["frame", "timestamp", "face_id", *BBOX_COLUMNS, *LANDMARK_COLUMNS]
 
@@ -253,7 +254,7 @@ class ModelPredictor(_RegistryPredictor):
         import torch
         import torch.nn.functional as F
 
-        from models.device import autocast
+        from models.device import autocast, cpu_threads
 
         crops = torch.from_numpy(np.stack([p.crops for p in batch])).to(self.device)  # (B, T, H, W, C) uint8
         x = crops.permute(0, 1, 4, 2, 3).float().div_(255.0)  # (B, T, C, H, W)
@@ -263,7 +264,7 @@ class ModelPredictor(_RegistryPredictor):
             x = F.interpolate(
                 x.reshape(B * T, C, H, W), size=self.image_size, mode="bilinear", antialias=True, align_corners=False
             ).reshape(B, T, C, self.image_size, self.image_size)
-        with torch.inference_mode(), autocast(self.device):
+        with cpu_threads(self.device, self.threads), torch.inference_mode(), autocast(self.device):
             if self.takes_landmarks:
                 points = torch.from_numpy(np.stack([p.landmarks for p in batch])).to(self.device)  # (B, T, 68, 2)
                 logits = self.model(x, points * (self.image_size / CROP_SIZE))
@@ -278,8 +279,8 @@ class GesturePredictor(_RegistryPredictor):
     """The promoted ``teacher_gesture`` model on windows of body samples: whole frames decoded from the video,
     letterboxed into the model's square, and the BlazePose keypoints mapped into it (module docstring)."""
 
-    def __init__(self, store: Store, record: dict, device: torch.device, batch_windows: int):
-        super().__init__(store, record, device, batch_windows)
+    def __init__(self, store: Store, record: dict, device: torch.device, batch_windows: int, threads: int = 1):
+        super().__init__(store, record, device, batch_windows, threads)
         self.columns = ["frame", "timestamp", "face_id", *KEYPOINT_COLUMNS]
 
     def predict(self, videos: Iterable[VideoWindows]) -> Iterator[tuple[VideoWindows, np.ndarray | None]]:
@@ -335,12 +336,12 @@ class GesturePredictor(_RegistryPredictor):
     def _run(self, video: VideoWindows, batch: list[tuple[int, np.ndarray, np.ndarray]]) -> None:
         import torch
 
-        from models.device import autocast
+        from models.device import autocast, cpu_threads
 
         frames = torch.from_numpy(np.stack([b[1] for b in batch])).to(self.device)  # (B, T, S, S, 3) uint8
         x = (frames.permute(0, 1, 4, 2, 3).float().div_(255.0) - self.mean) / self.std
         keypoints = torch.from_numpy(np.stack([b[2] for b in batch])).to(self.device)  # (B, T, 33, 2)
-        with torch.inference_mode(), autocast(self.device):
+        with cpu_threads(self.device, self.threads), torch.inference_mode(), autocast(self.device):
             logits = self.model(x, keypoints)
         probs = torch.softmax(logits.float(), dim=1)[:, self.order].cpu().numpy()
         for (k, _, _), row in zip(batch, probs, strict=True):
@@ -363,23 +364,23 @@ def emotion_stream(store: Store) -> dict[str, str | None]:
 
 
 def load_predictor(
-    store: Store, task: str, device: str = "auto", batch_windows: int = DEFAULT_BATCH_WINDOWS
+    store: Store, task: str, device: str = "auto", batch_windows: int = DEFAULT_BATCH_WINDOWS, threads: int = 1
 ) -> Predictor:
     """The promoted registry model of ``task``; else, for ``emotion``, face-api.js's expression net (the AU
     rules when its weights are missing); else the task's AU rules; None for a task without rules (gesture)
-    and no promoted model."""
+    and no promoted model. A net runs on ``threads`` CPU threads (``models.device.cpu_threads``)."""
     record = promoted(store.root, task)
     if record is None and task == DEFAULT_NET_TASK and expression_net_missing() is None:
         from models.device import resolve_device  # torch
 
-        return ExpressionNetPredictor(store, resolve_device(device), DEFAULT_BATCH_FACES)
+        return ExpressionNetPredictor(store, resolve_device(device), DEFAULT_BATCH_FACES, threads)
     if record is None:
         return RulePredictor(task) if task in rules.RULES else None
     from models.device import resolve_device  # torch
 
     if task in BODY_TASKS:
-        return GesturePredictor(store, record, resolve_device(device), batch_windows)
-    return ModelPredictor(store, record, resolve_device(device), batch_windows)
+        return GesturePredictor(store, record, resolve_device(device), batch_windows, threads)
+    return ModelPredictor(store, record, resolve_device(device), batch_windows, threads)
 
 
 def version_key(record: dict) -> str:
@@ -432,8 +433,10 @@ def infer_videos(
     stride: int = DEFAULT_STRIDE,
     device: str = "auto",
     batch_windows: int = DEFAULT_BATCH_WINDOWS,
+    threads: int = 1,
 ) -> list[StepResult]:
-    """Predict ``task`` for the windows of each video and write its predictions partition.
+    """Predict ``task`` for the windows of each video and write its predictions partition (a net on ``threads``
+    CPU threads: one by default, as in a worker beside others).
 
     Runs wherever it is called (the flow process, or a Dask worker): paths in, one :class:`StepResult`
     (step ``infer``) per video out, in input order, with ``counts`` ``windows`` and ``faces`` and ``info``
@@ -443,7 +446,7 @@ def infer_videos(
     """
     if window < 1 or stride < 1:
         raise ValueError(f"window and stride must be >= 1, got window={window}, stride={stride}")
-    predictor = load_predictor(store, task, device, batch_windows)
+    predictor = load_predictor(store, task, device, batch_windows, threads)
     if predictor is None:
         logger.info("%s: no promoted model and no rule baseline: %d videos skipped", task, len(set(video_ids)))
         none = {"task": task, "model_name": None, "model_version": None}

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from models.device import resolve_device
+from models.device import cpu_threads, resolve_device
 from models.files import atomic_write
 
 
@@ -39,3 +39,14 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA GPU"):
             resolve_device("cuda:0")
+
+
+def test_cpu_threads_holds_torch_to_the_threads_given_inside_the_block_and_restores_them():
+    import os
+
+    before = torch.get_num_threads()
+    with cpu_threads():
+        assert torch.get_num_threads() == 1  # a worker beside others
+    with cpu_threads(torch.device("cpu"), 64):
+        assert torch.get_num_threads() == os.cpu_count()  # never more than the machine's cores
+    assert torch.get_num_threads() == before
