@@ -80,6 +80,8 @@ def frames_table(rng: np.random.Generator, rows: int) -> tuple[pa.Table, int]:
         "frame": (index * (VIDEO_FPS / FPS)).astype(np.int32),
         "timestamp": index / FPS,
         "face_id": face_id,
+        "person_id": face_id,  # each track its own person
+        "tile": np.full(n, -1, np.int8),  # not a gallery
         "confidence": rng.uniform(0.5, 1, n).astype(np.float32),
         "success": np.ones(n, bool),
         "bbox_x": points[:, :, 0].min(axis=1),
@@ -118,7 +120,7 @@ def body_table(rng: np.random.Generator, sampled: int) -> pa.Table:
 def emotion_table(rng: np.random.Generator, frames: pa.Table) -> pa.Table:
     """The rule baseline's emotion windows over each face track of ``frames``, planned and written as inference
     plans and writes them (``plan_windows``, ``predictions_table``), with random class probabilities."""
-    columns = {c: frames[c].to_numpy() for c in ("face_id", "frame", "timestamp")}
+    columns = {c: frames[c].to_numpy() for c in ("face_id", "person_id", "frame", "timestamp")}
     windows = plan_windows(columns["face_id"], columns["frame"], columns["timestamp"], WINDOW, STRIDE)
     probs = rng.dirichlet(np.ones(len(TASK_CLASSES["emotion"])), len(windows)).astype(np.float32)
     meta = {"window": WINDOW, "stride": STRIDE}
