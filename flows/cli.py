@@ -53,39 +53,42 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"parameters: {exc}") from exc
     store.check_not_busy()
-    # nothing new, changed or stale (discovery and the stale checks are cheap): no Prefect API, no Dask cluster
-    with store.writer_lock("lessonlens run (looking for work)"):
+    # held from the look for work to the flow's end: the first chunks write into the store before the flow starts,
+    # and the flow's own writer_lock takes this one over (hand_over), so the store is never unlocked in between
+    with store.writer_lock("nightly-corpus run (lessonlens run starting)", hand_over=True):
         store.remove_temporary_files()
+        # nothing new, changed or stale (discovery and the stale checks are cheap): no Prefect API, no Dask cluster
         summary, to_extract = run_if_nothing_to_do(
             corpus, store, params, args.retry_failed, args.keep_student_crops,
             args.crops_retention_days, args.link_people,
         )  # fmt: skip
-    if summary is not None:
-        print(f"nothing to do: run {summary['run_id']} recorded without starting Prefect or a Dask cluster")
-    else:
-        # the Prefect API and the local Dask cluster start side by side, the workers loading their models and
-        # extracting the first chunks meanwhile; the flow then runs on that cluster (its address in place of --workers)
-        services = run_services(args.dask_address, args.workers, params, partial(chunks_ahead, to_extract, store))
-        with services as dask_address, console_progress(sys.stdout.isatty()):
-            summary = nightly_corpus(
-                corpus=corpus,
-                store=store.url,
-                fps=args.fps,
-                face_backend=args.face_backend,
-                face_model_dir=args.face_model_dir,
-                au_model_dir=args.au_model_dir,
-                body_fps=args.body_fps,
-                chunk_seconds=args.chunk_seconds,
-                keep_crops=not args.no_crops,
-                descriptor_seconds=args.descriptor_seconds,
-                retry_failed=args.retry_failed,
-                dask_address=dask_address,
-                keep_student_crops=args.keep_student_crops,
-                crops_retention_days=args.crops_retention_days,
-                store_group_readable=args.store_group_readable,
-                storage_options=options or None,
-                link_people=args.link_people,
-            )
+        if summary is not None:
+            print(f"nothing to do: run {summary['run_id']} recorded without starting Prefect or a Dask cluster")
+        else:
+            # the Prefect API and the local Dask cluster start side by side, the workers loading their models and
+            # extracting the first chunks meanwhile; the flow then runs on that cluster (its address in place of
+            # --workers)
+            services = run_services(args.dask_address, args.workers, params, partial(chunks_ahead, to_extract, store))
+            with services as dask_address, console_progress(sys.stdout.isatty()):
+                summary = nightly_corpus(
+                    corpus=corpus,
+                    store=store.url,
+                    fps=args.fps,
+                    face_backend=args.face_backend,
+                    face_model_dir=args.face_model_dir,
+                    au_model_dir=args.au_model_dir,
+                    body_fps=args.body_fps,
+                    chunk_seconds=args.chunk_seconds,
+                    keep_crops=not args.no_crops,
+                    descriptor_seconds=args.descriptor_seconds,
+                    retry_failed=args.retry_failed,
+                    dask_address=dask_address,
+                    keep_student_crops=args.keep_student_crops,
+                    crops_retention_days=args.crops_retention_days,
+                    store_group_readable=args.store_group_readable,
+                    storage_options=options or None,
+                    link_people=args.link_people,
+                )
     print(
         f"{summary['found']} videos: {summary['extracted']} extracted, {summary['skipped']} already done, "
         f"{summary['failed']} failed; {summary['windows']} prediction windows; store {store.url}"

@@ -109,3 +109,36 @@ def test_runs_exit_1_when_extraction_or_inference_fails_and_0_when_all_is_done(s
 
     shutil.rmtree(store.partition("frames", "v1").parent)
     assert main(["run", str(corpus), "--store", str(store.root), "--workers", "1"]) == 0
+
+
+def test_the_lock_lessonlens_run_hands_to_its_flow_is_never_open_to_another_writer(tmp_path):
+    import threading
+
+    from tasks.store import StoreBusy
+
+    store, other = Store(tmp_path / "store").ensure(), Store(tmp_path / "store")
+    with store.writer_lock("nightly-corpus run (lessonlens run starting)", hand_over=True):
+        with pytest.raises(StoreBusy, match="lessonlens run starting"):
+            other.check_not_busy()
+        refused = []
+        thread = threading.Thread(target=lambda: refused.append(_refused(other)))  # another context
+        thread.start()
+        thread.join()
+        assert refused == [True]
+        with other.writer_lock("nightly-corpus run abc123"):  # the flow's own lock: taken over, renamed
+            with pytest.raises(StoreBusy, match="nightly-corpus run abc123"):
+                other.check_not_busy()
+            with pytest.raises(StoreBusy), other.writer_lock("a second writer inside the flow"):
+                pass
+    with other.writer_lock("the next run"):  # released at the end
+        pass
+
+
+def _refused(store) -> bool:
+    from tasks.store import StoreBusy
+
+    try:
+        with store.writer_lock("a writer in another thread"):
+            return False
+    except StoreBusy:
+        return True

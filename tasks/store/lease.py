@@ -12,8 +12,9 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
 from upath import UPath
@@ -138,43 +139,79 @@ class Lease:
             raise StoreBusy(f"store {self.path.parent}: the writer's lease was lost during the run ({self.lost})")
 
 
+# stores whose lock this context holds to hand over (``writer_lock(hand_over=True)``): url -> renames the owner
+_HANDED: ContextVar[dict[str, Callable[[str], None]] | None] = ContextVar("lessonlens_handed_locks", default=None)
+
+
 class LockMixin:
     """The single-writer lock of :class:`tasks.store.Store` (a mixin: it uses the store's ``root``, ``modes`` and
     ``umask``)."""
 
     @contextmanager
-    def writer_lock(self, owner: str) -> Iterator[None]:
+    def writer_lock(self, owner: str, hand_over: bool = False) -> Iterator[None]:
         """Hold the store's single-writer lock for the duration of a run, or raise StoreBusy.
 
         An exclusive ``flock`` on ``<store>/.lock``: the operating system releases it when the holding
         process ends, even by ``kill -9``, so a crashed run never leaves a stale lock. (flock is reliable on
         local disks; on network file systems use one store per writer.) On object storage: a :class:`Lease`.
+
+        ``hand_over``: the first ``writer_lock`` of the same store entered inside this one, in the same context,
+        takes it over instead of being refused, and names its own owner from then on. ``lessonlens run`` holds
+        the lock from its look for work through the first chunks it starts while the Prefect API starts, and
+        hands it to the flow's run without a moment unlocked. Any other writer, in this process or another, is
+        refused as ever.
         """
+        handed = _HANDED.get() or {}
+        if self.url in handed:
+            handed[self.url](owner)
+            token = _HANDED.set({url: rename for url, rename in handed.items() if url != self.url})
+            try:
+                yield
+            finally:
+                _HANDED.reset(token)
+            return
         if self.is_remote:
             lease = Lease(self.root / LEASE_FILE, owner, lease_seconds())
             lease.acquire()
             try:
-                yield
+                with self._handing_over(hand_over, lambda name: setattr(lease, "owner", name)):  # renewed with it
+                    yield
             finally:
                 lease.release()
             return
         fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, self.modes[1])
         with open(fd, "a+") as fh:
             self._lock(fh)
-            fh.seek(0)
-            fh.truncate()
-            since = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-            fh.write(f"{owner} (pid {os.getpid()} on {socket.gethostname()}, since {since})")
-            fh.flush()
+
+            def name(text: str) -> None:
+                fh.seek(0)
+                fh.truncate()
+                since = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+                fh.write(f"{text} (pid {os.getpid()} on {socket.gethostname()}, since {since})")
+                fh.flush()
+
+            name(owner)
             # files made by this process and the local workers it starts meanwhile follow the store's policy
             previous_umask = os.umask(self.umask())
             try:
-                yield
+                with self._handing_over(hand_over, name):
+                    yield
             finally:
                 os.umask(previous_umask)
                 fh.seek(0)
                 fh.truncate()
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+    @contextmanager
+    def _handing_over(self, hand_over: bool, rename: Callable[[str], None]) -> Iterator[None]:
+        if not hand_over:
+            yield
+            return
+        token = _HANDED.set({**(_HANDED.get() or {}), self.url: rename})
+        try:
+            yield
+        finally:
+            _HANDED.reset(token)
 
     def check_not_busy(self) -> None:
         """Raise StoreBusy now when another run holds the writer lock (to fail before starting anything)."""
