@@ -25,7 +25,7 @@ from tasks.extract.discover import MANIFEST_COLUMNS, VideoRef, discover
 from tasks.extract.identity import descriptors_missing
 from tasks.extract.video import ExtractParams, extract_chunk, extract_video
 from tasks.predict.privacy import DEFAULT_CROPS_RETENTION_DAYS
-from tasks.store import StepResult, Store, location, path_text, remove_tree, shown
+from tasks.store import StepResult, Store, location, path_text, shown
 
 
 @task(name="discover")
@@ -391,8 +391,6 @@ def _extract_corpus(
     plan = {r.video_id: video_params(params, r.meta, keep_student_crops) for r in refs}
     catalog = st.read_catalog("videos")
     held = set(st.erased_face_tracks())  # a new extraction would bring an erased face track back
-    for video_id in held & {r.video_id for r in refs}:
-        remove_tree(st.work_dir(video_id))  # chunks `lessonlens run` started before an erasure took the store
     done = done_ids(catalog, plan, st)
     known_bad = set() if retry_failed else known_failed_ids(catalog, params)
     todo = [r for r in refs if r.video_id not in done | held | known_bad]
