@@ -8,8 +8,9 @@ starts. Videos are the real single-face 640×360 clip played forwards and backwa
   default 120 × 10 s = 20 min): peak RSS of the largest worker, and its growth long / short;
 - ``many clips``: ``--clips`` clips of ``--clip-seconds`` each (each starts at another frame of the source,
   so that no two have the same content), the long video's total length: the extraction stage's frames/s
-  (the run's own last ``progress`` line: from the first video submitted to the last one recorded), against
-  the long video's;
+  (the run's own last ``progress`` line: from the first video submitted to the last one recorded; chunks that
+  ``lessonlens run`` started before the flow, ``flows.engine.head_start``, are outside that clock) and frames per
+  wall second of the whole run (start-up and inference included), against the long video's;
 - ``finalize alone``: the per-video finalize (tracks, AUs, the partitions written) in a fresh process, on the
   fragments of ``--short-minutes`` and of the long video's length (the real clip's two 10 s chunks extracted
   once, then repeated with their frames and times shifted), its peak RSS above the process' RSS before it
@@ -197,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         "peak RSS long / short video": round(long["largest_worker_peak_mb"] / short["largest_worker_peak_mb"], 2),
         "largest worker peak (MiB), long video": long["largest_worker_peak_mb"],
         "frames/s many clips / one long video": round(clips["frames_per_s"] / long["frames_per_s"], 2),
+        "whole runs, frames per wall second, many clips / one long video": round(
+            (clips["frames"] / clips["run_s"]) / (long["frames"] / long["run_s"]), 2
+        ),
     }
     conditions = {"video": f"{SOURCE.name} played forwards and backwards", "resolution": "640x360", "workers": 2,
                   "defaults": "fps 5, crops, body at 1 fps", "clips": f"{args.clips} × {args.clip_seconds:g} s",
